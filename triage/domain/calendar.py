@@ -1,0 +1,102 @@
+"""Working days and wall-clock time in the service's time zone.
+
+Every instant in and out is timezone-aware UTC; Europe/London (or the catalogue's zone) is used
+only inside these functions, so daylight saving time is handled in one place.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import holidays as holidays_lib
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def require_utc(instant: datetime) -> datetime:
+    """Reject naive datetimes early: a naive time is a bug that moves deadlines by an hour."""
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError("naive datetime: every instant must carry a time zone")
+    return instant.astimezone(UTC)
+
+
+def local_to_utc(day: date, wall: time, zone: ZoneInfo = LONDON) -> datetime:
+    """The instant a wall clock in `zone` shows `wall` on `day`.
+
+    A wall time that does not exist (inside the spring-forward gap) is moved forward to the
+    first instant after the gap, never earlier: nothing may happen before the time asked for.
+    An ambiguous wall time (autumn fall-back) takes its first occurrence.
+    """
+    naive = datetime.combine(day, wall)
+    aware = naive.replace(tzinfo=zone, fold=0)
+    instant = aware.astimezone(UTC)
+    round_trip = instant.astimezone(zone).replace(tzinfo=None)
+    if round_trip != naive:
+        # In the gap: zoneinfo maps fold=0 before the transition; the gap's end is the answer.
+        later = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
+        instant = max(instant, later)
+        back = instant.astimezone(zone).replace(tzinfo=None)
+        if back < naive:
+            instant = instant + (naive - back)
+    return instant
+
+
+def local_date(instant: datetime, zone: ZoneInfo = LONDON) -> date:
+    return instant.astimezone(zone).date()
+
+
+class WorkingCalendar:
+    """Monday to Friday except the bank holidays of one country and subdivision."""
+
+    def __init__(self, country: str = "GB", subdivision: str = "ENG", zone: ZoneInfo = LONDON):
+        self.country = country
+        self.subdivision = subdivision
+        self.zone = zone
+
+    def is_working_day(self, day: date) -> bool:
+        return day.weekday() < 5 and day not in _holidays(self.country, self.subdivision, day.year)
+
+    def holiday_name(self, day: date) -> str | None:
+        name = _holidays(self.country, self.subdivision, day.year).get(day)
+        return str(name) if name else None
+
+    def add_working_days(self, day: date, count: int) -> date:
+        """The `count`-th working day after `day` (`day` itself never counts)."""
+        current = day
+        remaining = count
+        while remaining > 0:
+            current += timedelta(days=1)
+            if self.is_working_day(current):
+                remaining -= 1
+        return current
+
+    def end_of_working_day(self, received_at: datetime, working_days: int, end: time) -> datetime:
+        """End (`end`, local) of the `working_days`-th working day after the day of receipt."""
+        received_day = local_date(received_at, self.zone)
+        return local_to_utc(self.add_working_days(received_day, working_days), end, self.zone)
+
+
+@lru_cache(maxsize=256)
+def _holidays(country: str, subdivision: str, year: int) -> dict[date, str]:
+    table = holidays_lib.country_holidays(country, subdiv=subdivision, years=[year])
+    return {day: str(name) for day, name in table.items()}
+
+
+def parse_clock(text: str) -> time:
+    """`HH:MM` (24-hour) to a time; `24:00` is not accepted (use a window across midnight)."""
+    hours, sep, minutes = text.partition(":")
+    if not sep or len(hours) != 2 or len(minutes) != 2 or not (hours + minutes).isdigit():
+        raise ValueError("must be a time as HH:MM")
+    h, m = int(hours), int(minutes)
+    if h > 23 or m > 59:
+        raise ValueError("must be a time as HH:MM between 00:00 and 23:59")
+    return time(h, m)
+
+
+def age_on(date_of_birth: date, day: date) -> int:
+    years = day.year - date_of_birth.year
+    if (day.month, day.day) < (date_of_birth.month, date_of_birth.day):
+        years -= 1
+    return years
