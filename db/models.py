@@ -1,0 +1,277 @@
+"""SQLAlchemy models: the tables PostgreSQL keeps (the source of truth).
+
+Future work (a contact step, a message, an alert) is a row with `due_at`, written in the same
+transaction as its cause; workers claim due rows with FOR UPDATE SKIP LOCKED.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSONB,
+        list[str]: ARRAY(Text),
+        uuid.UUID: UUID(as_uuid=True),
+    }
+
+
+def _now() -> Any:
+    return func.now()
+
+
+class CatalogueVersion(Base):
+    """Every catalogue content a decision was made with, kept so it can be reproduced."""
+
+    __tablename__ = "catalogue_versions"
+    version: Mapped[str] = mapped_column(String(80), primary_key=True)
+    catalogue_id: Mapped[str] = mapped_column(String(40))
+    content: Mapped[dict[str, Any]]
+    loaded_at: Mapped[datetime] = mapped_column(server_default=_now())
+
+
+class ApiClient(Base):
+    __tablename__ = "api_clients"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    source: Mapped[str] = mapped_column(String(20))  # police | professional
+    per_minute: Mapped[int] = mapped_column(Integer, default=600)
+    batches_per_minute: Mapped[int] = mapped_column(Integer, default=20)
+    created_at: Mapped[datetime] = mapped_column(server_default=_now())
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_clients.id"), index=True)
+    prefix: Mapped[str] = mapped_column(String(8), unique=True)
+    key_hash: Mapped[bytes] = mapped_column(LargeBinary(32))  # HMAC-SHA-256 under the secret
+    scopes: Mapped[list[str]]
+    created_at: Mapped[datetime] = mapped_column(server_default=_now())
+    revoked_at: Mapped[datetime | None]
+
+
+class Referral(Base):
+    __tablename__ = "referrals"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(20), unique=True)
+    client_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_clients.id"))
+    external_ref: Mapped[str | None] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    received_at: Mapped[datetime]
+    referred_at: Mapped[datetime | None]
+    content_hash: Mapped[str] = mapped_column(String(64))
+    # The normalised referral as received (api.md shape): the facts and the people in them.
+    facts: Mapped[dict[str, Any]]
+    decision_id: Mapped[int | None] = mapped_column(BigInteger)
+    priority: Mapped[str] = mapped_column(String(2))
+    contact_due_by: Mapped[datetime | None]
+    flags: Mapped[list[str]] = mapped_column(server_default=text("'{}'"))
+    contact_paused: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    first_contact_at: Mapped[datetime | None]
+    withdrawn_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=_now())
+    __table_args__ = (
+        # Idempotency is the index's job, not a read-then-write race.
+        UniqueConstraint("client_id", "external_ref", name="uq_referrals_client_external_ref"),
+        # The status feed: a client's referrals changed since a time, keyset by (updated_at, id).
+        Index("ix_referrals_client_updated", "client_id", "updated_at", "id"),
+        # The staff queue: open referrals by priority and deadline.
+        Index("ix_referrals_queue", "status", "priority", "contact_due_by"),
+    )
+
+
+class TriageDecision(Base):
+    """Every decision, kept as given: a re-triage or an override sits beside the old one."""
+
+    __tablename__ = "triage_decisions"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"), index=True)
+    decided_at: Mapped[datetime]
+    cause: Mapped[str] = mapped_column(String(20))  # intake | update | override
+    catalogue_version: Mapped[str] = mapped_column(ForeignKey("catalogue_versions.version"))
+    decision: Mapped[dict[str, Any]]
+    explanation: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'"))
+
+
+class Case(Base):
+    """One per allocated service."""
+
+    __tablename__ = "cases"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"))
+    service: Mapped[str] = mapped_column(String(40))
+    role: Mapped[str] = mapped_column(String(12))
+    status: Mapped[str] = mapped_column(String(20))
+    opened_at: Mapped[datetime]
+    first_contact_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    closure_reason: Mapped[str | None] = mapped_column(String(20))
+    flags: Mapped[list[str]] = mapped_column(server_default=text("'{}'"))
+    updated_at: Mapped[datetime] = mapped_column(server_default=_now())
+    __table_args__ = (
+        UniqueConstraint("referral_id", "service", name="uq_cases_referral_service"),
+        Index("ix_cases_service_status", "service", "status"),
+    )
+
+
+class ContactStep(Base):
+    """The next step of a referral's contact plan: only one is open at a time."""
+
+    __tablename__ = "contact_steps"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10))  # call | message | close
+    channel: Mapped[str | None] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(12))
+    due_at: Mapped[datetime]
+    claimed_until: Mapped[datetime | None]
+    message_template: Mapped[str | None] = mapped_column(String(40))
+    message_channel: Mapped[str | None] = mapped_column(String(10))
+    closure_reason: Mapped[str | None] = mapped_column(String(20))
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    attempted_at: Mapped[datetime | None]
+    skip_reason: Mapped[str | None] = mapped_column(String(30))
+    created_at: Mapped[datetime] = mapped_column(server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=_now())
+    __table_args__ = (
+        # Only the next step exists: at most one open step per referral.
+        Index("uq_contact_steps_open", "referral_id", unique=True,
+              postgresql_where=text("status IN ('scheduled', 'due', 'paused')")),
+        Index("ix_contact_steps_due", "due_at", postgresql_where=text("status = 'scheduled'")),
+        Index("ix_contact_steps_referral", "referral_id", "number"),
+    )
+
+
+class Message(Base):
+    """SMS, email or letter: the row is the outbox; its id is the provider reference."""
+
+    __tablename__ = "messages"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    referral_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("referrals.id"), index=True)
+    contact_step_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("contact_steps.id"))
+    purpose: Mapped[str] = mapped_column(String(20))  # contact | survey
+    channel: Mapped[str] = mapped_column(String(10))
+    template: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(12))
+    due_at: Mapped[datetime]
+    claimed_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    provider_status: Mapped[str | None] = mapped_column(String(40))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    # Rendered content and recipient: deleted 7 days after the final status.
+    recipient: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+    final_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=_now())
+    __table_args__ = (
+        Index("ix_messages_queued", "due_at", postgresql_where=text("status = 'queued'")),
+        Index("ix_messages_sending", "claimed_until", postgresql_where=text("status = 'sending'")),
+    )
+
+
+class Alert(Base):
+    """Something the duty lead must see: raised at `due_at` unless resolved before."""
+
+    __tablename__ = "alerts"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(12))  # pending | raised | resolved | cancelled
+    due_at: Mapped[datetime]
+    raised_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(server_default=_now())
+    __table_args__ = (
+        Index("ix_alerts_pending", "due_at", postgresql_where=text("status = 'pending'")),
+    )
+
+
+class AppropriateAdultRequest(Base):
+    """Detainees are not victims: kept apart, in their own table."""
+
+    __tablename__ = "aa_requests"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(20), unique=True)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_clients.id"))
+    external_ref: Mapped[str] = mapped_column(String(100))
+    custody_suite: Mapped[str] = mapped_column(String(100))
+    person: Mapped[dict[str, Any]]
+    request: Mapped[dict[str, Any]]
+    content_hash: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime]
+    needed_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(20))
+    attend_by: Mapped[datetime | None]
+    signpost_to: Mapped[str | None] = mapped_column(String(40))
+    reasons: Mapped[list[str]]
+    flags: Mapped[list[str]]
+    catalogue_version: Mapped[str] = mapped_column(ForeignKey("catalogue_versions.version"))
+    updated_at: Mapped[datetime] = mapped_column(server_default=_now())
+    __table_args__ = (
+        UniqueConstraint("client_id", "external_ref", name="uq_aa_requests_client_external_ref"),
+    )
+
+
+class ClockOffset(Base):
+    """The service clock's offset (dev and tests only): one row, shared by web and workers."""
+
+    __tablename__ = "clock_offset"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offset_seconds: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+
+
+class AuditEvent(Base):
+    """Append-only: a trigger refuses UPDATE and DELETE. No personal data."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(server_default=_now(), index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(40))
+    record_type: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[str] = mapped_column(String(64))
+
+
+class AuditDigest(Base):
+    __tablename__ = "audit_digests"
+    minute: Mapped[datetime] = mapped_column(primary_key=True)
+    events: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+    previous: Mapped[str | None] = mapped_column(String(64))
