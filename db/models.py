@@ -39,7 +39,7 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads it as a class attribute
         datetime: DateTime(timezone=True),
         dict[str, Any]: JSONB,
         list[str]: ARRAY(Text),
@@ -95,7 +95,6 @@ class Referral(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     # The normalised referral as received (api.md shape): the facts and the people in them.
     facts: Mapped[dict[str, Any]]
-    decision_id: Mapped[int | None] = mapped_column(BigInteger)
     priority: Mapped[str] = mapped_column(String(2))
     contact_due_by: Mapped[datetime | None]
     flags: Mapped[list[str]] = mapped_column(server_default=text("'{}'"))
@@ -170,8 +169,12 @@ class ContactStep(Base):
     updated_at: Mapped[datetime] = mapped_column(server_default=_now())
     __table_args__ = (
         # Only the next step exists: at most one open step per referral.
-        Index("uq_contact_steps_open", "referral_id", unique=True,
-              postgresql_where=text("status IN ('scheduled', 'due', 'paused')")),
+        Index(
+            "uq_contact_steps_open",
+            "referral_id",
+            unique=True,
+            postgresql_where=text("status IN ('scheduled', 'due', 'paused')"),
+        ),
         Index("ix_contact_steps_due", "due_at", postgresql_where=text("status = 'scheduled'")),
         Index("ix_contact_steps_referral", "referral_id", "number"),
     )

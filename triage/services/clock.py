@@ -1,0 +1,65 @@
+"""One clock for the service layer: the system clock plus, outside production, an offset kept
+in the database so the web app, the workers and the tests agree on "now" (lifecycle.md)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from triage.settings import get_settings
+
+
+class ClockRefused(RuntimeError):
+    pass
+
+
+async def service_now(db: AsyncSession | AsyncConnection) -> datetime:
+    system = datetime.now(UTC)
+    if get_settings().is_production:
+        return system
+    offset = (
+        await db.execute(text("SELECT offset_seconds FROM clock_offset WHERE id = 1"))
+    ).scalar_one_or_none()
+    return system + timedelta(seconds=offset or 0)
+
+
+async def advance(db: AsyncSession, by: timedelta) -> timedelta:
+    if get_settings().is_production:
+        raise ClockRefused("the clock cannot be moved in production")
+    if by < timedelta(0):
+        raise ClockRefused("the clock only moves forward (use reset)")
+    result = await db.execute(
+        text(
+            "UPDATE clock_offset SET offset_seconds = offset_seconds + :s WHERE id = 1 "
+            "RETURNING offset_seconds"
+        ),
+        {"s": int(by.total_seconds())},
+    )
+    await db.commit()
+    return timedelta(seconds=result.scalar_one())
+
+
+async def reset(db: AsyncSession) -> None:
+    if get_settings().is_production:
+        raise ClockRefused("the clock cannot be moved in production")
+    await db.execute(text("UPDATE clock_offset SET offset_seconds = 0 WHERE id = 1"))
+    await db.commit()
+
+
+def parse_duration(text_value: str) -> timedelta:
+    """`2d`, `36h`, `90m`, `1d12h` -> timedelta."""
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    total, number = 0, ""
+    for char in text_value.strip():
+        if char.isdigit():
+            number += char
+        elif char in units and number:
+            total += int(number) * units[char]
+            number = ""
+        else:
+            raise ValueError("a duration is like 2d, 36h, 90m or 1d12h")
+    if number or total == 0:
+        raise ValueError("a duration is like 2d, 36h, 90m or 1d12h")
+    return timedelta(seconds=total)

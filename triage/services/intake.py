@@ -1,0 +1,229 @@
+"""Referral intake: validate -> triage -> write everything in one transaction -> wake workers.
+
+Idempotency is by (client, external_ref), enforced by a unique index: the same content again
+is `existing`, different content is `conflict`. A batch is validated and triaged in chunks that
+yield to the event loop, then written with one statement per table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db import models
+from triage.domain.catalogue import Catalogue
+from triage.domain.decision import Decision
+from triage.domain.engine import triage
+from triage.domain.problems import InvalidInput, Problem
+from triage.domain.referral import Referral
+from triage.domain.validation import validate_referral
+from triage.services.api_keys import Caller
+from triage.services.catalogues import record_catalogue
+from triage.services.clock import service_now
+from triage.services.references import next_references
+from triage.services.referral_rows import RowSet, add_referral_rows
+from triage.services.wakeups import wake_workers
+
+CHUNK = 250  # referrals validated and triaged between two yields to the event loop
+
+
+@dataclass
+class ItemResult:
+    index: int
+    status: str  # created | existing | invalid | conflict
+    id: uuid.UUID | None = None
+    reference: str | None = None
+    errors: list[Problem] | None = None
+
+
+@dataclass
+class _Prepared:
+    index: int
+    referral: Referral
+    decision: Decision
+    content_hash: str
+
+
+async def submit_referral(
+    sessions: async_sessionmaker[AsyncSession], caller: Caller, body: Any, catalogue: Catalogue
+) -> ItemResult:
+    """One referral; raises InvalidInput with every problem when the body breaks the rules."""
+    results = await _submit(sessions, caller, [body], catalogue, single=True)
+    return results[0]
+
+
+async def submit_batch(
+    sessions: async_sessionmaker[AsyncSession],
+    caller: Caller,
+    bodies: Sequence[Any],
+    catalogue: Catalogue,
+) -> list[ItemResult]:
+    return await _submit(sessions, caller, bodies, catalogue, single=False)
+
+
+async def _submit(
+    sessions: async_sessionmaker[AsyncSession],
+    caller: Caller,
+    bodies: Sequence[Any],
+    catalogue: Catalogue,
+    *,
+    single: bool,
+) -> list[ItemResult]:
+    await record_catalogue(sessions, catalogue)
+    async with sessions() as db:
+        now = await service_now(db)
+    results: list[ItemResult | None] = [None] * len(bodies)
+    prepared: dict[str, _Prepared] = {}  # by external_ref, first occurrence wins
+    duplicates: list[_Prepared] = []
+    for start in range(0, len(bodies), CHUNK):
+        for index in range(start, min(start + CHUNK, len(bodies))):
+            try:
+                referral = validate_referral(
+                    bodies[index],
+                    caller.source,
+                    now,
+                    catalogue,
+                    prefix="" if single else f"referrals[{index}]",
+                )
+            except InvalidInput as invalid:
+                if single:
+                    raise
+                results[index] = ItemResult(index, "invalid", errors=invalid.problems)
+                continue
+            item = _Prepared(
+                index,
+                referral,
+                triage(referral, caller.source, now, catalogue),
+                referral.content_hash(),
+            )
+            if referral.external_ref in prepared:
+                duplicates.append(item)
+            else:
+                prepared[referral.external_ref] = item
+        if len(bodies) > CHUNK:
+            await asyncio.sleep(0)  # let other requests through during a large batch
+
+    created: dict[str, tuple[uuid.UUID, str]] = {}
+    async with sessions() as db:
+        existing = await _existing(db, caller.client_id, list(prepared))
+        fresh = [p for ref, p in prepared.items() if ref not in existing]
+        references = await next_references(
+            db,
+            catalogue.reference_prefixes["victim"],
+            now,
+            len(fresh),
+            catalogue.reference_min_digits,
+        )
+        rows = RowSet()
+        ids: dict[uuid.UUID, _Prepared] = {}
+        for item, reference in zip(fresh, references, strict=True):
+            referral_id = uuid.uuid4()
+            ids[referral_id] = item
+            add_referral_rows(
+                rows,
+                referral_id=referral_id,
+                reference=reference,
+                client_id=caller.client_id,
+                source=caller.source,
+                referral=item.referral,
+                decision=item.decision,
+                received_at=now,
+                catalogue=catalogue,
+            )
+        if rows.referrals:
+            inserted = await db.execute(
+                pg_insert(models.Referral)
+                .on_conflict_do_nothing(constraint="uq_referrals_client_external_ref")
+                .returning(models.Referral.id, models.Referral.reference),
+                rows.referrals,
+            )
+            won = {row.id: row.reference for row in inserted}
+            if len(won) < len(rows.referrals):
+                # A concurrent request took some external_refs first: theirs stand.
+                rows = rows.keep_only(set(won))
+                lost = [ids[i].referral.external_ref for i in ids if i not in won]
+                existing.update(await _existing(db, caller.client_id, lost))
+            await _insert_children(db, rows)
+            created = {ids[i].referral.external_ref: (i, ref) for i, ref in won.items()}
+            await db.execute(
+                insert(models.AuditEvent),
+                [
+                    {
+                        "actor": f"client:{caller.client_id}",
+                        "action": "referral.created",
+                        "record_type": "referral",
+                        "record_id": str(i),
+                    }
+                    for i in won
+                ],
+            )
+        await db.commit()
+
+    for ref, item in prepared.items():
+        if ref in created:
+            referral_id, reference = created[ref]
+            results[item.index] = ItemResult(item.index, "created", referral_id, reference)
+        else:
+            results[item.index] = _against_existing(item, existing[ref])
+    for item in duplicates:
+        first = prepared[item.referral.external_ref]
+        target = created.get(first.referral.external_ref)
+        if target is not None:
+            record = (target[0], target[1], first.content_hash)
+        else:
+            record = existing[first.referral.external_ref]
+        results[item.index] = _against_existing(item, record)
+    if created:
+        wake_workers()  # after the commit only: a wake-up never points at a rolled-back row
+    return [r for r in results if r is not None]
+
+
+def _against_existing(item: _Prepared, record: tuple[uuid.UUID, str, str]) -> ItemResult:
+    referral_id, reference, content_hash = record
+    status = "existing" if content_hash == item.content_hash else "conflict"
+    return ItemResult(item.index, status, referral_id, reference)
+
+
+async def _existing(
+    db: AsyncSession, client_id: uuid.UUID, external_refs: list[str]
+) -> dict[str, tuple[uuid.UUID, str, str]]:
+    if not external_refs:
+        return {}
+    rows = await db.execute(
+        select(
+            models.Referral.external_ref,
+            models.Referral.id,
+            models.Referral.reference,
+            models.Referral.content_hash,
+        ).where(
+            models.Referral.client_id == client_id, models.Referral.external_ref.in_(external_refs)
+        )
+    )
+    return {r.external_ref: (r.id, r.reference, r.content_hash) for r in rows}
+
+
+async def _insert_children(db: AsyncSession, rows: RowSet) -> None:
+    # Parents before children; one statement per table, whatever the batch size.
+    for model, values in (
+        (models.TriageDecision, rows.decisions),
+        (models.Case, rows.cases),
+        (models.ContactStep, rows.steps),
+        (models.Message, rows.messages),
+        (models.Alert, rows.alerts),
+    ):
+        if values:
+            await db.execute(insert(model), values)
+
+
+def now_for_tests() -> datetime:  # pragma: no cover - helper for benches
+    from datetime import UTC
+
+    return datetime.now(UTC)

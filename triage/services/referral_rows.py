@@ -1,0 +1,157 @@
+"""The rows one triaged referral writes: referral, decision, cases, first contact step,
+its message and the alerts due later. Built in memory so that one referral and a batch of ten
+thousand are written by the same set-based statements."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from triage.domain.catalogue import Catalogue
+from triage.domain.decision import Decision
+from triage.domain.engine import first_contact
+from triage.domain.planning import NextStep
+from triage.domain.referral import Referral
+
+P1_ALERT_AFTER = timedelta(hours=4)
+
+
+@dataclass
+class RowSet:
+    referrals: list[dict[str, Any]] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    cases: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+
+    def keep_only(self, referral_ids: set[uuid.UUID]) -> RowSet:
+        def pick(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+            return [r for r in rows if r[key] in referral_ids]
+
+        return RowSet(
+            pick(self.referrals, "id"),
+            pick(self.decisions, "referral_id"),
+            pick(self.cases, "referral_id"),
+            pick(self.steps, "referral_id"),
+            pick(self.messages, "referral_id"),
+            pick(self.alerts, "referral_id"),
+        )
+
+
+def facts_json(referral: Referral) -> dict[str, Any]:
+    return msgspec.to_builtins(referral)  # type: ignore[no-any-return]
+
+
+def add_referral_rows(
+    rows: RowSet,
+    *,
+    referral_id: uuid.UUID,
+    reference: str,
+    client_id: uuid.UUID | None,
+    source: str,
+    referral: Referral,
+    decision: Decision,
+    received_at: datetime,
+    catalogue: Catalogue,
+) -> None:
+    rows.referrals.append(
+        {
+            "id": referral_id,
+            "reference": reference,
+            "client_id": client_id,
+            "external_ref": referral.external_ref,
+            "source": source,
+            "status": "triaged",
+            "received_at": received_at,
+            "referred_at": referral.referred_at,
+            "content_hash": referral.content_hash(),
+            "facts": facts_json(referral),
+            "priority": decision.priority,
+            "contact_due_by": decision.contact_due_by,
+            "flags": list(decision.flags),
+            "created_at": received_at,
+            "updated_at": received_at,
+        }
+    )
+    rows.decisions.append(
+        {
+            "referral_id": referral_id,
+            "decided_at": received_at,
+            "cause": "intake",
+            "catalogue_version": decision.catalogue_version,
+            "decision": decision.to_api(),
+            "explanation": decision.explanation,
+        }
+    )
+    for choice in decision.services:
+        rows.cases.append(
+            {
+                "id": uuid.uuid4(),
+                "referral_id": referral_id,
+                "service": choice.code,
+                "role": choice.role,
+                "status": "awaiting_contact",
+                "opened_at": received_at,
+                "updated_at": received_at,
+            }
+        )
+    if decision.first_contact_step is None:
+        return
+    step = first_contact(referral, received_at, catalogue)
+    if not isinstance(step, NextStep):
+        return
+    add_step_rows(rows, referral_id, step)
+    if decision.priority == "P1":
+        rows.alerts.append(_alert(referral_id, "p1_not_reached", received_at + P1_ALERT_AFTER))
+    if "safe_window_after_deadline" in decision.flags:
+        rows.alerts.append(_alert(referral_id, "safe_window_after_deadline", received_at))
+    if decision.contact_due_by is not None:
+        rows.alerts.append(_alert(referral_id, "deadline_breach", decision.contact_due_by))
+
+
+def add_step_rows(rows: RowSet, referral_id: uuid.UUID, step: NextStep) -> uuid.UUID:
+    step_id = uuid.uuid4()
+    rows.steps.append(
+        {
+            "id": step_id,
+            "referral_id": referral_id,
+            "number": step.number,
+            "kind": step.kind,
+            "channel": step.channel,
+            "status": "scheduled",
+            "due_at": step.due_at,
+            "message_template": step.message_template,
+            "message_channel": step.message_channel,
+            "closure_reason": step.closure_reason,
+        }
+    )
+    if step.message_template and step.message_channel:
+        # A call's accompanying message, or the step's own message: due with the step.
+        rows.messages.append(
+            {
+                "id": uuid.uuid4(),
+                "referral_id": referral_id,
+                "contact_step_id": step_id,
+                "purpose": "contact",
+                "channel": step.message_channel,
+                "template": step.message_template,
+                "status": "queued",
+                "due_at": step.due_at,
+            }
+        )
+    return step_id
+
+
+def _alert(referral_id: uuid.UUID, kind: str, due_at: datetime) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "referral_id": referral_id,
+        "kind": kind,
+        "status": "pending",
+        "due_at": due_at,
+    }

@@ -1,0 +1,60 @@
+"""Configuration from the environment, in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "production"  # production | dev | test
+    database_url: str = ""
+    redis_url: str = ""
+    secret_key: str = ""
+    catalogue_path: str | None = None
+    notifier: str = "outbox"
+    notify_api_key: str = ""
+    notify_base_url: str = "https://api.notifications.service.gov.uk"
+    notify_callback_token: str = ""
+    single_body_limit: int = 1024 * 1024
+    batch_body_limit: int = 32 * 1024 * 1024
+    batch_max_items: int = 10_000
+    default_per_minute: int = 600
+    default_batches_per_minute: int = 20
+    db_pool_size: int = 10
+    log_json: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+
+def load_settings() -> Settings:
+    env = os.environ.get("TRIAGE_ENV", "production")
+    return Settings(
+        env=env,
+        database_url=os.environ.get("DATABASE_URL", ""),
+        redis_url=os.environ.get("REDIS_URL", ""),
+        secret_key=os.environ.get("TRIAGE_SECRET_KEY", ""),
+        catalogue_path=os.environ.get("TRIAGE_CATALOGUE") or None,
+        notifier=os.environ.get("TRIAGE_NOTIFIER", "outbox"),
+        notify_api_key=os.environ.get("NOTIFY_API_KEY", ""),
+        notify_base_url=os.environ.get("NOTIFY_BASE_URL", Settings.notify_base_url),
+        notify_callback_token=os.environ.get("NOTIFY_CALLBACK_TOKEN", ""),
+        db_pool_size=_int("TRIAGE_DB_POOL_SIZE", 10),
+        log_json=os.environ.get("TRIAGE_LOG_FORMAT", "json" if env == "production" else "console")
+        == "json",
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
