@@ -26,21 +26,38 @@ def local_to_utc(day: date, wall: time, zone: ZoneInfo = LONDON) -> datetime:
     """The instant a wall clock in `zone` shows `wall` on `day`.
 
     A wall time that does not exist (inside the spring-forward gap) is moved forward to the
-    first instant after the gap, never earlier: nothing may happen before the time asked for.
-    An ambiguous wall time (autumn fall-back) takes its first occurrence.
+    first instant after the gap (Europe/London, 29 March 2026: 01:30 gives 02:00 BST, 01:00
+    UTC), never earlier: nothing may happen before the time asked for. An ambiguous wall time
+    (autumn fall-back) takes its first occurrence. Cached: the same few days and wall times
+    come back for every referral.
     """
+    return _local_to_utc(day, wall, zone)
+
+
+@lru_cache(maxsize=65536)
+def _local_to_utc(day: date, wall: time, zone: ZoneInfo) -> datetime:
     naive = datetime.combine(day, wall)
-    aware = naive.replace(tzinfo=zone, fold=0)
-    instant = aware.astimezone(UTC)
-    round_trip = instant.astimezone(zone).replace(tzinfo=None)
-    if round_trip != naive:
-        # In the gap: zoneinfo maps fold=0 before the transition; the gap's end is the answer.
-        later = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
-        instant = max(instant, later)
-        back = instant.astimezone(zone).replace(tzinfo=None)
-        if back < naive:
-            instant = instant + (naive - back)
-    return instant
+    instant = naive.replace(tzinfo=zone).astimezone(UTC)  # fold=0: the first occurrence
+    if instant.astimezone(zone).replace(tzinfo=None) == naive:
+        return instant
+    # In the gap. fold=0 used the offset before the transition, so `instant` is as far past
+    # the transition as `wall` is past the gap's start; fold=1 used the offset after it, so
+    # `before` is earlier than the transition. The first instant whose wall clock reads
+    # `wall` or later is the transition itself: find it by bisection (to the microsecond).
+    before = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    low, high = before, instant  # wall(low) < naive <= wall(high)
+    step = high - low
+    while step > _MICROSECOND:
+        middle = low + step // 2
+        if middle.astimezone(zone).replace(tzinfo=None) >= naive:
+            high = middle
+        else:
+            low = middle
+        step = high - low
+    return high
+
+
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def local_date(instant: datetime, zone: ZoneInfo = LONDON) -> date:
@@ -64,18 +81,32 @@ class WorkingCalendar:
 
     def add_working_days(self, day: date, count: int) -> date:
         """The `count`-th working day after `day` (`day` itself never counts)."""
-        current = day
-        remaining = count
-        while remaining > 0:
-            current += timedelta(days=1)
-            if self.is_working_day(current):
-                remaining -= 1
-        return current
+        return _add_working_days(self.country, self.subdivision, day, count)
 
     def end_of_working_day(self, received_at: datetime, working_days: int, end: time) -> datetime:
         """End (`end`, local) of the `working_days`-th working day after the day of receipt."""
         received_day = local_date(received_at, self.zone)
-        return local_to_utc(self.add_working_days(received_day, working_days), end, self.zone)
+        return _end_of_working_day(
+            self.country, self.subdivision, self.zone, received_day, working_days, end
+        )
+
+
+@lru_cache(maxsize=65536)
+def _add_working_days(country: str, subdivision: str, day: date, count: int) -> date:
+    current = day
+    remaining = count
+    while remaining > 0:
+        current += timedelta(days=1)
+        if current.weekday() < 5 and current not in _holidays(country, subdivision, current.year):
+            remaining -= 1
+    return current
+
+
+@lru_cache(maxsize=65536)
+def _end_of_working_day(
+    country: str, subdivision: str, zone: ZoneInfo, day: date, count: int, end: time
+) -> datetime:
+    return local_to_utc(_add_working_days(country, subdivision, day, count), end, zone)
 
 
 @lru_cache(maxsize=256)

@@ -24,7 +24,7 @@ from triage.domain.facts import (
     FACT_VALUES,
     VICTIM_FACTS,
 )
-from triage.domain.rules import Condition, RuleContext, RuleError, compile_condition
+from triage.domain.rules import Condition, Named, RuleContext, RuleError, compile_condition
 from triage.domain.safe_times import DAY_INDEX, SafeTimes, SafeWindow
 
 
@@ -151,8 +151,9 @@ class Catalogue:
 
 def catalogue_version(data: Any) -> str:
     """`sha256:` of the canonical JSON of the parsed content: comments and layout don't count."""
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                           default=str)
+    canonical = json.dumps(
+        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -175,7 +176,9 @@ class _Parser:
             return kind()
         return value
 
-    def text(self, parent: Mapping[str, Any], key: str, path: str, default: str | None = None) -> str:
+    def text(
+        self, parent: Mapping[str, Any], key: str, path: str, default: str | None = None
+    ) -> str:
         value = parent.get(key, default)
         if not isinstance(value, str) or not value.strip():
             self.fail(f"{path}.{key}", "missing or not text")
@@ -218,7 +221,10 @@ def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
     end_of_day = p.clock(meta.get("end_of_working_day", "17:00"), "catalogue.end_of_working_day")
 
     refs = p.section(data, "references", "")
-    prefixes = {"victim": str(refs.get("victim", "")), "appropriate_adult": str(refs.get("appropriate_adult", ""))}
+    prefixes = {
+        "victim": str(refs.get("victim", "")),
+        "appropriate_adult": str(refs.get("appropriate_adult", "")),
+    }
     for kind, prefix in prefixes.items():
         if not re.match(r"^[A-Z]{2,5}$", prefix):
             p.fail(f"references.{kind}", "must be 2 to 5 capital letters")
@@ -294,15 +300,15 @@ def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
     values["local_authority"] = tuple(la_area)
     values["services"] = tuple(code for code, s in services.items() if s.mode == "allocate")
     context = RuleContext(facts=VICTIM_FACTS, values=values)
-    for name, raw in (data.get("conditions") or {}).items():
-        compiled = p.condition(raw, f"conditions.{name}", context)
-        if compiled is not None:
-            from triage.domain.rules import Named
+    _compile_named_conditions(p, data.get("conditions"), context)
 
-            context.named[name] = Named(name, compiled)
-
-    def rules(raw_rules: Any, path: str, key: str, allowed: Mapping[str, Any] | tuple[str, ...],
-              required_when: bool = True) -> list[Rule]:
+    def rules(
+        raw_rules: Any,
+        path: str,
+        key: str,
+        allowed: Mapping[str, Any] | tuple[str, ...],
+        required_when: bool = True,
+    ) -> list[Rule]:
         out: list[Rule] = []
         if not isinstance(raw_rules, list):
             p.fail(path, "missing or not a list")
@@ -328,12 +334,18 @@ def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
     explicit = []
     for index, raw in enumerate(consent.get("police_explicit_required") or []):
         where = f"consent.police_explicit_required[{index}]"
-        when = p.condition(raw.get("when"), f"{where}.when", context) if isinstance(raw, Mapping) else None
+        when = (
+            p.condition(raw.get("when"), f"{where}.when", context)
+            if isinstance(raw, Mapping)
+            else None
+        )
         if when is not None:
             explicit.append(Rule("consent.to_referral", p.text(raw, "reason", where), when, where))
 
     allocation = p.section(data, "allocation", "")
-    allocate_codes = {c: s for c, s in services.items() if s.mode == "allocate" and s.kind == "victim"}
+    allocate_codes = {
+        c: s for c, s in services.items() if s.mode == "allocate" and s.kind == "victim"
+    }
     allocation_rules = rules(allocation.get("rules"), "allocation.rules", "service", allocate_codes)
     primary_order = tuple(allocation.get("primary_order") or ())
     for code in primary_order:
@@ -351,15 +363,19 @@ def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
         p.fail("allocation.primary_order", f"fallback '{fallback_code}' is missing")
 
     signpost_codes = {c: s for c, s in services.items() if s.mode == "signpost"}
-    signpost_rules = rules((data.get("signposting") or {}).get("rules"), "signposting.rules",
-                           "service", signpost_codes)
-    enhanced = rules(data.get("enhanced_rights"), "enhanced_rights", "group",
-                     v.ENHANCED_RIGHTS_GROUPS)
+    signpost_rules = rules(
+        (data.get("signposting") or {}).get("rules"), "signposting.rules", "service", signpost_codes
+    )
+    enhanced = rules(
+        data.get("enhanced_rights"), "enhanced_rights", "group", v.ENHANCED_RIGHTS_GROUPS
+    )
     flag_rules = rules(data.get("flags"), "flags", "flag", v.DECISION_FLAGS)
 
     priorities: list[PriorityLevel] = []
     for index, raw in enumerate(p.section(data, "priority", "", list)):
-        where = f"priority[{index}] ({raw.get('priority', '?') if isinstance(raw, Mapping) else '?'})"
+        where = (
+            f"priority[{index}] ({raw.get('priority', '?') if isinstance(raw, Mapping) else '?'})"
+        )
         if not isinstance(raw, Mapping) or raw.get("priority") not in v.PRIORITIES:
             p.fail(where, f"priority must be one of {', '.join(v.PRIORITIES)}")
             continue
@@ -368,8 +384,9 @@ def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
         if (hours is None) == (days is None):
             p.fail(f"{where}.deadline", "give exactly one of elapsed_hours or working_days")
         when = p.condition(raw["when"], f"{where}.when", context) if "when" in raw else None
-        priorities.append(PriorityLevel(raw["priority"], p.text(raw, "reason", where), when,
-                                        hours, days))
+        priorities.append(
+            PriorityLevel(raw["priority"], p.text(raw, "reason", where), when, hours, days)
+        )
     if priorities and priorities[-1].when is not None:
         p.fail("priority", "the last level must have no 'when' (it is the default)")
 
@@ -405,6 +422,45 @@ def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
     )
 
 
+def _compile_named_conditions(p: _Parser, raw: Any, context: RuleContext) -> None:
+    """Named conditions may refer to each other in any order (the file's order is layout, and
+    layout does not change the catalogue version), but not in a cycle."""
+    if raw is None:
+        return
+    if not isinstance(raw, Mapping):
+        p.fail("conditions", "must be a mapping of names to conditions")
+        return
+    pending: dict[str, Any] = {str(name): value for name, value in raw.items()}
+    while pending:
+        ready = [name for name, value in pending.items() if not _refs(value) & set(pending)]
+        if not ready:
+            cycle = ", ".join(sorted(pending))
+            for name in pending:
+                p.fail(
+                    f"conditions.{name}",
+                    f"named conditions refer to each other in a cycle ({cycle})",
+                )
+            return
+        for name in ready:
+            compiled = p.condition(pending.pop(name), f"conditions.{name}", context)
+            if compiled is not None:
+                context.named[name] = Named(name, compiled)
+
+
+def _refs(raw: Any) -> set[str]:
+    """The names a raw condition refers to with {ref: NAME}, at any depth."""
+    found: set[str] = set()
+    if isinstance(raw, Mapping):
+        if isinstance(raw.get("ref"), str):
+            found.add(raw["ref"])
+        for value in raw.values():
+            found |= _refs(value)
+    elif isinstance(raw, list):
+        for item in raw:
+            found |= _refs(item)
+    return found
+
+
 def parse_safe_windows(p: _Parser | None, raw: Any, path: str, zone: ZoneInfo) -> SafeTimes:
     windows = []
     for index, item in enumerate(raw or []):
@@ -414,7 +470,9 @@ def parse_safe_windows(p: _Parser | None, raw: Any, path: str, zone: ZoneInfo) -
             if p:
                 p.fail(f"{path}[{index}].days", f"days must be from {', '.join(DAY_INDEX)}")
             continue
-        start = p.clock(item.get("from"), f"{path}[{index}].from") if p else parse_clock(item["from"])
+        start = (
+            p.clock(item.get("from"), f"{path}[{index}].from") if p else parse_clock(item["from"])
+        )
         end = p.clock(item.get("to"), f"{path}[{index}].to") if p else parse_clock(item["to"])
         windows.append(SafeWindow(frozenset(DAY_INDEX[d] for d in days), start, end))
     return SafeTimes(tuple(windows), zone)
@@ -459,17 +517,19 @@ def _parse_contact(p: _Parser, raw: Any, zone: ZoneInfo) -> ContactPolicy:
         for channel in channels:
             if channel not in v.MESSAGE_CHANNELS:
                 p.fail(f"{where}.message", f"unknown channel '{channel}'")
-        plan.append(PlanStep(
-            number=int(step.get("step", index + 1)),
-            kind=str(kind),
-            at_triage=at_triage,
-            after=after,
-            working_days=int(when.get("days", 0)),
-            other_half=bool(when.get("other_half", False)),
-            message_template=template,
-            message_channels=channels,
-            closure_reason=step.get("closure_reason"),
-        ))
+        plan.append(
+            PlanStep(
+                number=int(step.get("step", index + 1)),
+                kind=str(kind),
+                at_triage=at_triage,
+                after=after,
+                working_days=int(when.get("days", 0)),
+                other_half=bool(when.get("other_half", False)),
+                message_template=template,
+                message_channels=channels,
+                closure_reason=step.get("closure_reason"),
+            )
+        )
     if not plan or not plan[0].at_triage:
         p.fail("contact.plan", "the first step must be at: triage")
     if plan and plan[-1].kind != "close":
@@ -489,12 +549,16 @@ def _parse_contact(p: _Parser, raw: Any, zone: ZoneInfo) -> ContactPolicy:
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
-def template_problems(text: str, placeholders: tuple[str, ...], sensitive: tuple[str, ...]) -> list[str]:
+def template_problems(
+    text: str, placeholders: tuple[str, ...], sensitive: tuple[str, ...]
+) -> list[str]:
     """Why a message template is not discreet enough to send (empty when it is)."""
     problems = []
     for name in _PLACEHOLDER.findall(text):
         if name not in placeholders:
-            problems.append(f"placeholder {{{name}}} is not allowed (only {', '.join(placeholders)})")
+            problems.append(
+                f"placeholder {{{name}}} is not allowed (only {', '.join(placeholders)})"
+            )
     words = set(re.findall(r"[a-z]+", _PLACEHOLDER.sub(" ", text).lower()))
     for word in sensitive:
         if word in words:
@@ -502,8 +566,9 @@ def template_problems(text: str, placeholders: tuple[str, ...], sensitive: tuple
     return problems
 
 
-def _parse_aa(p: _Parser, raw: Any, services: Mapping[str, Service],
-              targets: Mapping[str, str]) -> AppropriateAdultPolicy:
+def _parse_aa(
+    p: _Parser, raw: Any, services: Mapping[str, Service], targets: Mapping[str, str]
+) -> AppropriateAdultPolicy:
     if not isinstance(raw, Mapping):
         p.fail("appropriate_adult", "missing or not a mapping")
         raw = {}
@@ -515,7 +580,7 @@ def _parse_aa(p: _Parser, raw: Any, services: Mapping[str, Service],
     suites: dict[str, str] = {}
     for index, suite in enumerate(raw.get("custody_suites") or []):
         name, council = suite.get("name"), suite.get("council")
-        if not name or council not in ("kcc", "medway") and not council:
+        if not name or not council:
             p.fail(f"appropriate_adult.custody_suites[{index}]", "needs name and council")
             continue
         suites[str(name)] = str(council)

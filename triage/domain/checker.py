@@ -70,8 +70,13 @@ class Checker:
         return value
 
     def choice(
-        self, parent: Mapping[str, Any], key: str, path: str, allowed: Iterable[str],
-        *, required: bool = False,
+        self,
+        parent: Mapping[str, Any],
+        key: str,
+        path: str,
+        allowed: Iterable[str],
+        *,
+        required: bool = False,
     ) -> str | None:
         value = parent.get(key)
         if value is None:
@@ -103,9 +108,7 @@ class Checker:
                 chosen.append(item)
         return chosen
 
-    def boolean(
-        self, parent: Mapping[str, Any], key: str, path: str
-    ) -> bool | None:
+    def boolean(self, parent: Mapping[str, Any], key: str, path: str) -> bool | None:
         value = parent.get(key)
         if value is None:
             return None
@@ -147,14 +150,18 @@ class Checker:
         if value is None:
             return None
         if not isinstance(value, str) or "T" not in value:
-            self.add(path, "must be a date and time in ISO 8601 with an offset, such as "
-                           "2026-11-20T14:05:00Z")
+            self.add(
+                path,
+                "must be a date and time in ISO 8601 with an offset, such as 2026-11-20T14:05:00Z",
+            )
             return None
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
-            self.add(path, "must be a date and time in ISO 8601 with an offset, such as "
-                           "2026-11-20T14:05:00Z")
+            self.add(
+                path,
+                "must be a date and time in ISO 8601 with an offset, such as 2026-11-20T14:05:00Z",
+            )
             return None
         if parsed.tzinfo is None:
             self.add(path, "must carry a UTC offset (Z or +01:00): naive times are ambiguous")

@@ -35,7 +35,7 @@ OFCOM_DRAMA_RANGES: tuple[tuple[int, int], ...] = (
 def is_drama_number(number: phonenumbers.PhoneNumber) -> bool:
     if number.country_code != 44:
         return False
-    national = number.national_number
+    national = number.national_number or 0
     return any(low <= national <= high for low, high in OFCOM_DRAMA_RANGES)
 
 

@@ -52,16 +52,21 @@ class Decision(msgspec.Struct, frozen=True):
         """Exactly the keys of api.md's `triage` object, times as UTC with `Z`."""
         step = self.first_contact_step
         return {
-            "area": {"code": self.area.code, "local_authority": self.area.local_authority,
-                     "district": self.area.district},
+            "area": {
+                "code": self.area.code,
+                "local_authority": self.area.local_authority,
+                "district": self.area.district,
+            },
             "priority": self.priority,
             "enhanced_rights": list(self.enhanced_rights),
             "contact_due_by": iso_z(self.contact_due_by),
-            "services": [{"code": s.code, "role": s.role, "reasons": list(s.reasons)}
-                         for s in self.services],
+            "services": [
+                {"code": s.code, "role": s.role, "reasons": list(s.reasons)} for s in self.services
+            ],
             "signposts": [{"code": s.code, "reasons": list(s.reasons)} for s in self.signposts],
-            "first_contact_step": None if step is None else {
-                "kind": step.kind, "channel": step.channel, "due_at": iso_z(step.due_at)},
+            "first_contact_step": None
+            if step is None
+            else {"kind": step.kind, "channel": step.channel, "due_at": iso_z(step.due_at)},
             "flags": list(self.flags),
             "catalogue_version": self.catalogue_version,
         }

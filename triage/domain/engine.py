@@ -58,12 +58,16 @@ def triage(
         allocated[catalogue.fallback.target] = [catalogue.fallback.reason]
     order = {code: i for i, code in enumerate(catalogue.primary_order)}
     codes = sorted(allocated, key=lambda code: order.get(code, len(order)))
-    services = [ServiceChoice(code, "primary" if i == 0 else "additional", allocated[code])
-                for i, code in enumerate(codes)]
+    services = [
+        ServiceChoice(code, "primary" if i == 0 else "additional", allocated[code])
+        for i, code in enumerate(codes)
+    ]
     facts["services"] = frozenset(codes)
 
-    signposts = [Signpost(rule.target, reasons)
-                 for rule, reasons in _matches(catalogue.signpost_rules, facts)]
+    signposts = [
+        Signpost(rule.target, reasons)
+        for rule, reasons in _matches(catalogue.signpost_rules, facts)
+    ]
 
     explanation: dict[str, list[str]] = {}
     groups: list[str] = []
@@ -79,7 +83,8 @@ def triage(
         due_by = received_at + timedelta(hours=level.elapsed_hours)
     else:
         due_by = catalogue.calendar.end_of_working_day(
-            received_at, level.working_days or 0, catalogue.end_of_working_day)
+            received_at, level.working_days or 0, catalogue.end_of_working_day
+        )
 
     flags: list[str] = []
     for rule, reasons in _matches(catalogue.flag_rules, facts):

@@ -84,8 +84,9 @@ def referral_facts(referral: Referral, source: str, received_at: datetime) -> di
     if offence.occurred_on is not None and referral.victim.date_of_birth is not None:
         age_at_offence = age_on(referral.victim.date_of_birth, offence.occurred_on)
     elif offence.occurred_on is not None and age is not None:
-        # Only a given age: assume the birthday has not passed since the offence.
-        years_since = received_day.year - offence.occurred_on.year
+        # Only a given age: assume no birthday fell between the offence and receipt beyond
+        # the whole years elapsed (calendar years would age a New Year's offence by one).
+        years_since = age_on(offence.occurred_on, received_day)
         age_at_offence = max(age - years_since, 0)
     return {
         "kind": "victim",

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from triage.domain.calendar import WorkingCalendar, local_date, local_to_utc
 from triage.domain.catalogue import Catalogue, ContactPolicy, PlanStep, parse_safe_windows
@@ -17,6 +19,7 @@ from triage.domain.referral import Referral
 from triage.domain.safe_times import SafeTimes
 
 PHONE_CHANNELS = ("phone", "sms")
+MIDNIGHT = time(0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +62,20 @@ class PlanEnded:
 def contact_rules(referral: Referral, usable: Sequence[str], catalogue: Catalogue) -> ContactRules:
     contact = referral.contact
     if contact.safe_times:
-        raw = [{"days": w.days, "from": w.from_, "to": w.to} for w in contact.safe_times]
-        safe = parse_safe_windows(None, raw, "contact.safe_times", catalogue.zone)
+        key = tuple((tuple(w.days), w.from_, w.to) for w in contact.safe_times)
+        safe = _victim_safe_times(key, catalogue.zone)
     else:
         safe = catalogue.contact.default_safe_times
     return ContactRules(tuple(usable), safe, contact.voicemail_ok, contact.letter_ok)
+
+
+@lru_cache(maxsize=4096)
+def _victim_safe_times(
+    windows: tuple[tuple[tuple[str, ...], str, str], ...], zone: ZoneInfo
+) -> SafeTimes:
+    """Parsed once per distinct set of windows, so the intervals cached on it are reused."""
+    raw = [{"days": list(days), "from": start, "to": end} for days, start, end in windows]
+    return parse_safe_windows(None, raw, "contact.safe_times", zone)
 
 
 def plan_next_step(
@@ -74,17 +86,22 @@ def plan_next_step(
     now: datetime,
 ) -> NextStep | PlanEnded:
     channels = rules.channels
-    if any(step.outcome == "wrong_number" for step in history):
-        channels = tuple(c for c in channels if c not in PHONE_CHANNELS)
+    if not rules.letter_ok and "letter" in channels:
+        channels = tuple(c for c in channels if c != "letter")  # letters only with letter_ok
+    previous: StepRecord | None = None
+    first_due: datetime | None = None
+    index = 0  # plan steps are numbered from 1: the next step's index is the last's number
     if history:
-        last = history[-1]
-        if last.outcome == "reached":
+        previous = history[-1]
+        if previous.outcome == "reached":
             return PlanEnded("reached")
-        if last.outcome == "declined":
+        if previous.outcome == "declined":
             return PlanEnded("declined", "declined")
-    index = history[-1].number if history else 0  # plan steps are numbered from 1
-    previous = history[-1] if history else None
-    first_due = history[0].due_at if history else None
+        if any(step.outcome == "wrong_number" for step in history):
+            # wrong_number stops calls and messages to that number, for the rest of the plan.
+            channels = tuple(c for c in channels if c not in PHONE_CHANNELS)
+        index = previous.number
+        first_due = history[0].due_at
     while index < len(policy.plan):
         step = policy.plan[index]
         due = _due_at(step, policy, calendar, rules.safe_times, previous, first_due, now)
@@ -121,25 +138,34 @@ def _due_at(
     if step.kind == "close":
         return candidate  # closing is the hub's own act, not a contact: no safe-time move
     if previous.outcome == "unsafe_to_talk":
-        # The victim could not talk then: try in the next safe window, not days later.
-        return max(safe.next_window_start(base), now)
+        # The victim could not talk then: try in the next safe window, not days later. When
+        # that window has already begun by `now`, the next safe moment from `now`.
+        window = safe.next_window_start(base)
+        return window if window >= now else safe.next_safe_moment(now)
     if step.other_half:
-        morning = base.astimezone(zone).time() >= policy.half_day_split
-        start = max(local_to_utc(day, wall.replace(hour=0, minute=0), zone), now)
+        # The first safe moment of that working day in the other half of the day (morning
+        # after an afternoon try, afternoon after a morning try); when the safe times hold
+        # only one half, the first safe moment of that working day.
+        morning = wall >= policy.half_day_split
+        start = max(local_to_utc(day, MIDNIGHT, zone), now)
         moment = safe.first_moment_in_half(start, morning, policy.half_day_split)
-        if moment is not None:
-            return moment
+        return moment if moment is not None else safe.next_safe_moment(start)
     return safe.next_safe_moment(candidate)
 
 
 def _resolve(
     step: PlanStep, due: datetime, channels: tuple[str, ...], rules: ContactRules
 ) -> NextStep | None:
-    message_channel = next((c for c in channels if c in step.message_channels), None)
+    message_channel = None
+    for channel in channels:  # the victim's order of preference
+        if channel in step.message_channels:
+            message_channel = channel
+            break
     template = step.message_template if message_channel else None
     if step.kind == "close":
-        return NextStep(step.number, "close", None, due, template, message_channel,
-                        step.closure_reason)
+        return NextStep(
+            step.number, "close", None, due, template, message_channel, step.closure_reason
+        )
     if "phone" in channels:
         return NextStep(step.number, "call", "phone", due, template, message_channel)
     if message_channel is not None and template is not None:

@@ -146,7 +146,7 @@ class ContainsAny(Condition):
 
     def test(self, facts: Facts) -> bool:
         present = facts.get(self.fact)
-        return bool(present) and not self.values.isdisjoint(present)
+        return bool(present) and not self.values.isdisjoint(present)  # type: ignore[arg-type]
 
     def reasons(self, facts: Facts) -> list[str]:
         matched = sorted(self.values.intersection(facts.get(self.fact) or ()))
@@ -273,8 +273,10 @@ def _compile_leaf(raw: Mapping[str, Any], path: str, context: RuleContext) -> Co
             return
         for value in values:
             if value not in allowed:
-                raise RuleError(path, f"'{value}' is not a value of {fact} (one of: "
-                                      f"{', '.join(map(str, allowed))})")
+                raise RuleError(
+                    path,
+                    f"'{value}' is not a value of {fact} (one of: {', '.join(map(str, allowed))})",
+                )
 
     if operator == "equals":
         if kind == SET:
@@ -290,8 +292,9 @@ def _compile_leaf(raw: Mapping[str, Any], path: str, context: RuleContext) -> Co
         return In(fact, frozenset(operand))
     if operator == "contains_any":
         if kind != SET or not isinstance(operand, list) or not operand:
-            raise RuleError(path, f"'contains_any' takes a non-empty list and a list fact "
-                                  f"({fact} is {kind})")
+            raise RuleError(
+                path, f"'contains_any' takes a non-empty list and a list fact ({fact} is {kind})"
+            )
         check_values(operand)
         return ContainsAny(fact, frozenset(operand))
     if operator == "not_empty":

@@ -8,7 +8,7 @@ equals its `from` lasts the whole 24 hours. Contact is moved forward into a wind
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -30,36 +30,56 @@ class SafeWindow:
         return begins, local_to_utc(end_day, self.end, zone)
 
 
+Interval = tuple[datetime, datetime]
+
+
 @dataclass(frozen=True, slots=True)
 class SafeTimes:
     windows: tuple[SafeWindow, ...]
     zone: ZoneInfo = LONDON
+    # Intervals by local day, filled on use (the same few days come back for every referral).
+    _days: dict[date, tuple[Interval, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
-    def intervals_from(self, instant: datetime, days: int = 9) -> Iterator[tuple[datetime, datetime]]:
+    def intervals_on(self, day: date) -> tuple[Interval, ...]:
+        """The safe intervals (UTC) of the windows that begin on local `day`, by start.
+
+        An interval that holds no instant (a window inside the spring-forward gap, such as
+        01:00-02:00 on 29 March 2026) is left out: no wall clock shows those times that day.
+        """
+        found = self._days.get(day)
+        if found is None:
+            if len(self._days) >= _DAYS_KEPT:
+                self._days.clear()
+            found = self._days[day] = _intervals_on(self.windows, self.zone, day)
+        return found
+
+    def intervals_from(self, instant: datetime, days: int = 9) -> Iterator[Interval]:
         """Safe intervals (UTC) that end after `instant`, in order of their start.
 
-        Starts the day before, because yesterday's window may run past midnight into today.
+        Starts the day before, because yesterday's window may run past midnight into today;
+        looks `days` days ahead. Lazy: callers usually need only the first one or two.
         """
-        first = local_date(instant, self.zone) - timedelta(days=1)
-        found: list[tuple[datetime, datetime]] = []
-        for offset in range(days + 1):
-            day = first + timedelta(days=offset)
-            weekday = day.weekday()
-            for window in self.windows:
-                if weekday in window.days:
-                    begins, ends = window.interval_on(day, self.zone)
-                    if ends > instant:
-                        found.append((begins, ends))
-        found.sort()
-        return iter(found)
+        day = local_date(instant, self.zone) - ONE_DAY
+        for _ in range(days + 1):
+            for interval in self.intervals_on(day):
+                if interval[1] > instant:
+                    yield interval
+            day += ONE_DAY
 
     def contains(self, instant: datetime) -> bool:
         return any(begins <= instant for begins, _ in self.intervals_from(instant, days=1))
 
     def next_safe_moment(self, instant: datetime) -> datetime:
         """`instant` when it is safe, else the start of the next safe window."""
-        for begins, _ends in self.intervals_from(instant):
-            return max(begins, instant)
+        # intervals_from, unrolled: this runs for every referral triaged.
+        day = local_date(instant, self.zone) - ONE_DAY
+        for _ in range(10):
+            for begins, ends in self.intervals_on(day):
+                if ends > instant:
+                    return begins if begins > instant else instant
+            day += ONE_DAY
         raise ValueError("no safe window in the coming week")
 
     def next_window_start(self, instant: datetime) -> datetime:
@@ -78,10 +98,12 @@ class SafeTimes:
         # Every window overlaps the current one (round-the-clock safe times): next day.
         return self.next_safe_moment((current_end or instant) + timedelta(minutes=1))
 
-    def first_moment_in_half(self, instant: datetime, morning: bool, split: time) -> datetime | None:
+    def first_moment_in_half(
+        self, instant: datetime, morning: bool, split: time
+    ) -> datetime | None:
         """The first safe moment at or after `instant` in the morning (before `split`) or the
         afternoon (from `split`), Europe/London; None when the safe times hold no such moment."""
-        for begins, ends in self.intervals_from(max(instant, instant)):
+        for begins, ends in self.intervals_from(instant):
             start = max(begins, instant)
             for candidate in _half_boundaries(start, ends, split, self.zone):
                 wall = candidate.astimezone(self.zone).time()
@@ -90,7 +112,29 @@ class SafeTimes:
         return None
 
 
-def _half_boundaries(start: datetime, ends: datetime, split: time, zone: ZoneInfo) -> list[datetime]:
+ONE_DAY = timedelta(days=1)
+
+
+_DAYS_KEPT = 4096
+
+
+def _intervals_on(
+    windows: tuple[SafeWindow, ...], zone: ZoneInfo, day: date
+) -> tuple[Interval, ...]:
+    weekday = day.weekday()
+    found = []
+    for window in windows:
+        if weekday in window.days:
+            begins, ends = window.interval_on(day, zone)
+            if begins < ends:
+                found.append((begins, ends))
+    found.sort()
+    return tuple(found)
+
+
+def _half_boundaries(
+    start: datetime, ends: datetime, split: time, zone: ZoneInfo
+) -> list[datetime]:
     """`start` and every midnight and split instant inside [start, ends)."""
     points = [start]
     day = local_date(start, zone)

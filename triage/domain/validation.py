@@ -24,10 +24,32 @@ from triage.domain.referral import (
     Victim,
 )
 
-TOP_FIELDS = ("external_ref", "referred_at", "victim", "contact", "offence", "flags", "risk",
-              "needs", "consent", "referrer", "notes")
-VICTIM_FIELDS = ("first_name", "last_name", "date_of_birth", "age", "gender", "phone", "email",
-                 "address", "language", "interpreter_needed", "vulnerabilities")
+TOP_FIELDS = (
+    "external_ref",
+    "referred_at",
+    "victim",
+    "contact",
+    "offence",
+    "flags",
+    "risk",
+    "needs",
+    "consent",
+    "referrer",
+    "notes",
+)
+VICTIM_FIELDS = (
+    "first_name",
+    "last_name",
+    "date_of_birth",
+    "age",
+    "gender",
+    "phone",
+    "email",
+    "address",
+    "language",
+    "interpreter_needed",
+    "vulnerabilities",
+)
 ADDRESS_FIELDS = ("line1", "line2", "town", "county", "postcode")
 CONTACT_FIELDS = ("channels", "safe_times", "voicemail_ok", "letter_ok", "notes")
 OFFENCE_FIELDS = ("category", "ho_code", "description", "occurred_on", "hate_motivations")
@@ -53,8 +75,9 @@ def validate_referral(
     return referral
 
 
-def _check(c: Checker, body: Any, source: str, received_at: datetime,
-           catalogue: Catalogue) -> Referral | None:
+def _check(
+    c: Checker, body: Any, source: str, received_at: datetime, catalogue: Catalogue
+) -> Referral | None:
     root = c.object(body, "", TOP_FIELDS)
     if root is None:
         return None
@@ -62,13 +85,14 @@ def _check(c: Checker, body: Any, source: str, received_at: datetime,
     external_ref = c.text(root, "external_ref", "external_ref", required=True, max_length=100)
     referred_at = c.instant(root, "referred_at", "referred_at")
 
-    victim_raw = c.mapping(root, "victim", "victim", VICTIM_FIELDS)
-    if victim_raw is None:
+    # A missing object is "required"; one of the wrong type is reported once, by its type.
+    victim_given = root.get("victim")
+    victim_raw = c.mapping(root, "victim", "victim", VICTIM_FIELDS) or {}
+    if victim_given is None:
         c.add("victim", "is required")
-        victim_raw = {}
     first = c.text(victim_raw, "first_name", "victim.first_name", max_length=100)
     last = c.text(victim_raw, "last_name", "victim.last_name", max_length=100)
-    if first is None and last is None and "victim" in root:
+    if first is None and last is None and isinstance(victim_given, dict):
         c.add("victim.first_name", "give victim.first_name or victim.last_name")
     dob = c.date(victim_raw, "date_of_birth", "victim.date_of_birth")
     age = c.integer(victim_raw, "age", "victim.age", 0, 120)
@@ -89,8 +113,14 @@ def _check(c: Checker, body: Any, source: str, received_at: datetime,
             line2=c.text(address_raw, "line2", "victim.address.line2"),
             town=c.text(address_raw, "town", "victim.address.town", max_length=100),
             county=c.text(address_raw, "county", "victim.address.county", max_length=100),
-            postcode=c.normalised(address_raw, "postcode", "victim.address.postcode",
-                                  normalise_postcode, POSTCODE_MESSAGE, max_length=10),
+            postcode=c.normalised(
+                address_raw,
+                "postcode",
+                "victim.address.postcode",
+                normalise_postcode,
+                POSTCODE_MESSAGE,
+                max_length=10,
+            ),
         )
     language = c.text(victim_raw, "language", "victim.language", max_length=2)
     if language is not None and language not in v.LANGUAGES:
@@ -103,13 +133,17 @@ def _check(c: Checker, body: Any, source: str, received_at: datetime,
         age=age if dob is None else age_on(dob, today),
         gender=c.choice(victim_raw, "gender", "victim.gender", v.GENDERS),
         phone=c.normalised(victim_raw, "phone", "victim.phone", normalise_phone, PHONE_MESSAGE, 30),
-        email=c.normalised(victim_raw, "email", "victim.email", normalise_email, EMAIL_MESSAGE, 254),
+        email=c.normalised(
+            victim_raw, "email", "victim.email", normalise_email, EMAIL_MESSAGE, 254
+        ),
         address=address,
         language=language,
-        interpreter_needed=bool(c.boolean(victim_raw, "interpreter_needed",
-                                          "victim.interpreter_needed")),
-        vulnerabilities=c.choices(victim_raw, "vulnerabilities", "victim.vulnerabilities",
-                                  v.VULNERABILITIES),
+        interpreter_needed=bool(
+            c.boolean(victim_raw, "interpreter_needed", "victim.interpreter_needed")
+        ),
+        vulnerabilities=c.choices(
+            victim_raw, "vulnerabilities", "victim.vulnerabilities", v.VULNERABILITIES
+        ),
     )
 
     contact_raw = c.mapping(root, "contact", "contact", CONTACT_FIELDS) or {}
@@ -121,23 +155,29 @@ def _check(c: Checker, body: Any, source: str, received_at: datetime,
         notes=c.text(contact_raw, "notes", "contact.notes", max_length=2000),
     )
 
-    offence_raw = c.mapping(root, "offence", "offence", OFFENCE_FIELDS)
-    if offence_raw is None:
+    offence_given = root.get("offence")
+    offence_raw = c.mapping(root, "offence", "offence", OFFENCE_FIELDS) or {}
+    if offence_given is None:
         c.add("offence.category", "is required")
-        offence_raw = {}
     occurred_on = c.date(offence_raw, "occurred_on", "offence.occurred_on")
     if occurred_on is not None and occurred_on > today:
         c.add("offence.occurred_on", "must not be in the future")
         occurred_on = None
-    category = c.choice(offence_raw, "category", "offence.category", v.OFFENCE_CATEGORIES,
-                        required="offence" in root)
+    category = c.choice(
+        offence_raw,
+        "category",
+        "offence.category",
+        v.OFFENCE_CATEGORIES,
+        required=isinstance(offence_given, dict),
+    )
     offence = Offence(
         category=category or "other",
         ho_code=c.text(offence_raw, "ho_code", "offence.ho_code", max_length=20),
         description=c.text(offence_raw, "description", "offence.description", max_length=4000),
         occurred_on=occurred_on,
-        hate_motivations=c.choices(offence_raw, "hate_motivations", "offence.hate_motivations",
-                                   v.HATE_MOTIVATIONS),
+        hate_motivations=c.choices(
+            offence_raw, "hate_motivations", "offence.hate_motivations", v.HATE_MOTIVATIONS
+        ),
     )
     flags = c.choices(root, "flags", "flags", v.REFERRAL_FLAGS)
     risk_raw = c.mapping(root, "risk", "risk", RISK_FIELDS) or {}
@@ -154,10 +194,12 @@ def _check(c: Checker, body: Any, source: str, received_at: datetime,
             organisation=c.text(referrer_raw, "organisation", "referrer.organisation"),
             name=c.text(referrer_raw, "name", "referrer.name"),
             role=c.text(referrer_raw, "role", "referrer.role"),
-            phone=c.normalised(referrer_raw, "phone", "referrer.phone", normalise_phone,
-                               PHONE_MESSAGE, 30),
-            email=c.normalised(referrer_raw, "email", "referrer.email", normalise_email,
-                               EMAIL_MESSAGE, 254),
+            phone=c.normalised(
+                referrer_raw, "phone", "referrer.phone", normalise_phone, PHONE_MESSAGE, 30
+            ),
+            email=c.normalised(
+                referrer_raw, "email", "referrer.email", normalise_email, EMAIL_MESSAGE, 254
+            ),
         )
     notes = c.text(root, "notes", "notes", max_length=8000)
 
@@ -173,10 +215,9 @@ def _check(c: Checker, body: Any, source: str, received_at: datetime,
         recorded_by=c.text(given, "recorded_by", "consent.recorded_by", max_length=100),
         recorded_at=c.instant(given, "recorded_at", "consent.recorded_at"),
     )
-    if external_ref is None:
-        return None
+    # Checked on, even without an external_ref, so that every problem is reported at once.
     referral = Referral(
-        external_ref=external_ref,
+        external_ref=external_ref or "",
         referred_at=referred_at,
         victim=victim,
         offence=offence,
@@ -190,20 +231,31 @@ def _check(c: Checker, body: Any, source: str, received_at: datetime,
     )
     _check_consent(c, referral, to_referral, source, received_at, catalogue)
     if consent.to_contact and not usable_channels(referral):
-        c.add("contact.channels", "no usable contact route: list a channel with what it needs "
-                                  "(phone or sms with a phone number, email with an email "
-                                  "address, letter with a postal address and letter_ok true)")
-    return referral
+        c.add(
+            "contact.channels",
+            "no usable contact route: list a channel with what it needs "
+            "(phone or sms with a phone number, email with an email "
+            "address, letter with a postal address and letter_ok true)",
+        )
+    return referral if external_ref is not None else None
 
 
-def _check_consent(c: Checker, referral: Referral, to_referral: bool | None, source: str,
-                   received_at: datetime, catalogue: Catalogue) -> None:
+def _check_consent(
+    c: Checker,
+    referral: Referral,
+    to_referral: bool | None,
+    source: str,
+    received_at: datetime,
+    catalogue: Catalogue,
+) -> None:
     if source == "self":
         return  # a self-referral consents by being submitted
     if source == "professional":
         if to_referral is not True:
-            c.add("consent.to_referral", "a professional must confirm the victim's consent "
-                                         "(consent.to_referral: true)")
+            c.add(
+                "consent.to_referral",
+                "a professional must confirm the victim's consent (consent.to_referral: true)",
+            )
         return
     if to_referral is False:
         c.add("consent.to_referral", "the victim asked not to be referred")
@@ -226,8 +278,13 @@ def usable_channels(referral: Referral) -> list[str]:
             usable.append(channel)
         elif channel == "email" and victim.email:
             usable.append(channel)
-        elif (channel == "letter" and contact.letter_ok and victim.address is not None
-              and victim.address.line1 and victim.address.postcode):
+        elif (
+            channel == "letter"
+            and contact.letter_ok
+            and victim.address is not None
+            and victim.address.line1
+            and victim.address.postcode
+        ):
             usable.append(channel)
     return usable
 

@@ -70,7 +70,12 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SOURCES = ("police", "professional", "self")
 KINDS = ("victim", "appropriate_adult")
 PRIORITIES = ("P1", "P2", "P3")
-ENHANCED_RIGHTS_GROUPS = ("most_serious_crime", "persistently_targeted", "vulnerable", "intimidated")
+ENHANCED_RIGHTS_GROUPS = (
+    "most_serious_crime",
+    "persistently_targeted",
+    "vulnerable",
+    "intimidated",
+)
 
 # Flags on a referral that a person must act on (lifecycle.md). The engine raises the
 # decision's; case work adds service_review.
@@ -84,7 +89,14 @@ DECISION_FLAGS = (
     "service_review",
 )
 
-CALL_OUTCOMES = ("reached", "no_answer", "voicemail_left", "wrong_number", "declined", "unsafe_to_talk")
+CALL_OUTCOMES = (
+    "reached",
+    "no_answer",
+    "voicemail_left",
+    "wrong_number",
+    "declined",
+    "unsafe_to_talk",
+)
 
 # ISO 639-1 language codes (victim.language).
 LANGUAGES = frozenset(
@@ -93,5 +105,6 @@ LANGUAGES = frozenset(
     hu hy hz ia id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la
     lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj
     om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq sr ss st su sv
-    sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu""".split()
+    sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu
+    """.split()
 )

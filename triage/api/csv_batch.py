@@ -1,0 +1,138 @@
+"""CSV batches: one row per referral, columns named by dotted field paths (api.md).
+
+Lists are separated by `;`; `contact.safe_times` is windows separated by `;`, each days then
+hours: `mon-fri 09:00-12:00; sat,sun 10:00-14:00`. Booleans are true/false (or yes/no),
+blank cells are absent fields. Each row becomes the same body a JSON batch would carry.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from triage.domain import validation as v
+from triage.domain.problems import Problem
+
+LIST_COLUMNS = {
+    "victim.vulnerabilities",
+    "contact.channels",
+    "offence.hate_motivations",
+    "flags",
+    "needs",
+}
+BOOL_COLUMNS = {
+    "victim.interpreter_needed",
+    "contact.voicemail_ok",
+    "contact.letter_ok",
+    "risk.marac_referred",
+    "consent.to_referral",
+    "consent.to_contact",
+    "consent.to_survey",
+}
+INT_COLUMNS = {"victim.age", "risk.dash_score"}
+DAY_ORDER = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def known_columns() -> list[str]:
+    columns = ["external_ref", "referred_at", "notes"]
+    columns += [f"victim.{f}" for f in v.VICTIM_FIELDS if f != "address"]
+    columns += [f"victim.address.{f}" for f in v.ADDRESS_FIELDS]
+    columns += [f"contact.{f}" for f in v.CONTACT_FIELDS]
+    columns += [f"offence.{f}" for f in v.OFFENCE_FIELDS]
+    columns += [f"risk.{f}" for f in v.RISK_FIELDS]
+    columns += [f"consent.{f}" for f in v.CONSENT_FIELDS]
+    columns += [f"referrer.{f}" for f in v.REFERRER_FIELDS]
+    return columns
+
+
+KNOWN = set(known_columns())
+CSV_DOC = (
+    "CSV batches: `Content-Type: text/csv`, a header row of dotted field paths ("
+    + ", ".join(known_columns())
+    + "), one row per referral. Lists are separated by `;`. `contact.safe_times` is windows "
+    "separated by `;`, each days then hours, such as `mon-fri 09:00-12:00; sat,sun 10:00-14:00`. "
+    "Booleans are true or false; blank cells are absent fields. Required columns: external_ref, "
+    "offence.category and victim.first_name or victim.last_name."
+)
+
+
+class CsvProblem(ValueError):
+    def __init__(self, problems: list[Problem]):
+        super().__init__("bad CSV")
+        self.problems = problems
+
+
+def parse_csv(text: str) -> list[dict[str, Any]]:
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    problems = [Problem(f"columns.{h}", "is not a known column") for h in header if h not in KNOWN]
+    for required in ("external_ref", "offence.category"):
+        if required not in header:
+            problems.append(Problem(f"columns.{required}", "is a required column"))
+    if "victim.first_name" not in header and "victim.last_name" not in header:
+        problems.append(
+            Problem(
+                "columns.victim.first_name",
+                "a victim.first_name or victim.last_name column is required",
+            )
+        )
+    if problems:
+        raise CsvProblem(problems)
+    bodies = []
+    for row in reader:
+        body: dict[str, Any] = {}
+        for raw_key, cell in row.items():
+            if raw_key is None or cell is None:
+                continue
+            key = raw_key.strip()
+            value = cell.strip()
+            if value == "":
+                continue
+            _set(body, key, _convert(key, value))
+        bodies.append(body)
+    return bodies
+
+
+def _convert(key: str, value: str) -> Any:
+    if key in LIST_COLUMNS:
+        return [item.strip() for item in value.split(";") if item.strip()]
+    if key in BOOL_COLUMNS:
+        lowered = value.lower()
+        if lowered in ("true", "yes", "1"):
+            return True
+        if lowered in ("false", "no", "0"):
+            return False
+        return value  # left as text: validation reports "must be true or false"
+    if key in INT_COLUMNS:
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    if key == "contact.safe_times":
+        return [_window(part.strip()) for part in value.split(";") if part.strip()]
+    return value
+
+
+def _window(text: str) -> Any:
+    """`mon-fri 09:00-12:00` -> {"days": [...], "from": "09:00", "to": "12:00"}."""
+    days_part, _, hours = text.rpartition(" ")
+    start, _, end = hours.partition("-")
+    days: list[str] = []
+    for chunk in days_part.replace(" ", "").split(","):
+        if "-" in chunk:
+            first, _, last = chunk.partition("-")
+            if first in DAY_ORDER and last in DAY_ORDER:
+                i, j = DAY_ORDER.index(first), DAY_ORDER.index(last)
+                days += DAY_ORDER[i : j + 1] if i <= j else DAY_ORDER[i:] + DAY_ORDER[: j + 1]
+                continue
+        days.append(chunk)
+    return {"days": days, "from": start, "to": end}
+
+
+def _set(body: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    target = body
+    for part in parts[:-1]:
+        target = target.setdefault(part, {})
+    target[parts[-1]] = value

@@ -1,0 +1,123 @@
+"""RFC 9457 problem+json answers, for every error the API gives."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from triage.domain.problems import InvalidInput, Problem, problem_body
+
+PROBLEM = "application/problem+json"
+BASE = "https://triage.example/problems/"
+
+
+class ApiProblem(Exception):
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str = "",
+        errors: Sequence[Problem] = (),
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(title)
+        self.status, self.slug, self.title, self.detail = status, slug, title, detail
+        self.errors = list(errors)
+        self.headers = headers or {}
+
+
+def problem(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str = "",
+    errors: Sequence[Problem] = (),
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
+    body = {
+        "type": BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "errors": [{"path": e.path, "message": e.message} for e in errors],
+    }
+    return Response(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def on_api_problem(_: Request[Any, Any, Any], exc: ApiProblem) -> Response[Any]:
+    return problem(exc.status, exc.slug, exc.title, exc.detail, exc.errors, exc.headers)
+
+
+def on_invalid(_: Request[Any, Any, Any], exc: InvalidInput) -> Response[Any]:
+    return Response(problem_body(exc.problems, exc.title), status_code=422, media_type=PROBLEM)
+
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorised",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    429: "Too many requests",
+}
+
+
+def on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    if status >= 500:
+        return problem(
+            status,
+            "server-error",
+            "Server error",
+            "the service could not answer; nothing was written",
+        )
+    # Litestar's own detail can quote the input; answer with a fixed sentence instead.
+    title = _TITLES.get(status, "Request refused")
+    return problem(
+        status,
+        title.lower().replace(" ", "-"),
+        title,
+        title,
+        headers=getattr(exc, "headers", None) or None,
+    )
+
+
+def on_database_down(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return problem(
+        503,
+        "unavailable",
+        "Service unavailable",
+        "the database could not be reached; nothing was written, try again",
+        headers={"Retry-After": "5"},
+    )
+
+
+def on_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return on_database_down(_, exc)
+    if isinstance(exc, ConnectionError | OSError):
+        return on_database_down(_, exc)
+    return problem(
+        500, "server-error", "Server error", "the service could not answer; nothing was written"
+    )
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    ApiProblem: on_api_problem,
+    InvalidInput: on_invalid,
+    HTTPException: on_http,
+    OperationalError: on_database_down,
+    InterfaceError: on_database_down,
+    PoolTimeout: on_database_down,
+    ConnectionError: on_database_down,
+    OSError: on_database_down,
+    Exception: on_unexpected,
+}

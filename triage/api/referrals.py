@@ -1,0 +1,197 @@
+"""The machine API for police and partner systems (api.md), under /api/v1."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.params import Parameter
+
+from triage.api.csv_batch import CSV_DOC, CsvProblem, parse_csv
+from triage.api.problems import ApiProblem
+from triage.api.security import caller_for
+from triage.domain.problems import Problem
+from triage.services import intake, referral_views
+
+SINGLE_LIMIT = 1024 * 1024
+BATCH_LIMIT = 32 * 1024 * 1024
+BATCH_MAX_ITEMS = 10_000
+
+
+def _media_type(request: Request[Any, Any, Any]) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def read_json(request: Request[Any, Any, Any]) -> Any:
+    if _media_type(request) != "application/json":
+        raise ApiProblem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send the body as application/json",
+        )
+    raw = await request.body()
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError as error:
+        # msgspec's message names a position, never the content.
+        raise ApiProblem(
+            400, "malformed-json", "Malformed JSON", f"the body is not valid JSON ({error})"
+        ) from None
+
+
+def _parse_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ApiProblem(404, "not-found", "Not found", "no such referral") from None
+
+
+class ReferralController(Controller):
+    path = "/api/v1/referrals"
+    tags = ["referrals"]  # noqa: RUF012 - Litestar reads it from the class
+
+    @post(
+        "/",
+        status_code=201,
+        request_max_body_size=SINGLE_LIMIT,
+        summary="Create (triage) one referral",
+        description="201 with the triaged referral; 200 when the same external_ref and "
+        "content were sent before; 409 when the content differs (use PATCH).",
+    )
+    async def create(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        caller = await caller_for(request, "referrals:write")
+        body = await read_json(request)
+        state = request.app.state
+        result = await intake.submit_referral(state.sessions, caller, body, state.catalogue)
+        if result.status == "conflict":
+            raise ApiProblem(
+                409,
+                "conflict",
+                "Conflict",
+                f"external_ref was already used for a referral with different content; send "
+                f"changes with PATCH /api/v1/referrals/{result.id}",
+            )
+        assert result.id is not None  # created, existing and conflict all name a referral
+        async with state.sessions() as db:
+            view = await referral_views.get_for_client(db, caller.client_id, result.id)
+        return Response(view, status_code=201 if result.status == "created" else 200)
+
+    @post(
+        "/batch",
+        status_code=200,
+        request_max_body_size=BATCH_LIMIT,
+        summary="Create up to 10,000 referrals (JSON or CSV)",
+        description=CSV_DOC,
+    )
+    async def batch(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        caller = await caller_for(request, "referrals:write", batch=True)
+        media = _media_type(request)
+        if media == "text/csv":
+            raw = await request.body()
+            try:
+                bodies: list[Any] = parse_csv(raw.decode("utf-8-sig"))
+            except UnicodeDecodeError:
+                raise ApiProblem(
+                    400, "malformed-csv", "Malformed CSV", "the body must be UTF-8 text"
+                ) from None
+            except CsvProblem as bad:
+                raise ApiProblem(
+                    422, "validation", "Invalid CSV", f"{len(bad.problems)} problems", bad.problems
+                ) from None
+        else:
+            body = await read_json(request)
+            if not isinstance(body, dict) or not isinstance(body.get("referrals"), list):
+                raise ApiProblem(
+                    422,
+                    "validation",
+                    "Invalid batch",
+                    "1 problem",
+                    [Problem("referrals", "must be a list of referrals")],
+                )
+            bodies = body["referrals"]
+        if len(bodies) > BATCH_MAX_ITEMS:
+            raise ApiProblem(
+                413,
+                "too-many-items",
+                "Request body too large",
+                f"a batch holds at most {BATCH_MAX_ITEMS} referrals",
+            )
+        state = request.app.state
+        results = await intake.submit_batch(state.sessions, caller, bodies, state.catalogue)
+        counts = {"created": 0, "existing": 0, "invalid": 0, "conflict": 0}
+        items = []
+        for r in results:
+            counts[r.status] += 1
+            items.append(
+                {
+                    "index": r.index,
+                    "status": r.status,
+                    "id": str(r.id) if r.id else None,
+                    "reference": r.reference,
+                    "errors": [{"path": e.path, "message": e.message} for e in r.errors or []],
+                }
+            )
+        return {"counts": counts, "items": items}
+
+    @get("/{referral_id:str}", summary="One referral, for the client that sent it")
+    async def read(self, request: Request[Any, Any, Any], referral_id: str) -> dict[str, Any]:
+        caller = await caller_for(request, "referrals:read")
+        async with request.app.state.sessions() as db:
+            view = await referral_views.get_for_client(db, caller.client_id, _parse_id(referral_id))
+        if view is None:
+            raise ApiProblem(404, "not-found", "Not found", "no such referral")
+        return view
+
+    @get("/", summary="The client's referrals by external_ref, or changed since a time")
+    async def search(
+        self,
+        request: Request[Any, Any, Any],
+        external_ref: str | None = None,
+        updated_since: str | None = None,
+        cursor: str | None = None,
+        limit: int = Parameter(default=100, ge=1, le=500),
+    ) -> dict[str, Any]:
+        caller = await caller_for(request, "referrals:read")
+        async with request.app.state.sessions() as db:
+            if external_ref is not None:
+                items = await referral_views.by_external_ref(db, caller.client_id, external_ref)
+                return {"items": items, "next_cursor": None}
+            since = None
+            if updated_since is not None:
+                try:
+                    since = datetime.fromisoformat(updated_since)
+                except ValueError:
+                    since = None
+                if since is None or since.tzinfo is None:
+                    raise ApiProblem(
+                        422,
+                        "validation",
+                        "Invalid query",
+                        "1 problem",
+                        [Problem("updated_since", "must be ISO 8601 with an offset")],
+                    )
+            elif cursor is None:
+                raise ApiProblem(
+                    422,
+                    "validation",
+                    "Invalid query",
+                    "1 problem",
+                    [Problem("external_ref", "give external_ref, updated_since or cursor")],
+                )
+            try:
+                items, next_cursor = await referral_views.changed_since(
+                    db, caller.client_id, since, cursor, limit
+                )
+            except referral_views.BadCursor:
+                raise ApiProblem(
+                    422,
+                    "validation",
+                    "Invalid query",
+                    "1 problem",
+                    [Problem("cursor", "is not a cursor this service gave")],
+                ) from None
+        return {"items": items, "next_cursor": next_cursor}

@@ -1,0 +1,84 @@
+"""create_app(): the Litestar application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, get
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from redis.asyncio import Redis
+from sqlalchemy import text
+
+from db.engine import make_engine, make_sessionmaker
+from triage.api.aa import AppropriateAdultController
+from triage.api.problems import EXCEPTION_HANDLERS, problem
+from triage.api.referrals import ReferralController
+from triage.logs import RequestLogMiddleware, configure_logging
+from triage.services.catalogues import current_catalogue
+from triage.settings import Settings, get_settings
+
+
+@get("/healthz", include_in_schema=False)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz", include_in_schema=False)
+async def readyz(state: State) -> Any:
+    try:
+        async with state.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        await state.redis.ping()
+    except Exception:
+        return problem(
+            503,
+            "unavailable",
+            "Not ready",
+            "database or Redis unreachable",
+            headers={"Retry-After": "5"},
+        )
+    return {"status": "ready"}
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    if not settings.database_url or not settings.redis_url:
+        raise RuntimeError("DATABASE_URL and REDIS_URL must be set (or use `triage dev`)")
+    if not settings.secret_key:
+        raise RuntimeError("TRIAGE_SECRET_KEY must be set: API keys are hashed under it")
+    configure_logging(json_logs=settings.log_json)
+    catalogue = current_catalogue()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        # Created on the server's event loop (asyncpg pools are bound to their loop).
+        engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        app.state.engine = engine
+        app.state.sessions = make_sessionmaker(engine)
+        app.state.redis = Redis.from_url(settings.redis_url)
+        try:
+            yield
+        finally:
+            await app.state.redis.aclose()
+            await engine.dispose()
+
+    return Litestar(
+        route_handlers=[healthz, readyz, ReferralController, AppropriateAdultController],
+        lifespan=[lifespan],
+        state=State({"settings": settings, "catalogue": catalogue}),
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[RequestLogMiddleware],
+        request_max_body_size=settings.single_body_limit,
+        openapi_config=OpenAPIConfig(
+            title="triage API",
+            version="1",
+            path="/schema",
+            description="Victim referral triage for police and partner systems (api.md).",
+            render_plugins=[ScalarRenderPlugin()],
+        ),
+        debug=False,
+    )

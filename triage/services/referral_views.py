@@ -1,0 +1,162 @@
+"""What the API answers about referrals (api.md): status, the latest decision, the cases.
+No personal data: a referring system already has it, and a response must not carry more."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db import models
+from triage.domain.decision import iso_z
+
+PAGE_SIZE = 100
+
+
+class BadCursor(ValueError):
+    pass
+
+
+async def views(db: AsyncSession, referrals: Sequence[models.Referral]) -> list[dict[str, Any]]:
+    if not referrals:
+        return []
+    ids = [r.id for r in referrals]
+    decisions = {
+        row.referral_id: row.decision
+        for row in await db.execute(
+            select(models.TriageDecision.referral_id, models.TriageDecision.decision)
+            .where(models.TriageDecision.referral_id.in_(ids))
+            .distinct(models.TriageDecision.referral_id)
+            .order_by(models.TriageDecision.referral_id, models.TriageDecision.id.desc())
+        )
+    }
+    cases: dict[uuid.UUID, list[dict[str, Any]]] = {i: [] for i in ids}
+    for case in (
+        await db.execute(
+            select(models.Case)
+            .where(models.Case.referral_id.in_(ids))
+            .order_by(
+                models.Case.referral_id,
+                models.Case.role.desc(),
+                models.Case.opened_at,
+                models.Case.service,
+            )
+        )
+    ).scalars():
+        cases[case.referral_id].append(
+            {
+                "service": case.service,
+                "status": case.status,
+                "first_contact_at": iso_z(case.first_contact_at),
+                "closed_at": iso_z(case.closed_at),
+                "closure_reason": case.closure_reason,
+            }
+        )
+    return [
+        {
+            "id": str(r.id),
+            "reference": r.reference,
+            "external_ref": r.external_ref,
+            "status": r.status,
+            "received_at": iso_z(r.received_at),
+            "updated_at": iso_z(r.updated_at),
+            "triage": _with_current_flags(decisions.get(r.id), r),
+            "cases": cases[r.id],
+        }
+        for r in referrals
+    ]
+
+
+def _with_current_flags(
+    decision: dict[str, Any] | None, referral: models.Referral
+) -> dict[str, Any] | None:
+    if decision is None:
+        return None
+    # Flags raised by case work (service_review) live on the referral beside the decision's.
+    merged = dict(decision)
+    merged["flags"] = list(dict.fromkeys([*decision.get("flags", []), *referral.flags]))
+    return merged
+
+
+async def get_for_client(
+    db: AsyncSession, client_id: uuid.UUID, referral_id: uuid.UUID
+) -> dict[str, Any] | None:
+    row = (
+        await db.execute(
+            select(models.Referral).where(
+                models.Referral.id == referral_id, models.Referral.client_id == client_id
+            )
+        )
+    ).scalar()
+    if row is None:
+        return None
+    return (await views(db, [row]))[0]
+
+
+async def by_external_ref(
+    db: AsyncSession, client_id: uuid.UUID, external_ref: str
+) -> list[dict[str, Any]]:
+    rows = (
+        (
+            await db.execute(
+                select(models.Referral).where(
+                    models.Referral.client_id == client_id,
+                    models.Referral.external_ref == external_ref,
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return await views(db, rows)
+
+
+def encode_cursor(updated_at: datetime, referral_id: uuid.UUID) -> str:
+    raw = json.dumps([updated_at.isoformat(), str(referral_id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        stamp, referral_id = json.loads(raw)
+        return datetime.fromisoformat(stamp), uuid.UUID(referral_id)
+    except (ValueError, TypeError) as error:
+        raise BadCursor("cursor is not one this service gave") from error
+
+
+async def changed_since(
+    db: AsyncSession,
+    client_id: uuid.UUID,
+    since: datetime | None,
+    cursor: str | None,
+    limit: int = PAGE_SIZE,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The client's referrals changed since a time, oldest change first, keyset-paginated."""
+    query = select(models.Referral).where(models.Referral.client_id == client_id)
+    if cursor:
+        after_at, after_id = decode_cursor(cursor)
+        query = query.where(
+            tuple_(models.Referral.updated_at, models.Referral.id) > tuple_(after_at, after_id)
+        )
+    elif since is not None:
+        query = query.where(models.Referral.updated_at >= since)
+    rows = (
+        (
+            await db.execute(
+                query.order_by(models.Referral.updated_at, models.Referral.id).limit(limit + 1)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].updated_at, rows[-1].id) if more and rows else None
+    return await views(db, rows), next_cursor
