@@ -16,6 +16,7 @@ from sqlalchemy import text
 from db.engine import make_engine, make_sessionmaker
 from triage.api.aa import AppropriateAdultController
 from triage.api.problems import EXCEPTION_HANDLERS, problem
+from triage.api.referral_updates import ReferralUpdateController
 from triage.api.referrals import ReferralController
 from triage.logs import RequestLogMiddleware, configure_logging
 from triage.services.catalogues import current_catalogue
@@ -67,7 +68,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await engine.dispose()
 
     return Litestar(
-        route_handlers=[healthz, readyz, ReferralController, AppropriateAdultController],
+        route_handlers=[
+            healthz,
+            readyz,
+            ReferralController,
+            ReferralUpdateController,
+            AppropriateAdultController,
+        ],
         lifespan=[lifespan],
         state=State({"settings": settings, "catalogue": catalogue}),
         exception_handlers=EXCEPTION_HANDLERS,

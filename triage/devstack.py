@@ -40,6 +40,9 @@ class EmbeddedStack:
         os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
         import pgserver
 
+        # Only this launcher holds a handle; stale pids from a killed launcher would stop
+        # pgserver from ever stopping the server again.
+        (self.data_dir / "pg" / ".handle_pids.json").unlink(missing_ok=True)
         self._pg = pgserver.get_server(  # type: ignore[attr-defined]
             self.data_dir / "pg", cleanup_mode=None
         )
@@ -97,9 +100,14 @@ class EmbeddedStack:
             except subprocess.TimeoutExpired:
                 self._redis.kill()
         if self._pg is not None:
+            # Stop it ourselves: pgserver's last-handle bookkeeping breaks after a SIGKILL.
+            from pgserver.postgres_server import pg_ctl  # type: ignore[attr-defined]
+
             try:
-                self._pg.cleanup()
-            except Exception:  # stopping is best effort at exit
+                pg_ctl(
+                    ["-w", "stop", "-m", "fast"], pgdata=self._pg.pgdata, user=self._pg.system_user
+                )
+            except Exception:  # already stopped: nothing to do
                 pass
 
 

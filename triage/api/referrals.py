@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from triage.api.csv_batch import CSV_DOC, CsvProblem, parse_csv
 from triage.api.problems import ApiProblem
@@ -138,7 +138,9 @@ class ReferralController(Controller):
         return {"counts": counts, "items": items}
 
     @get("/{referral_id:str}", summary="One referral, for the client that sent it")
-    async def read(self, request: Request[Any, Any, Any], referral_id: str) -> dict[str, Any]:
+    async def read(
+        self, request: Request[Any, Any, Any], referral_id: FromPath[str]
+    ) -> dict[str, Any]:
         caller = await caller_for(request, "referrals:read")
         async with request.app.state.sessions() as db:
             view = await referral_views.get_for_client(db, caller.client_id, _parse_id(referral_id))
@@ -150,10 +152,10 @@ class ReferralController(Controller):
     async def search(
         self,
         request: Request[Any, Any, Any],
-        external_ref: str | None = None,
-        updated_since: str | None = None,
-        cursor: str | None = None,
-        limit: int = Parameter(default=100, ge=1, le=500),
+        external_ref: FromQuery[str | None] = None,
+        updated_since: FromQuery[str | None] = None,
+        cursor: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> dict[str, Any]:
         caller = await caller_for(request, "referrals:read")
         async with request.app.state.sessions() as db:

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, tuple_
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import models
@@ -32,7 +33,7 @@ async def views(db: AsyncSession, referrals: Sequence[models.Referral]) -> list[
         for row in await db.execute(
             select(models.TriageDecision.referral_id, models.TriageDecision.decision)
             .where(models.TriageDecision.referral_id.in_(ids))
-            .distinct(models.TriageDecision.referral_id)
+            .ext(distinct_on(models.TriageDecision.referral_id))
             .order_by(models.TriageDecision.referral_id, models.TriageDecision.id.desc())
         )
     }

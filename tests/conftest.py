@@ -1,0 +1,81 @@
+"""Test servers: the embedded PostgreSQL and Redis (as `make run` uses), or TEST_DATABASE_URL
+and TEST_REDIS_URL when set. A fresh database per test session, migrated with Alembic."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Servers:
+    database_url: str
+    redis_url: str
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    import asyncpg
+
+    from db.migrate import upgrade
+    from triage.devstack import EmbeddedStack, with_database
+
+    stack = None
+    base_db = os.environ.get("TEST_DATABASE_URL")
+    redis_url = os.environ.get("TEST_REDIS_URL")
+    if not base_db or not redis_url:
+        stack = EmbeddedStack(ROOT / ".triage-data" / "test").start()
+        base_db, redis_url = stack.database_url, stack.redis_url
+    name = f"triage_test_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(_plain(base_db))
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    database_url = with_database(_plain(base_db), name)
+    upgrade(database_url)
+    os.environ.update(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "TRIAGE_ENV": "test",
+            "TRIAGE_SECRET_KEY": "test-secret-" + name,
+            "TRIAGE_LOG_FORMAT": "json",
+        }
+    )
+    from triage.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        yield Servers(database_url, redis_url)
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if stack is not None:
+            stack.stop()
+
+
+def _plain(url: str) -> str:
+    from db.engine import plain_url
+
+    return plain_url(url)
+
+
+@pytest.fixture(scope="session")
+async def sessions(servers: Servers) -> AsyncIterator[object]:
+    from db.engine import make_engine, make_sessionmaker
+
+    engine = make_engine(servers.database_url, null_pool=True)
+    yield make_sessionmaker(engine)
+    await engine.dispose()

@@ -1,0 +1,51 @@
+"""The real app in-process (real PostgreSQL and Redis), and API clients with keys."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+async def client(servers: Any) -> AsyncIterator[AsyncTestClient[Any]]:
+    from triage.app import create_app
+    from triage.settings import get_settings
+
+    app = create_app(get_settings())
+    async with AsyncTestClient(app=app) as test_client:
+        yield test_client
+
+
+KeyMaker = Callable[..., Awaitable[tuple[str, str]]]
+
+
+@pytest.fixture
+def make_key(sessions: Any) -> KeyMaker:
+    """A new API client (unique name, so tests never see each other's referrals) and a key."""
+    from triage.services.api_keys import create_client, create_key, set_limit
+    from triage.settings import get_settings
+
+    async def make(
+        source: str = "police", scopes: tuple[str, ...] = (), per_minute: int | None = None
+    ) -> tuple[str, str]:
+        name = f"test-{source}-{uuid.uuid4().hex[:8]}"
+        async with sessions() as db:
+            await create_client(db, name, source)
+            if per_minute is not None:
+                await set_limit(db, name, per_minute, None)
+            key = await create_key(db, get_settings().secret_key, name, scopes)
+        return name, key
+
+    return make
+
+
+@pytest.fixture
+async def police(make_key: KeyMaker) -> dict[str, str]:
+    _, key = await make_key("police")
+    return {"Authorization": f"Bearer {key}"}
