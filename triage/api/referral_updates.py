@@ -1,14 +1,96 @@
-"""Updates from the referring system: PATCH a referral, withdraw it, list its decisions."""
+"""One referral by id: read it, PATCH it, withdraw it, list its decisions."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from litestar import Controller
+from litestar import Controller, Request, get, patch, post
+from litestar.params import FromPath
+
+from triage.api.problems import ApiProblem
+from triage.api.referrals import SINGLE_LIMIT, read_json
+from triage.api.security import caller_for
+from triage.domain.problems import Problem
+from triage.services import referral_views, updates
+
+
+def _id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ApiProblem(404, "not-found", "Not found", "no such referral") from None
 
 
 class ReferralUpdateController(Controller):
-    path = "/api/v1/referrals"
+    path = "/api/v1/referrals/{referral_id:str}"
     tags = ["referrals"]  # noqa: RUF012 - Litestar reads it from the class
 
-    _unused: Any = None
+    @patch(
+        "/",
+        request_max_body_size=SINGLE_LIMIT,
+        summary="Update a referral (re-triaged; the old decision is kept)",
+    )
+    async def update(
+        self, request: Request[Any, Any, Any], referral_id: FromPath[str]
+    ) -> dict[str, Any]:
+        caller = await caller_for(request, "referrals:write")
+        body = await read_json(request)
+        state = request.app.state
+        target = _id(referral_id)
+        try:
+            await updates.apply_update(state.sessions, caller, target, body, state.catalogue)
+        except updates.NotFound:
+            raise ApiProblem(404, "not-found", "Not found", "no such referral") from None
+        except updates.NotOpen as error:
+            raise ApiProblem(409, "conflict", "Conflict", str(error)) from None
+        return await self._view(request, caller.client_id, target)
+
+    @post(
+        "/withdraw",
+        status_code=200,
+        request_max_body_size=SINGLE_LIMIT,
+        summary="Withdraw a referral: all pending contact is cancelled",
+    )
+    async def withdraw(
+        self, request: Request[Any, Any, Any], referral_id: FromPath[str]
+    ) -> dict[str, Any]:
+        caller = await caller_for(request, "referrals:write")
+        body = await read_json(request)
+        reason = body.get("reason") if isinstance(body, dict) else None
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+            raise ApiProblem(
+                422,
+                "validation",
+                "Invalid withdrawal",
+                "1 problem",
+                [Problem("reason", "is required (at most 500 characters)")],
+            )
+        target = _id(referral_id)
+        try:
+            await updates.withdraw(request.app.state.sessions, caller, target, reason.strip())
+        except updates.NotFound:
+            raise ApiProblem(404, "not-found", "Not found", "no such referral") from None
+        except updates.NotOpen as error:
+            raise ApiProblem(409, "conflict", "Conflict", str(error)) from None
+        return await self._view(request, caller.client_id, target)
+
+    @get("/decisions", summary="Every decision made for the referral, oldest first")
+    async def decisions(
+        self, request: Request[Any, Any, Any], referral_id: FromPath[str]
+    ) -> dict[str, Any]:
+        caller = await caller_for(request, "referrals:read")
+        try:
+            items = await updates.decisions(request.app.state.sessions, caller, _id(referral_id))
+        except updates.NotFound:
+            raise ApiProblem(404, "not-found", "Not found", "no such referral") from None
+        return {"items": items}
+
+    async def _view(
+        self, request: Request[Any, Any, Any], client_id: uuid.UUID, referral_id: uuid.UUID
+    ) -> dict[str, Any]:
+        async with request.app.state.sessions() as db:
+            view = await referral_views.get_for_client(db, client_id, referral_id)
+        if view is None:
+            raise ApiProblem(404, "not-found", "Not found", "no such referral")
+        return view

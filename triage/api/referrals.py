@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromQuery, QueryParameter
 
 from triage.api.csv_batch import CSV_DOC, CsvProblem, parse_csv
 from triage.api.problems import ApiProblem
@@ -41,13 +40,6 @@ async def read_json(request: Request[Any, Any, Any]) -> Any:
         raise ApiProblem(
             400, "malformed-json", "Malformed JSON", f"the body is not valid JSON ({error})"
         ) from None
-
-
-def _parse_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise ApiProblem(404, "not-found", "Not found", "no such referral") from None
 
 
 class ReferralController(Controller):
@@ -136,17 +128,6 @@ class ReferralController(Controller):
                 }
             )
         return {"counts": counts, "items": items}
-
-    @get("/{referral_id:str}", summary="One referral, for the client that sent it")
-    async def read(
-        self, request: Request[Any, Any, Any], referral_id: FromPath[str]
-    ) -> dict[str, Any]:
-        caller = await caller_for(request, "referrals:read")
-        async with request.app.state.sessions() as db:
-            view = await referral_views.get_for_client(db, caller.client_id, _parse_id(referral_id))
-        if view is None:
-            raise ApiProblem(404, "not-found", "Not found", "no such referral")
-        return view
 
     @get("/", summary="The client's referrals by external_ref, or changed since a time")
     async def search(

@@ -1,0 +1,337 @@
+"""Changes to a referral after intake: updates from the referrer (re-triage beside the old
+decision), withdrawal, and the cancelling of pending contact both can cause (lifecycle.md)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db import models
+from triage.domain.catalogue import Catalogue
+from triage.domain.decision import iso_z
+from triage.domain.engine import first_contact, triage
+from triage.domain.planning import NextStep
+from triage.domain.problems import InvalidInput, Problem
+from triage.domain.statuses import (
+    OPEN_CASE_STATUSES,
+    OPEN_STEP_STATUSES,
+    REFERRAL_TRANSITIONS,
+    can,
+)
+from triage.domain.validation import validate_referral
+from triage.services.api_keys import Caller
+from triage.services.catalogues import record_catalogue
+from triage.services.clock import service_now
+from triage.services.referral_rows import P1_ALERT_AFTER, RowSet, add_step_rows, facts_json
+
+PATCHABLE = ("victim", "contact", "offence", "flags", "risk", "needs", "consent", "notes")
+PATCHABLE_VICTIM = (
+    "phone",
+    "email",
+    "address",
+    "language",
+    "interpreter_needed",
+    "vulnerabilities",
+)
+MERGED_OBJECTS = ("contact", "offence", "risk", "consent")
+
+
+class NotFound(LookupError):
+    pass
+
+
+class NotOpen(ValueError):
+    """The referral is closed or withdrawn: it cannot be changed any more."""
+
+
+async def _locked(db: AsyncSession, caller: Caller, referral_id: uuid.UUID) -> models.Referral:
+    row = (
+        await db.execute(
+            select(models.Referral)
+            .where(models.Referral.id == referral_id, models.Referral.client_id == caller.client_id)
+            .with_for_update()
+        )
+    ).scalar()
+    if row is None:
+        raise NotFound("no such referral")
+    return row
+
+
+async def cancel_pending_contact(
+    db: AsyncSession, referral_id: uuid.UUID, reason: str, now: datetime
+) -> None:
+    """Stop every open step and queued message of a referral at once."""
+    await db.execute(
+        update(models.ContactStep)
+        .where(
+            models.ContactStep.referral_id == referral_id,
+            models.ContactStep.status.in_(OPEN_STEP_STATUSES),
+        )
+        .values(status="skipped", skip_reason=reason, updated_at=now, claimed_until=None)
+    )
+    await db.execute(
+        update(models.Message)
+        .where(models.Message.referral_id == referral_id, models.Message.status == "queued")
+        .values(status="cancelled", updated_at=now, final_at=now)
+    )
+    await db.execute(
+        update(models.Alert)
+        .where(
+            models.Alert.referral_id == referral_id,
+            models.Alert.status == "pending",
+            models.Alert.kind.in_(("p1_not_reached", "safe_window_after_deadline")),
+        )
+        .values(status="cancelled")
+    )
+
+
+async def withdraw(
+    sessions: async_sessionmaker[AsyncSession], caller: Caller, referral_id: uuid.UUID, reason: str
+) -> None:
+    async with sessions() as db:
+        referral = await _locked(db, caller, referral_id)
+        if referral.status == "withdrawn":
+            return  # already done: the same request twice has the effect of once
+        if not can(REFERRAL_TRANSITIONS, referral.status, "withdrawn"):
+            raise NotOpen(f"a {referral.status} referral cannot be withdrawn")
+        now = await service_now(db)
+        await _withdraw_locked(db, referral, reason, now, f"client:{caller.client_id}")
+        await db.commit()
+
+
+async def _withdraw_locked(
+    db: AsyncSession, referral: models.Referral, reason: str, now: datetime, actor: str
+) -> None:
+    referral.status = "withdrawn"
+    referral.withdrawn_reason = reason
+    referral.updated_at = now
+    await cancel_pending_contact(db, referral.id, "withdrawn", now)
+    await db.execute(
+        update(models.Case)
+        .where(models.Case.referral_id == referral.id, models.Case.status.in_(OPEN_CASE_STATUSES))
+        .values(status="closed", closure_reason="withdrawn", closed_at=now, updated_at=now)
+    )
+    await db.execute(
+        insert(models.AuditEvent).values(
+            actor=actor,
+            action="referral.withdrawn",
+            record_type="referral",
+            record_id=str(referral.id),
+        )
+    )
+
+
+def merge_patch(current: dict[str, Any], patch: Any) -> dict[str, Any]:
+    """The stored referral with a partial body laid over it; InvalidInput for fields PATCH
+    may not change (identity and the external reference stay as sent)."""
+    problems: list[Problem] = []
+    if not isinstance(patch, dict):
+        raise InvalidInput([Problem("", "must be an object")])
+    for key in patch:
+        if key not in PATCHABLE:
+            problems.append(
+                Problem(key, "cannot be changed by PATCH (one of: " + ", ".join(PATCHABLE) + ")")
+            )
+    victim_patch = patch.get("victim")
+    if isinstance(victim_patch, dict):
+        for key in victim_patch:
+            if key not in PATCHABLE_VICTIM:
+                problems.append(Problem(f"victim.{key}", "cannot be changed by PATCH"))
+    if problems:
+        raise InvalidInput(problems)
+    merged = dict(current)
+    for key, value in patch.items():
+        if key in (*MERGED_OBJECTS, "victim") and isinstance(value, dict):
+            merged[key] = {**(current.get(key) or {}), **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+async def apply_update(
+    sessions: async_sessionmaker[AsyncSession],
+    caller: Caller,
+    referral_id: uuid.UUID,
+    patch: Any,
+    catalogue: Catalogue,
+) -> None:
+    await record_catalogue(sessions, catalogue)
+    async with sessions() as db:
+        referral = await _locked(db, caller, referral_id)
+        if referral.status in ("withdrawn", "closed"):
+            raise NotOpen(f"a {referral.status} referral cannot be changed")
+        now = await service_now(db)
+        body = merge_patch(referral.facts, patch)
+        if isinstance(body.get("consent"), dict) and body["consent"].get("to_referral") is False:
+            await _withdraw_locked(
+                db, referral, "consent to referral withdrawn", now, f"client:{caller.client_id}"
+            )
+            await db.commit()
+            return
+        facts = validate_referral(body, referral.source, referral.received_at, catalogue)
+        decision = triage(facts, referral.source, referral.received_at, catalogue)
+        await db.execute(
+            insert(models.TriageDecision).values(
+                referral_id=referral.id,
+                decided_at=now,
+                cause="update",
+                catalogue_version=catalogue.version,
+                decision=decision.to_api(),
+                explanation=decision.explanation,
+            )
+        )
+
+        # New services open new cases; open cases no longer matched get service_review.
+        cases = (
+            (await db.execute(select(models.Case).where(models.Case.referral_id == referral.id)))
+            .scalars()
+            .all()
+        )
+        have = {c.service for c in cases}
+        wanted = {s.code for s in decision.services}
+        flags = set(referral.flags)
+        for choice in decision.services:
+            if choice.code not in have:
+                db.add(
+                    models.Case(
+                        id=uuid.uuid4(),
+                        referral_id=referral.id,
+                        service=choice.code,
+                        role="additional",
+                        status="awaiting_contact",
+                        opened_at=now,
+                        updated_at=now,
+                    )
+                )
+        for case in cases:
+            if case.service not in wanted and case.status in OPEN_CASE_STATUSES:
+                case.flags = sorted({*case.flags, "service_review"})
+                case.updated_at = now
+                flags.add("service_review")
+
+        # Priority only ever moves the deadline earlier.
+        due = decision.contact_due_by
+        if referral.contact_due_by is not None and due is not None:
+            due = min(due, referral.contact_due_by)
+        elif due is None and facts.consent.to_contact:
+            due = referral.contact_due_by
+        if _rank(decision.priority) < _rank(referral.priority):
+            referral.priority = decision.priority
+            if decision.priority == "P1":
+                db.add(
+                    models.Alert(
+                        id=uuid.uuid4(),
+                        referral_id=referral.id,
+                        kind="p1_not_reached",
+                        status="pending",
+                        due_at=max(now, referral.received_at + P1_ALERT_AFTER),
+                    )
+                )
+        if due is not None and due != referral.contact_due_by:
+            await db.execute(
+                update(models.Alert)
+                .where(
+                    models.Alert.referral_id == referral.id,
+                    models.Alert.kind == "deadline_breach",
+                    models.Alert.status == "pending",
+                )
+                .values(due_at=due)
+            )
+        referral.contact_due_by = due
+
+        if not facts.consent.to_contact:
+            await cancel_pending_contact(db, referral.id, "no_contact_consent", now)
+            flags.add("no_contact_consent")
+        else:
+            flags.discard("no_contact_consent")
+            await _ensure_plan(db, referral, facts, catalogue, now)
+        flags.update(f for f in decision.flags if f != "no_contact_consent")
+        referral.flags = sorted(flags)
+        referral.facts = facts_json(facts)
+        referral.content_hash = facts.content_hash()
+        referral.updated_at = now
+        await db.execute(
+            insert(models.AuditEvent).values(
+                actor=f"client:{caller.client_id}",
+                action="referral.updated",
+                record_type="referral",
+                record_id=str(referral.id),
+            )
+        )
+        await db.commit()
+
+
+def _rank(priority: str) -> int:
+    return {"P1": 1, "P2": 2, "P3": 3}.get(priority, 9)
+
+
+async def _ensure_plan(
+    db: AsyncSession, referral: models.Referral, facts: Any, catalogue: Catalogue, now: datetime
+) -> None:
+    """Contact consent given again, or a plan that never started: write step 1 now."""
+    open_step = (
+        await db.execute(
+            select(models.ContactStep.id).where(
+                models.ContactStep.referral_id == referral.id,
+                models.ContactStep.status.in_(OPEN_STEP_STATUSES),
+            )
+        )
+    ).first()
+    any_step = (
+        await db.execute(
+            select(models.ContactStep.id)
+            .where(models.ContactStep.referral_id == referral.id)
+            .limit(1)
+        )
+    ).first()
+    if open_step is not None or (any_step is not None and referral.status != "triaged"):
+        return
+    if any_step is not None and referral.first_contact_at is not None:
+        return
+    step = first_contact(facts, now, catalogue)
+    if not isinstance(step, NextStep):
+        return
+    rows = RowSet()
+    add_step_rows(rows, referral.id, step)
+    await db.execute(insert(models.ContactStep), rows.steps)
+    if rows.messages:
+        await db.execute(insert(models.Message), rows.messages)
+
+
+async def decisions(
+    sessions: async_sessionmaker[AsyncSession], caller: Caller, referral_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    async with sessions() as db:
+        owner = (
+            await db.execute(
+                select(models.Referral.id).where(
+                    models.Referral.id == referral_id, models.Referral.client_id == caller.client_id
+                )
+            )
+        ).first()
+        if owner is None:
+            raise NotFound("no such referral")
+        rows = (
+            (
+                await db.execute(
+                    select(models.TriageDecision)
+                    .where(models.TriageDecision.referral_id == referral_id)
+                    .order_by(models.TriageDecision.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return [
+        {
+            "decided_at": iso_z(r.decided_at),
+            "cause": r.cause,
+            "catalogue_version": r.catalogue_version,
+            "triage": r.decision,
+        }
+        for r in rows
+    ]
