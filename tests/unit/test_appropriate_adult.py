@@ -229,6 +229,28 @@ def test_required_fields(catalogue: Catalogue) -> None:
     assert {"external_ref", "custody_suite", "person.first_name"} <= set(found)
 
 
+@pytest.mark.parametrize(
+    ("person", "expected"),
+    [
+        (None, ["person"]),
+        ("Alex", ["person"]),
+        ({}, ["person.first_name"]),
+        ({"last_name": "Smith"}, []),
+    ],
+)
+def test_person_reported_once(catalogue: Catalogue, person: Any, expected: list[str]) -> None:
+    body = request_body()
+    if person is None:
+        del body["person"]
+    else:
+        body["person"] = person
+    if not expected:
+        validate_aa_request(body, IN_HOURS, catalogue)
+        return
+    found = problems(catalogue, body)
+    assert list(found) == expected
+
+
 def test_naive_needed_at_is_refused(catalogue: Catalogue) -> None:
     found = problems(catalogue, request_body(needed_at="2026-11-18T22:00:00"))
     assert "needed_at" in found

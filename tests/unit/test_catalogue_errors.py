@@ -278,3 +278,73 @@ def test_unknown_named_condition_is_refused() -> None:
     data["allocation"]["rules"][0]["when"] = {"ref": "sexul"}
     error = parse_error(data)
     assert any("unknown named condition 'sexul'" in p for p in error.problems)
+
+
+# --- wrong types anywhere: a CatalogueError naming the entry, never a traceback -------------
+
+WRONG_VALUES: tuple[Any, ...] = ("x", 5, None, [{}])
+
+
+def _nodes(node: Any, path: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """Key paths in the document: the first ten keys of each mapping (the district table is
+    long and uniform) and the first two items of each list."""
+    children: list[tuple[Any, Any]] = []
+    if isinstance(node, dict):
+        children = list(node.items())[:10]
+    elif isinstance(node, list):
+        children = list(enumerate(node[:2]))
+    found: list[tuple[Any, ...]] = []
+    for key, child in children:
+        found.append((*path, key))
+        found.extend(_nodes(child, (*path, key)))
+    return found
+
+
+@pytest.mark.parametrize("section", list(KENT))
+def test_wrong_types_give_catalogue_errors(section: str) -> None:
+    data = kent()
+    escaped: list[str] = []
+    for path in _nodes(data[section], (section,)):
+        parent: Any = data
+        for key in path[:-1]:
+            parent = parent[key]
+        original = parent[path[-1]]
+        for wrong in WRONG_VALUES:
+            parent[path[-1]] = wrong
+            try:
+                parse_catalogue(data, source="kent.yaml")
+            except CatalogueError:
+                pass
+            except Exception as error:  # pragma: no cover - the failure being tested for
+                escaped.append(f"{'.'.join(map(str, path))}={wrong!r}: {error!r}")
+        parent[path[-1]] = original
+    assert escaped == []
+
+
+@pytest.mark.parametrize(
+    ("mutate", "entry"),
+    [
+        (
+            lambda d: d["appropriate_adult"].update(attend_within_hours="two"),
+            "appropriate_adult.attend_within_hours",
+        ),
+        (lambda d: d["areas"]["areas"].update({"east-kent": "East Kent"}), "areas.areas.east-kent"),
+        (lambda d: d["catalogue"].update(timezone=1), "catalogue.timezone"),
+        (lambda d: d["references"].update(min_digits="six"), "references.min_digits"),
+        (lambda d: d["conditions"].update(sexual={"fact": ["offence.category"]}), "conditions"),
+        (
+            lambda d: d["priority"][1]["deadline"].update(working_days="one"),
+            "priority[1] (P2).deadline.working_days",
+        ),
+        (
+            lambda d: d["appropriate_adult"]["office_hours"]["days"].append("thurs"),
+            "appropriate_adult.office_hours.days",
+        ),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "wrong",
+)
+def test_wrong_types_are_named(mutate: Callable[[dict[str, Any]], None], entry: str) -> None:
+    data = kent()
+    mutate(data)
+    error = parse_error(data)
+    assert any(p.startswith(entry) for p in error.problems), error.problems

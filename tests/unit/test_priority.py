@@ -111,17 +111,13 @@ def test_not_vulnerable(decide: Decide, overrides: dict[str, Any]) -> None:
 
 def test_vulnerable_when_under_18_at_the_offence_though_18_now(decide: Decide) -> None:
     # Born 1 June 2008: 17 on 1 May 2026 (the offence), 18 on 18 November 2026 (received).
-    decision = decide(
-        {"victim.date_of_birth": "2008-06-01", "offence.occurred_on": "2026-05-01"}
-    )
+    decision = decide({"victim.date_of_birth": "2008-06-01", "offence.occurred_on": "2026-05-01"})
     assert "vulnerable" in decision.enhanced_rights
     assert decision.priority == "P2"
 
 
 def test_not_vulnerable_when_18_at_the_offence(decide: Decide) -> None:
-    decision = decide(
-        {"victim.date_of_birth": "2008-06-01", "offence.occurred_on": "2026-06-01"}
-    )
+    decision = decide({"victim.date_of_birth": "2008-06-01", "offence.occurred_on": "2026-06-01"})
     assert "vulnerable" not in decision.enhanced_rights
     assert decision.priority == "P3"
 
@@ -130,9 +126,7 @@ def test_age_at_offence_from_given_age_counts_whole_years_elapsed(decide: Decide
     # Only an age: 18 when received, offence 7 weeks earlier across New Year. Whole years
     # elapsed: none, so 18 at the offence (the age alone cannot say the birthday passed).
     received = datetime(2027, 1, 5, 10, 0, tzinfo=UTC)
-    decision = decide(
-        {"victim.age": 18, "offence.occurred_on": "2026-11-20"}, received_at=received
-    )
+    decision = decide({"victim.age": 18, "offence.occurred_on": "2026-11-20"}, received_at=received)
     assert "vulnerable" not in decision.enhanced_rights
     # Two full years before: 16 at the offence.
     older = decide({"victim.age": 18, "offence.occurred_on": "2024-11-20"}, received_at=received)
@@ -272,7 +266,11 @@ def test_no_marac_for_domestic_abuse_below_threshold(decide: Decide) -> None:
     "overrides",
     [
         {**DA, "needs": ["restorative_justice"]},
-        {"offence.category": "burglary", "flags": ["domestic_abuse"], "needs": ["restorative_justice"]},
+        {
+            "offence.category": "burglary",
+            "flags": ["domestic_abuse"],
+            "needs": ["restorative_justice"],
+        },
         {"offence.category": "sexual", "needs": ["restorative_justice"]},
     ],
 )

@@ -75,7 +75,10 @@ MATCHES: list[tuple[str, dict[str, Any]]] = [
     ("sateda", {**DA_FLAG, **postcode("ME13 8AA")}),  # straddling, majority Swale
     ("bloomers", {**DA, "flags": ["low_income"]}),
     ("bloomers", {**DA, "needs": ["financial_hardship"]}),
-    ("st-giles-vve", {"offence.category": "violence", "victim.age": 25, "flags": ["gangs_exploitation"]}),
+    (
+        "st-giles-vve",
+        {"offence.category": "violence", "victim.age": 25, "flags": ["gangs_exploitation"]},
+    ),
     ("st-giles-vve", {"offence.category": "exploitation", "victim.age": 16}),
     ("homicide-service", {"offence.category": "homicide", "flags": ["bereaved_by_homicide"]}),
 ]
@@ -119,7 +122,10 @@ NEAR_MISSES: list[tuple[str, dict[str, Any]]] = [
     ("sateda", {**DA, **postcode(NORTH_KENT)}),
     ("bloomers", {"offence.category": "theft", "flags": ["low_income"]}),
     ("bloomers", {**DA, "needs": ["practical"]}),
-    ("st-giles-vve", {"offence.category": "violence", "victim.age": 26, "flags": ["gangs_exploitation"]}),
+    (
+        "st-giles-vve",
+        {"offence.category": "violence", "victim.age": 26, "flags": ["gangs_exploitation"]},
+    ),
     ("st-giles-vve", {"offence.category": "exploitation"}),  # age unknown
     ("st-giles-vve", {"offence.category": "violence", "victim.age": 20}),
     ("homicide-service", {"offence.category": "homicide", "flags": ["bereaved_by_da_death"]}),

@@ -35,7 +35,7 @@ DAY_ORDER = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
 def known_columns() -> list[str]:
-    columns = ["external_ref", "referred_at", "notes"]
+    columns = ["external_ref", "referred_at", "flags", "needs", "notes"]
     columns += [f"victim.{f}" for f in v.VICTIM_FIELDS if f != "address"]
     columns += [f"victim.address.{f}" for f in v.ADDRESS_FIELDS]
     columns += [f"contact.{f}" for f in v.CONTACT_FIELDS]

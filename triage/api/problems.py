@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
+import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -12,6 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from triage.domain.problems import InvalidInput, Problem, problem_body
 
+_log = structlog.get_logger("triage.errors")
 PROBLEM = "application/problem+json"
 BASE = "https://triage.example/problems/"
 
@@ -105,6 +108,19 @@ def on_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         return on_database_down(_, exc)
     if isinstance(exc, ConnectionError | OSError):
         return on_database_down(_, exc)
+    # Where it failed, never the exception's message: it can quote the data sent.
+    frames = [
+        f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}:{f.name}"
+        for f in traceback.extract_tb(exc.__traceback__)
+    ][-8:]
+    cause = getattr(exc, "orig", None) or exc.__cause__
+    _log.error(
+        "unhandled_exception",
+        exc_type=type(exc).__name__,
+        frames=frames,
+        cause_type=type(cause).__name__ if cause else None,
+        sqlstate=getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None),
+    )
     return problem(
         500, "server-error", "Server error", "the service could not answer; nothing was written"
     )

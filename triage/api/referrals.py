@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import FromQuery
 
 from triage.api.csv_batch import CSV_DOC, CsvProblem, parse_csv
 from triage.api.problems import ApiProblem
@@ -18,6 +18,8 @@ from triage.services import intake, referral_views
 SINGLE_LIMIT = 1024 * 1024
 BATCH_LIMIT = 32 * 1024 * 1024
 BATCH_MAX_ITEMS = 10_000
+DEFAULT_PAGE = 100
+MAX_PAGE = 500
 
 
 def _media_type(request: Request[Any, Any, Any]) -> str:
@@ -35,10 +37,10 @@ async def read_json(request: Request[Any, Any, Any]) -> Any:
     raw = await request.body()
     try:
         return msgspec.json.decode(raw)
-    except msgspec.DecodeError as error:
-        # msgspec's message names a position, never the content.
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        # A fixed sentence: the decoder's own message is not for an answer that might quote it.
         raise ApiProblem(
-            400, "malformed-json", "Malformed JSON", f"the body is not valid JSON ({error})"
+            400, "malformed-json", "Malformed JSON", "the body is not valid JSON in UTF-8"
         ) from None
 
 
@@ -124,57 +126,67 @@ class ReferralController(Controller):
                     "status": r.status,
                     "id": str(r.id) if r.id else None,
                     "reference": r.reference,
-                    "errors": [{"path": e.path, "message": e.message} for e in r.errors or []],
+                    # A problem with the item itself (not an object) comes back as
+                    # `referrals[3].` from the prefixing: the path is the item, `referrals[3]`.
+                    "errors": [
+                        {"path": e.path.rstrip("."), "message": e.message} for e in r.errors or []
+                    ],
                 }
             )
         return {"counts": counts, "items": items}
 
-    @get("/", summary="The client's referrals by external_ref, or changed since a time")
+    @get(
+        "/",
+        summary="The client's referrals by external_ref, or changed since a time",
+        description="`?external_ref=...`, or `?updated_since=<ISO 8601 with offset>` then "
+        "`?cursor=<next_cursor>` (keyset pagination, oldest change first); `limit` 1 to "
+        f"{MAX_PAGE} (default {DEFAULT_PAGE}).",
+    )
     async def search(
         self,
         request: Request[Any, Any, Any],
         external_ref: FromQuery[str | None] = None,
         updated_since: FromQuery[str | None] = None,
         cursor: FromQuery[str | None] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+        limit: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
         caller = await caller_for(request, "referrals:read")
+        # Checked here, every problem at once, so a bad query is a 422 like any broken rule.
+        problems: list[Problem] = []
+        page_size = DEFAULT_PAGE
+        if limit is not None:
+            try:
+                page_size = int(limit)
+            except ValueError:
+                page_size = 0
+            if not 1 <= page_size <= MAX_PAGE:
+                problems.append(Problem("limit", f"must be a whole number from 1 to {MAX_PAGE}"))
+        since = None
+        if external_ref is None and updated_since is not None:
+            try:
+                since = datetime.fromisoformat(updated_since)
+            except ValueError:
+                since = None
+            if since is None or since.tzinfo is None:
+                problems.append(Problem("updated_since", "must be ISO 8601 with an offset"))
+        if external_ref is None and updated_since is None and cursor is None:
+            problems.append(Problem("external_ref", "give external_ref, updated_since or cursor"))
+        if external_ref is None and cursor is not None:
+            try:
+                referral_views.decode_cursor(cursor)
+            except referral_views.BadCursor:
+                problems.append(Problem("cursor", "is not a cursor this service gave"))
+        if problems:
+            raise ApiProblem(422, "validation", "Invalid query", _count(len(problems)), problems)
         async with request.app.state.sessions() as db:
             if external_ref is not None:
                 items = await referral_views.by_external_ref(db, caller.client_id, external_ref)
                 return {"items": items, "next_cursor": None}
-            since = None
-            if updated_since is not None:
-                try:
-                    since = datetime.fromisoformat(updated_since)
-                except ValueError:
-                    since = None
-                if since is None or since.tzinfo is None:
-                    raise ApiProblem(
-                        422,
-                        "validation",
-                        "Invalid query",
-                        "1 problem",
-                        [Problem("updated_since", "must be ISO 8601 with an offset")],
-                    )
-            elif cursor is None:
-                raise ApiProblem(
-                    422,
-                    "validation",
-                    "Invalid query",
-                    "1 problem",
-                    [Problem("external_ref", "give external_ref, updated_since or cursor")],
-                )
-            try:
-                items, next_cursor = await referral_views.changed_since(
-                    db, caller.client_id, since, cursor, limit
-                )
-            except referral_views.BadCursor:
-                raise ApiProblem(
-                    422,
-                    "validation",
-                    "Invalid query",
-                    "1 problem",
-                    [Problem("cursor", "is not a cursor this service gave")],
-                ) from None
+            items, next_cursor = await referral_views.changed_since(
+                db, caller.client_id, since, cursor, page_size
+            )
         return {"items": items, "next_cursor": next_cursor}
+
+
+def _count(n: int) -> str:
+    return f"{n} problem" + ("" if n == 1 else "s")

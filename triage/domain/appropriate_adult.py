@@ -76,13 +76,14 @@ def validate_aa_request(
     suite = c.text(root, "custody_suite", "custody_suite", required=True, max_length=100)
     if suite is not None and suite not in policy.custody_suites:
         c.add("custody_suite", f"unknown custody suite (known: {', '.join(policy.custody_suites)})")
-    person_raw = c.mapping(root, "person", "person", PERSON_FIELDS)
-    if person_raw is None:
+    # A missing person is "required"; one of the wrong type is reported once, by its type.
+    person_given = root.get("person")
+    person_raw = c.mapping(root, "person", "person", PERSON_FIELDS) or {}
+    if person_given is None:
         c.add("person", "is required")
-        person_raw = {}
     first = c.text(person_raw, "first_name", "person.first_name", max_length=100)
     last = c.text(person_raw, "last_name", "person.last_name", max_length=100)
-    if first is None and last is None:
+    if first is None and last is None and isinstance(person_given, dict):
         c.add("person.first_name", "give person.first_name or person.last_name")
     dob = c.date(person_raw, "date_of_birth", "person.date_of_birth")
     today = received_at.astimezone(catalogue.zone).date()

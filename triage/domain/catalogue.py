@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -185,6 +185,47 @@ class _Parser:
             return ""
         return value
 
+    def mapping(self, value: Any, path: str, *, required: bool = False) -> Mapping[Any, Any]:
+        """`value` when it is a mapping, else {} (a problem unless absent and optional)."""
+        if isinstance(value, Mapping):
+            return value
+        if value is not None or required:
+            self.fail(path, "missing or not a mapping" if value is None else "must be a mapping")
+        return {}
+
+    def items(self, value: Any, path: str, *, required: bool = False) -> list[Any]:
+        """`value` when it is a list, else [] (a problem unless absent and optional)."""
+        if isinstance(value, list):
+            return value
+        if value is not None or required:
+            self.fail(path, "missing or not a list" if value is None else "must be a list")
+        return []
+
+    def integer(self, value: Any, path: str, default: int, minimum: int = 0) -> int:
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.fail(path, f"must be a whole number, {minimum} or more")
+            return default
+        return value
+
+    def number(self, value: Any, path: str, default: float, minimum: float = 0) -> float:
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+            self.fail(path, f"must be a number, {minimum:g} or more")
+            return default
+        return float(value)
+
+    def name(self, value: Any, path: str, default: str) -> str:
+        """A scalar setting that must be text (a time zone, a country code)."""
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            self.fail(path, "must be text")
+            return default
+        return value
+
     def clock(self, value: Any, path: str) -> time:
         try:
             return parse_clock(str(value))
@@ -206,17 +247,21 @@ def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
         raise CatalogueError(source, ["the file must hold a mapping at the top level"])
 
     meta = p.section(data, "catalogue", "")
-    zone_name = meta.get("timezone", "Europe/London")
+    zone_name = p.name(meta.get("timezone"), "catalogue.timezone", "Europe/London")
     try:
         zone = ZoneInfo(zone_name)
     except (ZoneInfoNotFoundError, ValueError):
         p.fail("catalogue.timezone", f"unknown time zone '{zone_name}'")
         zone = ZoneInfo("Europe/London")
-    cal = meta.get("calendar") or {}
-    calendar = WorkingCalendar(cal.get("country", "GB"), cal.get("subdivision", "ENG"), zone)
+    cal = p.mapping(meta.get("calendar"), "catalogue.calendar")
+    calendar = WorkingCalendar(
+        p.name(cal.get("country"), "catalogue.calendar.country", "GB"),
+        p.name(cal.get("subdivision"), "catalogue.calendar.subdivision", "ENG"),
+        zone,
+    )
     try:
-        calendar.is_working_day(__import__("datetime").date(2026, 1, 2))
-    except (NotImplementedError, KeyError, ValueError) as error:
+        calendar.is_working_day(date(2026, 1, 2))
+    except (NotImplementedError, KeyError, ValueError, AttributeError) as error:
         p.fail("catalogue.calendar", f"unknown country or subdivision: {error}")
     end_of_day = p.clock(meta.get("end_of_working_day", "17:00"), "catalogue.end_of_working_day")
 
@@ -228,7 +273,7 @@ def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
     for kind, prefix in prefixes.items():
         if not re.match(r"^[A-Z]{2,5}$", prefix):
             p.fail(f"references.{kind}", "must be 2 to 5 capital letters")
-    min_digits = refs.get("min_digits", 6)
+    min_digits = p.integer(refs.get("min_digits"), "references.min_digits", 6, 1)
 
     # Services
     services: dict[str, Service] = {}
@@ -259,7 +304,7 @@ def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
             kind=str(raw.get("kind", "victim")),
         )
     targets: dict[str, str] = {}
-    for index, raw in enumerate(data.get("signpost_targets") or []):
+    for index, raw in enumerate(p.items(data.get("signpost_targets"), "signpost_targets")):
         code = str(raw.get("code", "")) if isinstance(raw, Mapping) else ""
         if not _CODE.match(code) or code in targets or code in services:
             p.fail(f"signpost_targets[{index}]", f"bad or duplicate code '{code}'")
@@ -274,25 +319,36 @@ def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
     if not isinstance(areas_section, Mapping) or not areas_section.get("districts"):
         p.fail("areas", "missing area table (areas.areas and areas.districts)")
     else:
-        for code, raw in (areas_section.get("areas") or {}).items():
+        area_table = p.mapping(areas_section.get("areas"), "areas.areas", required=True)
+        for code, raw in area_table.items():
+            path = f"areas.areas.{code}"
             if not _CODE.match(str(code)) or code in ("outside", "unknown"):
-                p.fail(f"areas.areas.{code}", "bad area code (outside and unknown are reserved)")
+                p.fail(path, "bad area code (outside and unknown are reserved)")
                 continue
+            raw = p.mapping(raw, path, required=True)
             area_names[code] = str(raw.get("name", code))
-            for la in raw.get("local_authorities") or []:
+            local_authorities = p.items(
+                raw.get("local_authorities"), f"{path}.local_authorities", required=True
+            )
+            for la in local_authorities:
+                if not isinstance(la, str):
+                    p.fail(f"{path}.local_authorities", "local authorities are names (text)")
+                    continue
                 if la in la_area:
-                    p.fail(f"areas.areas.{code}", f"local authority '{la}' is in two areas")
+                    p.fail(path, f"local authority '{la}' is in two areas")
                 la_area[la] = code
-        for district, raw in (areas_section.get("districts") or {}).items():
+        district_table = p.mapping(areas_section.get("districts"), "areas.districts")
+        for district, raw in district_table.items():
             path = f"areas.districts.{district}"
             if not re.match(r"^[A-Z]{1,2}[0-9][0-9A-Z]?$", str(district)):
                 p.fail(path, "not a postcode district")
                 continue
             la = raw.get("la") if isinstance(raw, Mapping) else None
-            if la not in la_area:
+            if not isinstance(la, str) or la not in la_area:
                 p.fail(path, f"local authority '{la}' is in no area")
                 continue
-            districts[district] = District(district, la, la_area[la], tuple(raw.get("also") or ()))
+            also = p.items(raw.get("also"), f"{path}.also")
+            districts[district] = District(district, la, la_area[la], tuple(map(str, also)))
 
     # Rule context: fact names and the values they can take.
     values: dict[str, tuple[Any, ...]] = dict(FACT_VALUES)
@@ -332,13 +388,15 @@ def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
 
     consent = p.section(data, "consent", "")
     explicit = []
-    for index, raw in enumerate(consent.get("police_explicit_required") or []):
+    explicit_rules = p.items(
+        consent.get("police_explicit_required"), "consent.police_explicit_required"
+    )
+    for index, raw in enumerate(explicit_rules):
         where = f"consent.police_explicit_required[{index}]"
-        when = (
-            p.condition(raw.get("when"), f"{where}.when", context)
-            if isinstance(raw, Mapping)
-            else None
-        )
+        if not isinstance(raw, Mapping):
+            p.fail(where, "must be a mapping")
+            continue
+        when = p.condition(raw.get("when"), f"{where}.when", context)
         if when is not None:
             explicit.append(Rule("consent.to_referral", p.text(raw, "reason", where), when, where))
 
@@ -347,11 +405,16 @@ def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
         c: s for c, s in services.items() if s.mode == "allocate" and s.kind == "victim"
     }
     allocation_rules = rules(allocation.get("rules"), "allocation.rules", "service", allocate_codes)
-    primary_order = tuple(allocation.get("primary_order") or ())
+    primary_order = tuple(
+        str(code)
+        for code in p.items(
+            allocation.get("primary_order"), "allocation.primary_order", required=True
+        )
+    )
     for code in primary_order:
         if code not in allocate_codes:
             p.fail("allocation.primary_order", f"unknown or non-allocating service '{code}'")
-    fallback_raw = allocation.get("fallback") or {}
+    fallback_raw = p.mapping(allocation.get("fallback"), "allocation.fallback", required=True)
     fallback_code = str(fallback_raw.get("service", ""))
     if fallback_code not in allocate_codes:
         p.fail("allocation.fallback", f"unknown service '{fallback_code}'")
@@ -364,7 +427,10 @@ def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
 
     signpost_codes = {c: s for c, s in services.items() if s.mode == "signpost"}
     signpost_rules = rules(
-        (data.get("signposting") or {}).get("rules"), "signposting.rules", "service", signpost_codes
+        p.mapping(data.get("signposting"), "signposting").get("rules"),
+        "signposting.rules",
+        "service",
+        signpost_codes,
     )
     enhanced = rules(
         data.get("enhanced_rights"), "enhanced_rights", "group", v.ENHANCED_RIGHTS_GROUPS
@@ -379,10 +445,14 @@ def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
         if not isinstance(raw, Mapping) or raw.get("priority") not in v.PRIORITIES:
             p.fail(where, f"priority must be one of {', '.join(v.PRIORITIES)}")
             continue
-        deadline = raw.get("deadline") or {}
+        deadline = p.mapping(raw.get("deadline"), f"{where}.deadline", required=True)
         hours, days = deadline.get("elapsed_hours"), deadline.get("working_days")
         if (hours is None) == (days is None):
             p.fail(f"{where}.deadline", "give exactly one of elapsed_hours or working_days")
+        if hours is not None:
+            hours = p.integer(hours, f"{where}.deadline.elapsed_hours", 24, 1)
+        if days is not None:
+            days = p.integer(days, f"{where}.deadline.working_days", 1, 0)
         when = p.condition(raw["when"], f"{where}.when", context) if "when" in raw else None
         priorities.append(
             PriorityLevel(raw["priority"], p.text(raw, "reason", where), when, hours, days)
@@ -403,7 +473,7 @@ def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
         calendar=calendar,
         end_of_working_day=end_of_day,
         reference_prefixes=prefixes,
-        reference_min_digits=int(min_digits),
+        reference_min_digits=min_digits,
         services=services,
         signpost_targets=targets,
         area_names=area_names,
@@ -463,9 +533,14 @@ def _refs(raw: Any) -> set[str]:
 
 def parse_safe_windows(p: _Parser | None, raw: Any, path: str, zone: ZoneInfo) -> SafeTimes:
     windows = []
-    for index, item in enumerate(raw or []):
+    for index, item in enumerate(p.items(raw, path) if p else raw or []):
+        if not isinstance(item, Mapping):
+            if p:
+                p.fail(f"{path}[{index}]", "must be a mapping with days, from and to")
+            continue
         days = item.get("days") or []
-        bad = [d for d in days if d not in DAY_INDEX]
+        days = days if isinstance(days, list) else [days]
+        bad = [d for d in days if not isinstance(d, str) or d not in DAY_INDEX]
         if bad or not days:
             if p:
                 p.fail(f"{path}[{index}].days", f"days must be from {', '.join(DAY_INDEX)}")
@@ -485,23 +560,36 @@ def _parse_contact(p: _Parser, raw: Any, zone: ZoneInfo) -> ContactPolicy:
     safe = parse_safe_windows(p, raw.get("default_safe_times"), "contact.default_safe_times", zone)
     if not safe.windows:
         p.fail("contact.default_safe_times", "at least one window is needed")
-    templates = raw.get("templates") or {}
-    placeholders = tuple(raw.get("placeholders") or ())
-    sensitive = tuple(str(w).lower() for w in raw.get("sensitive_words") or ())
+    templates = p.mapping(raw.get("templates"), "contact.templates")
+    placeholders: tuple[str, ...] = ()
+    for item in p.items(raw.get("placeholders"), "contact.placeholders"):
+        if not isinstance(item, str):
+            p.fail("contact.placeholders", "placeholders are names (text)")
+            continue
+        placeholders += (item,)
+    sensitive = tuple(
+        str(w).lower() for w in p.items(raw.get("sensitive_words"), "contact.sensitive_words")
+    )
     for name, channels in templates.items():
-        for channel, body in (channels or {}).items():
+        for channel, body in p.mapping(channels, f"contact.templates.{name}").items():
             where = f"contact.templates.{name}.{channel}"
             if channel not in v.MESSAGE_CHANNELS:
                 p.fail(where, f"unknown channel (one of {', '.join(v.MESSAGE_CHANNELS)})")
                 continue
-            texts = [body] if isinstance(body, str) else list((body or {}).values())
+            if not isinstance(body, str | Mapping):
+                p.fail(where, "must be a text, or a mapping of texts (subject, body)")
+                continue
+            texts = [body] if isinstance(body, str) else list(body.values())
             for text in texts:
                 for problem in template_problems(str(text), placeholders, sensitive):
                     p.fail(where, problem)
     plan: list[PlanStep] = []
-    for index, step in enumerate(raw.get("plan") or []):
+    for index, step in enumerate(p.items(raw.get("plan"), "contact.plan", required=True)):
         where = f"contact.plan[{index}]"
-        when = step.get("when") or {}
+        if not isinstance(step, Mapping):
+            p.fail(where, "must be a mapping")
+            continue
+        when = p.mapping(step.get("when"), f"{where}.when")
         kind = step.get("kind")
         if kind not in ("call", "close"):
             p.fail(where, "kind must be call or close")
@@ -509,21 +597,22 @@ def _parse_contact(p: _Parser, raw: Any, zone: ZoneInfo) -> ContactPolicy:
         after = when.get("working_days_after")
         if not at_triage and after not in ("previous", "first"):
             p.fail(f"{where}.when", "give at: triage or working_days_after: previous|first")
-        message = step.get("message") or {}
+        message = p.mapping(step.get("message"), f"{where}.message")
         template = message.get("template")
-        if template is not None and template not in templates:
+        if template is not None and (not isinstance(template, str) or template not in templates):
             p.fail(f"{where}.message", f"unknown template '{template}'")
-        channels = tuple(message.get("channels") or ())
+            template = None
+        channels = tuple(p.items(message.get("channels"), f"{where}.message.channels"))
         for channel in channels:
             if channel not in v.MESSAGE_CHANNELS:
                 p.fail(f"{where}.message", f"unknown channel '{channel}'")
         plan.append(
             PlanStep(
-                number=int(step.get("step", index + 1)),
+                number=p.integer(step.get("step"), f"{where}.step", index + 1, 1),
                 kind=str(kind),
                 at_triage=at_triage,
                 after=after,
-                working_days=int(when.get("days", 0)),
+                working_days=p.integer(when.get("days"), f"{where}.when.days", 0, 0),
                 other_half=bool(when.get("other_half", False)),
                 message_template=template,
                 message_channels=channels,
@@ -575,10 +664,12 @@ def _parse_aa(
     service = str(raw.get("service", ""))
     if service not in services:
         p.fail("appropriate_adult.service", f"unknown service '{service}'")
-    ages = raw.get("juvenile_ages") or {}
-    office = raw.get("office_hours") or {}
+    ages = p.mapping(raw.get("juvenile_ages"), "appropriate_adult.juvenile_ages")
+    office = p.mapping(raw.get("office_hours"), "appropriate_adult.office_hours")
     suites: dict[str, str] = {}
-    for index, suite in enumerate(raw.get("custody_suites") or []):
+    suite_list = p.items(raw.get("custody_suites"), "appropriate_adult.custody_suites")
+    for index, suite in enumerate(suite_list):
+        suite = suite if isinstance(suite, Mapping) else {}
         name, council = suite.get("name"), suite.get("council")
         if not name or not council:
             p.fail(f"appropriate_adult.custody_suites[{index}]", "needs name and council")
@@ -590,23 +681,32 @@ def _parse_aa(
     values["aa.council"] = tuple(sorted(set(suites.values())))
     context = RuleContext(facts=APPROPRIATE_ADULT_FACTS, values=values)
     rules: list[AppropriateAdultRule] = []
-    for index, rule in enumerate(raw.get("rules") or []):
+    for index, rule in enumerate(p.items(raw.get("rules"), "appropriate_adult.rules")):
         where = f"appropriate_adult.rules[{index}]"
+        if not isinstance(rule, Mapping):
+            p.fail(where, "must be a mapping")
+            continue
         when = p.condition(rule.get("when"), f"{where}.when", context)
         target = rule.get("signpost_to")
-        if target is not None and target not in targets:
+        if target is not None and (not isinstance(target, str) or target not in targets):
             p.fail(where, f"unknown signpost target '{target}'")
         if (target is None) == (rule.get("allocate") is not True):
             p.fail(where, "give exactly one of signpost_to or allocate: true")
         if when is not None:
             rules.append(AppropriateAdultRule(p.text(rule, "reason", where), when, target))
-    days = office.get("days") or []
+    days = p.items(office.get("days"), "appropriate_adult.office_hours.days")
+    if any(not isinstance(d, str) or d not in DAY_INDEX for d in days):
+        # A typo must not silently drop a day from office hours.
+        p.fail("appropriate_adult.office_hours.days", f"days must be from {', '.join(DAY_INDEX)}")
+    section = "appropriate_adult"
     return AppropriateAdultPolicy(
         service=service,
-        juvenile_from=int(ages.get("from", 10)),
-        juvenile_to=int(ages.get("to", 17)),
-        attend_within=timedelta(hours=float(raw.get("attend_within_hours", 2))),
-        office_days=frozenset(DAY_INDEX[d] for d in days if d in DAY_INDEX),
+        juvenile_from=p.integer(ages.get("from"), f"{section}.juvenile_ages.from", 10),
+        juvenile_to=p.integer(ages.get("to"), f"{section}.juvenile_ages.to", 17),
+        attend_within=timedelta(
+            hours=p.number(raw.get("attend_within_hours"), f"{section}.attend_within_hours", 2)
+        ),
+        office_days=frozenset(DAY_INDEX[d] for d in days if isinstance(d, str) and d in DAY_INDEX),
         office_from=p.clock(office.get("from", "09:00"), "appropriate_adult.office_hours.from"),
         office_to=p.clock(office.get("to", "17:00"), "appropriate_adult.office_hours.to"),
         office_on_bank_holidays=bool(office.get("bank_holidays", False)),

@@ -45,7 +45,8 @@ def normalise_phone(text: str) -> str | None:
         number = phonenumbers.parse(text, "GB")
     except phonenumbers.NumberParseException:
         return None
-    if phonenumbers.is_valid_number(number) or is_drama_number(number):
+    # The drama check is a few comparisons; libphonenumber's validity check is not.
+    if is_drama_number(number) or phonenumbers.is_valid_number(number):
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return None
 

@@ -242,7 +242,7 @@ def compile_condition(raw: Any, path: str, context: RuleContext) -> Condition:
         name = raw["ref"]
         if keys != {"ref"}:
             raise RuleError(path, f"'ref' stands alone, found {sorted(keys)}")
-        if name not in context.named:
+        if not isinstance(name, str) or name not in context.named:
             known = ", ".join(sorted(context.named)) or "none"
             raise RuleError(path, f"unknown named condition '{name}' (known: {known})")
         return context.named[name]
@@ -256,7 +256,7 @@ def _compile_leaf(raw: Mapping[str, Any], path: str, context: RuleContext) -> Co
     unknown_keys = set(raw) - LEAF_KEYS
     if unknown_keys:
         raise RuleError(path, f"unknown key(s) {sorted(unknown_keys)} in a fact condition")
-    if fact not in context.facts:
+    if not isinstance(fact, str) or fact not in context.facts:
         raise RuleError(path, f"unknown fact '{fact}' (known: {', '.join(sorted(context.facts))})")
     kind = context.facts[fact]
     operators = set(raw) - {"fact", "if_unknown"}
@@ -268,6 +268,9 @@ def _compile_leaf(raw: Mapping[str, Any], path: str, context: RuleContext) -> Co
         raise RuleError(path, "'if_unknown' goes only with at_least, at_most, below or above")
 
     def check_values(values: Sequence[Any]) -> None:
+        for value in values:
+            if not isinstance(value, str | int | float | bool):
+                raise RuleError(path, "values must be text, numbers or true/false")
         allowed = context.values.get(fact)
         if allowed is None:
             return

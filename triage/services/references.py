@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from triage.domain.calendar import LONDON
@@ -28,12 +27,11 @@ async def next_references(
     year = received_at.astimezone(LONDON).year
     name = _sequence_name(prefix, year)
     if name not in _known:
-        # A sequence, not a counter row: no lock shared by every intake transaction.
-        try:
-            async with db.begin_nested():
-                await db.execute(text(f"CREATE SEQUENCE IF NOT EXISTS {name}"))
-        except DBAPIError:
-            pass  # another transaction created it at the same moment: it exists now
+        # A sequence, not a counter row: no lock shared by every intake transaction. Creating
+        # it once a year takes a transaction-scoped lock, so two first referrals of the year
+        # cannot both try (the second waits, then finds it).
+        await db.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": name})
+        await db.execute(text(f"CREATE SEQUENCE IF NOT EXISTS {name}"))
         _known.add(name)
     rows = await db.execute(
         text(f"SELECT nextval('{name}') FROM generate_series(1, :n)"), {"n": count}

@@ -127,9 +127,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         stamp, referral_id = json.loads(raw)
-        return datetime.fromisoformat(stamp), uuid.UUID(referral_id)
+        after_at, after_id = datetime.fromisoformat(stamp), uuid.UUID(referral_id)
     except (ValueError, TypeError) as error:
         raise BadCursor("cursor is not one this service gave") from error
+    if after_at.tzinfo is None:  # every cursor given carries its offset
+        raise BadCursor("cursor is not one this service gave")
+    return after_at, after_id
 
 
 async def changed_since(

@@ -1,0 +1,124 @@
+"""Servers for the benchmarks: DATABASE_URL / REDIS_URL when set, else the embedded ones; a
+fresh migrated database per run; the real app started as `triage serve` (production mode)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from db.engine import plain_url  # noqa: E402
+from db.migrate import upgrade  # noqa: E402
+from triage.devstack import EmbeddedStack, with_database  # noqa: E402
+
+
+@dataclass
+class BenchServers:
+    database_url: str
+    redis_url: str
+    secret: str
+
+
+@contextmanager
+def bench_database() -> Iterator[BenchServers]:
+    import asyncpg
+
+    stack = None
+    base, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
+    if not base or not redis_url:
+        stack = EmbeddedStack(ROOT / ".triage-data" / "bench").start()
+        base, redis_url = stack.database_url, stack.redis_url
+    name = f"triage_bench_{uuid.uuid4().hex[:8]}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(plain_url(base))
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = with_database(plain_url(base), name)
+    try:
+        upgrade(url)
+        yield BenchServers(url, redis_url, secrets.token_urlsafe(24))
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if stack is not None:
+            stack.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def server_env(servers: BenchServers) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": servers.database_url,
+        "REDIS_URL": servers.redis_url,
+        "TRIAGE_SECRET_KEY": servers.secret,
+        "TRIAGE_ENV": "production",
+        "TRIAGE_LOG_FORMAT": "json",
+    }
+
+
+@contextmanager
+def running(
+    args: list[str], env: dict[str, str], port: int, ready_path: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    import httpx
+
+    # The server's own log, to read when a figure looks wrong.
+    log = open(ROOT / ".triage-data" / f"bench-server-{port}.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{args[:4]} exited at start")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=1).status_code < 500:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server not ready in 30 s")
+            time.sleep(0.2)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+async def make_client_key(servers: BenchServers, name: str) -> str:
+    """A police client with limits raised for the bench, and its key."""
+    from db.engine import make_engine, make_sessionmaker
+    from triage.services.api_keys import create_client, create_key, set_limit
+
+    engine = make_engine(servers.database_url, null_pool=True)
+    try:
+        async with make_sessionmaker(engine)() as db:
+            await create_client(db, name, "police")
+            await set_limit(db, name, 10_000_000, 1_000_000)
+            return await create_key(db, servers.secret, name)
+    finally:
+        await engine.dispose()
