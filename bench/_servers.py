@@ -84,7 +84,7 @@ def running(
     import httpx
 
     # The server's own log, to read when a figure looks wrong.
-    log = open(ROOT / ".triage-data" / f"bench-server-{port}.log", "wb")  # noqa: SIM115
+    log = open(ROOT / ".triage-data" / f"bench-server-{port}.log", "wb")
     process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
         deadline = time.monotonic() + 30

@@ -63,7 +63,9 @@ SAFE_TIME_CHOICES: tuple[list[dict[str, Any]], ...] = (
 EXPLICIT_CONSENT_FLAGS = {"domestic_abuse", "bereaved_by_homicide", "bereaved_by_da_death"}
 
 
-def make_body(rng: random.Random, index: int, received_at: datetime) -> tuple[dict[str, Any], str]:
+def make_body(
+    rng: random.Random, index: int, received_at: datetime, districts: tuple[str, ...]
+) -> tuple[dict[str, Any], str]:
     """A valid referral body and its source."""
     category = rng.choices(list(CATEGORY_WEIGHTS), weights=list(CATEGORY_WEIGHTS.values()))[0]
     received_day = received_at.date()
@@ -88,7 +90,7 @@ def make_body(rng: random.Random, index: int, received_at: datetime) -> tuple[di
         victim["email"] = f"victim{index}@example.org"
     where = rng.random()
     if where < 0.85:
-        district = rng.choice(DISTRICTS)
+        district = rng.choice(districts)
         postcode = f"{district} {rng.randint(1, 9)}{rng.choice('ABDEFGHJLNPQRSTUWXYZ')}X"
         victim["address"] = {"line1": f"{rng.randint(1, 200)} High Street", "postcode": postcode}
     elif where < 0.95:
@@ -170,13 +172,6 @@ def make_body(rng: random.Random, index: int, received_at: datetime) -> tuple[di
     return body, source
 
 
-def _districts() -> tuple[str, ...]:
-    return tuple(load_catalogue().districts)
-
-
-DISTRICTS: tuple[str, ...] = ()
-
-
 def make_receipts(rng: random.Random, n: int) -> list[datetime]:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     minutes = 3 * 365 * 24 * 60
@@ -220,14 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="profile the engine-only run")
     args = parser.parse_args(argv)
 
-    global DISTRICTS
-    DISTRICTS = _districts()
     catalogue = load_catalogue()
+    districts = tuple(catalogue.districts)
     rng = random.Random(args.seed)
     receipts = make_receipts(rng, args.n)
     items = []
     for index, received_at in enumerate(receipts):
-        body, source = make_body(rng, index, received_at)
+        body, source = make_body(rng, index, received_at, districts)
         items.append((body, source, received_at))
 
     settle()

@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _servers import (  # noqa: E402
+from _servers import (
     bench_database,
     free_port,
     make_client_key,
@@ -32,11 +32,11 @@ from _servers import (  # noqa: E402
     server_env,
 )
 
-from triage.catalogue.loader import load_catalogue  # noqa: E402
-from triage.demo import demo_referrals  # noqa: E402
-from triage.domain.engine import triage  # noqa: E402
-from triage.domain.validation import validate_referral  # noqa: E402
-from triage.services.referral_rows import RowSet, add_referral_rows  # noqa: E402
+from triage.catalogue.loader import load_catalogue
+from triage.demo import demo_referrals
+from triage.domain.engine import triage
+from triage.domain.validation import validate_referral
+from triage.services.referral_rows import RowSet, add_referral_rows
 
 BATCH = 1000
 TABLES = ("referrals", "triage_decisions", "cases", "contact_steps", "messages", "alerts")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -32,7 +33,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     base_db = os.environ.get("TEST_DATABASE_URL")
     redis_url = os.environ.get("TEST_REDIS_URL")
     if not base_db or not redis_url:
-        stack = EmbeddedStack(ROOT / ".triage-data" / "test").start()
+        # Its own server per test session, so two runs at once never stop each other's.
+        # Under the project folder: pgserver's system user must be able to reach it.
+        stack_dir = ROOT / ".triage-data" / f"test-{uuid.uuid4().hex[:8]}"
+        stack = EmbeddedStack(stack_dir).start()
         base_db, redis_url = stack.database_url, stack.redis_url
     name = f"triage_test_{uuid.uuid4().hex[:10]}"
 
@@ -64,6 +68,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         if stack is not None:
             stack.stop()
+            shutil.rmtree(stack_dir, ignore_errors=True)
 
 
 def _plain(url: str) -> str:

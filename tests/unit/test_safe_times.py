@@ -233,6 +233,20 @@ class TestClockChanges:
         assert not small_hours.contains(utc(2026, 10, 25, 2, 0))  # 02:00 GMT
         assert small_hours.next_safe_moment(utc(2026, 10, 24, 23, 0)) == utc(2026, 10, 25, 0)
 
+    def test_a_window_opening_in_the_repeated_hour_closes_while_the_clock_goes_back(
+        self,
+    ) -> None:
+        # Sunday 25 October 2026 from 01:30: open at 01:30 BST, closed when the clock goes
+        # back to 01:00 GMT (01:00 UTC) and shows 01:00-01:29 again, open from 01:30 GMT.
+        late = safe((("sun",), "01:30", "04:00"))
+        assert late.contains(utc(2026, 10, 25, 0, 30))  # 01:30 BST
+        assert late.contains(utc(2026, 10, 25, 0, 59))  # 01:59 BST
+        assert not late.contains(utc(2026, 10, 25, 1, 0))  # 01:00 GMT
+        assert not late.contains(utc(2026, 10, 25, 1, 29))  # 01:29 GMT
+        assert late.contains(utc(2026, 10, 25, 1, 30))  # 01:30 GMT
+        assert late.next_safe_moment(utc(2026, 10, 25, 1, 15)) == utc(2026, 10, 25, 1, 30)
+        assert not late.contains(utc(2026, 10, 25, 4, 0))
+
     def test_windows_keep_their_wall_times_across_the_change(self) -> None:
         friday_before = OFFICE.next_safe_moment(london(2026, 3, 27, 18, 0))
         assert friday_before == utc(2026, 3, 30, 8, 0)  # Monday 09:00 BST

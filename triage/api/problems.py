@@ -9,6 +9,8 @@ from typing import Any
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -98,15 +100,42 @@ def on_database_down(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]
         503,
         "unavailable",
         "Service unavailable",
-        "the database could not be reached; nothing was written, try again",
+        "the database or Redis could not be reached; nothing was written, try again",
         headers={"Retry-After": "5"},
     )
 
 
+# SQLSTATE classes that mean "the database cannot be reached or used now", not "the request
+# is wrong": connection exceptions, insufficient resources, operator intervention (shutdown,
+# starting up), invalid authorisation, and a database that does not exist.
+_UNREACHABLE_SQLSTATES = ("08", "53", "57P", "28", "3D000")
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether an error means the database (or Redis) is out of reach: a 503, not a 500."""
+    if isinstance(exc, ConnectionError | OSError | RedisConnectionError | RedisTimeoutError):
+        return True
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        # asyncpg's own exception, wrapped by SQLAlchemy's adapter: look down the chain.
+        seen: BaseException | None = exc.orig
+        for _depth in range(5):
+            if seen is None:
+                break
+            if isinstance(seen, ConnectionError | OSError):
+                return True
+            sqlstate = getattr(seen, "sqlstate", None)
+            if isinstance(sqlstate, str) and sqlstate.startswith(_UNREACHABLE_SQLSTATES):
+                return True
+            seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def on_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return on_database_down(_, exc)
-    if isinstance(exc, ConnectionError | OSError):
+    if _unreachable(exc):
         return on_database_down(_, exc)
     # Where it failed, never the exception's message: it can quote the data sent.
     frames = [
@@ -135,5 +164,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     PoolTimeout: on_database_down,
     ConnectionError: on_database_down,
     OSError: on_database_down,
+    RedisConnectionError: on_database_down,
+    RedisTimeoutError: on_database_down,
     Exception: on_unexpected,
 }

@@ -26,6 +26,13 @@ class ReferralUpdateController(Controller):
     path = "/api/v1/referrals/{referral_id:str}"
     tags = ["referrals"]  # noqa: RUF012 - Litestar reads it from the class
 
+    @get("/", summary="One referral, for the client that sent it")
+    async def read(
+        self, request: Request[Any, Any, Any], referral_id: FromPath[str]
+    ) -> dict[str, Any]:
+        caller = await caller_for(request, "referrals:read")
+        return await self._view(request, caller.client_id, _id(referral_id))
+
     @patch(
         "/",
         request_max_body_size=SINGLE_LIMIT,

@@ -69,9 +69,11 @@ class ReferralController(Controller):
                 f"external_ref was already used for a referral with different content; send "
                 f"changes with PATCH /api/v1/referrals/{result.id}",
             )
-        assert result.id is not None  # created, existing and conflict all name a referral
-        async with state.sessions() as db:
-            view = await referral_views.get_for_client(db, caller.client_id, result.id)
+        view = result.view
+        if view is None:
+            assert result.id is not None  # existing and conflict name the referral they met
+            async with state.sessions() as db:
+                view = await referral_views.get_for_client(db, caller.client_id, result.id)
         return Response(view, status_code=201 if result.status == "created" else 200)
 
     @post(

@@ -60,6 +60,39 @@ def _local_to_utc(day: date, wall: time, zone: ZoneInfo) -> datetime:
 _MICROSECOND = timedelta(microseconds=1)
 
 
+def repeated_wall_time(
+    day: date, wall: time, zone: ZoneInfo = LONDON
+) -> tuple[datetime, datetime] | None:
+    """For a wall time the clock shows twice on `day` (autumn fall-back), the instant the clock
+    goes back and the wall time's second occurrence; None for any other wall time.
+
+    Between the two, the clock shows times earlier than `wall` again (Europe/London,
+    25 October 2026, 01:30: the clock goes back at 01:00 UTC and shows 01:30 again at 01:30
+    UTC), so a safe window that opens at `wall` is closed in between.
+    """
+    return _repeated_wall_time(day, wall, zone)
+
+
+@lru_cache(maxsize=4096)
+def _repeated_wall_time(day: date, wall: time, zone: ZoneInfo) -> tuple[datetime, datetime] | None:
+    naive = datetime.combine(day, wall)
+    first = naive.replace(tzinfo=zone).astimezone(UTC)
+    second = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    if second <= first:  # shown once (equal) or never (in a spring-forward gap)
+        return None
+    target = second.astimezone(zone).utcoffset()
+    low, high = first, second  # the offset changes to `target` in (low, high]
+    step = high - low
+    while step > _MICROSECOND:
+        middle = low + step // 2
+        if middle.astimezone(zone).utcoffset() == target:
+            high = middle
+        else:
+            low = middle
+        step = high - low
+    return high, second
+
+
 def local_date(instant: datetime, zone: ZoneInfo = LONDON) -> date:
     return instant.astimezone(zone).date()
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from triage.domain.calendar import LONDON, local_date, local_to_utc
+from triage.domain.calendar import LONDON, local_date, local_to_utc, repeated_wall_time
 
 DAY_INDEX = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 MIDNIGHT = time(0, 0)
@@ -41,6 +41,12 @@ class SafeTimes:
     _days: dict[date, tuple[Interval, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
+    # Whether a window runs past midnight: only then can yesterday's window hold today's times.
+    _overnight: bool = field(default=True, init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        overnight = any(window.end <= window.start for window in self.windows)
+        object.__setattr__(self, "_overnight", overnight)
 
     def intervals_on(self, day: date) -> tuple[Interval, ...]:
         """The safe intervals (UTC) of the windows that begin on local `day`, by start.
@@ -62,6 +68,8 @@ class SafeTimes:
         looks `days` days ahead. Lazy: callers usually need only the first one or two.
         """
         day = local_date(instant, self.zone) - ONE_DAY
+        if not self._overnight:
+            day += ONE_DAY  # yesterday's intervals all ended by midnight
         for _ in range(days + 1):
             for interval in self.intervals_on(day):
                 if interval[1] > instant:
@@ -74,9 +82,13 @@ class SafeTimes:
     def next_safe_moment(self, instant: datetime) -> datetime:
         """`instant` when it is safe, else the start of the next safe window."""
         # intervals_from, unrolled: this runs for every referral triaged.
-        day = local_date(instant, self.zone) - ONE_DAY
+        day = instant.astimezone(self.zone).date()
+        if self._overnight:
+            day -= ONE_DAY
+        cached = self._days
         for _ in range(10):
-            for begins, ends in self.intervals_on(day):
+            found = cached.get(day)
+            for begins, ends in self.intervals_on(day) if found is None else found:
                 if ends > instant:
                     return begins if begins > instant else instant
             day += ONE_DAY
@@ -126,6 +138,14 @@ def _intervals_on(
     for window in windows:
         if weekday in window.days:
             begins, ends = window.interval_on(day, zone)
+            repeated = repeated_wall_time(day, window.start, zone)
+            if repeated is not None:
+                # Opens in the hour the clock shows twice: closed from the moment the clock
+                # goes back until it shows the opening time again.
+                back, again = repeated
+                if begins < min(back, ends):
+                    found.append((begins, min(back, ends)))
+                begins = again
             if begins < ends:
                 found.append((begins, ends))
     found.sort()

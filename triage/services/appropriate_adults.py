@@ -19,7 +19,7 @@ from triage.domain.decision import iso_z
 from triage.services.api_keys import Caller
 from triage.services.catalogues import record_catalogue
 from triage.services.clock import service_now
-from triage.services.references import next_references
+from triage.services.references import ensure_sequence, next_references
 
 
 def _view(row: models.AppropriateAdultRequest) -> dict[str, Any]:
@@ -42,6 +42,8 @@ async def submit_aa_request(
     await record_catalogue(sessions, catalogue)
     async with sessions() as db:
         now = await service_now(db)
+    await ensure_sequence(sessions, catalogue.reference_prefixes["appropriate_adult"], now)
+    async with sessions() as db:
         request = validate_aa_request(body, now, catalogue)
         decision = decide_aa(request, now, catalogue)
         content = msgspec.json.encode(request, order="sorted")

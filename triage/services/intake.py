@@ -26,10 +26,11 @@ from triage.domain.engine import triage
 from triage.domain.problems import InvalidInput, Problem
 from triage.domain.referral import Referral
 from triage.domain.validation import validate_referral
+from triage.services import referral_views
 from triage.services.api_keys import Caller
 from triage.services.catalogues import record_catalogue
 from triage.services.clock import service_now
-from triage.services.references import next_references
+from triage.services.references import ensure_sequence, next_references
 from triage.services.referral_rows import RowSet, add_referral_rows
 from triage.services.wakeups import wake_workers
 
@@ -44,6 +45,7 @@ class ItemResult:
     id: uuid.UUID | None = None
     reference: str | None = None
     errors: list[Problem] | None = None
+    view: dict[str, Any] | None = None  # the API's referral object, for a single created one
 
 
 @dataclass
@@ -82,6 +84,7 @@ async def _submit(
     await record_catalogue(sessions, catalogue)
     async with sessions() as db:
         now = await service_now(db)
+    await ensure_sequence(sessions, catalogue.reference_prefixes["victim"], now)
     results: list[ItemResult | None] = [None] * len(bodies)
     prepared: dict[str, _Prepared] = {}  # by external_ref, first occurrence wins
     duplicates: list[_Prepared] = []
@@ -115,7 +118,8 @@ async def _submit(
 
     created: dict[str, tuple[uuid.UUID, str]] = {}
     async with sessions() as db:
-        existing = await _existing(db, caller.client_id, list(prepared))
+        # One referral: let the unique index find a resend (one round trip fewer).
+        existing = {} if single else await _existing(db, caller.client_id, list(prepared))
         fresh = [p for ref, p in prepared.items() if ref not in existing]
         references = await next_references(
             db,
@@ -156,6 +160,7 @@ async def _submit(
                 existing.update(await _existing(db, caller.client_id, lost))
             await _insert_children(db, rows)
             created = {ids[i].referral.external_ref: (i, ref) for i, ref in won.items()}
+        if created:
             await db.execute(
                 insert(models.AuditEvent),
                 [
@@ -165,7 +170,7 @@ async def _submit(
                         "record_type": "referral",
                         "record_id": str(i),
                     }
-                    for i in won
+                    for i, _ in created.values()
                 ],
             )
         await db.commit()
@@ -173,7 +178,13 @@ async def _submit(
     for ref, item in prepared.items():
         if ref in created:
             referral_id, reference = created[ref]
-            results[item.index] = ItemResult(item.index, "created", referral_id, reference)
+            results[item.index] = ItemResult(
+                item.index,
+                "created",
+                referral_id,
+                reference,
+                view=_view(rows, referral_id) if single else None,
+            )
         else:
             results[item.index] = _against_existing(item, existing[ref])
     for item in duplicates:
@@ -187,6 +198,27 @@ async def _submit(
     if created:
         wake_workers()  # after the commit only: a wake-up never points at a rolled-back row
     return [r for r in results if r is not None]
+
+
+def _view(rows: RowSet, referral_id: uuid.UUID) -> dict[str, Any]:
+    """The created referral's API object from the rows just written (no read back)."""
+    referral = next(r for r in rows.referrals if r["id"] == referral_id)
+    decision = next(d for d in rows.decisions if d["referral_id"] == referral_id)
+    cases = [
+        referral_views.case_view(c["service"], c["role"], c["status"], None, None, None)
+        for c in rows.cases
+        if c["referral_id"] == referral_id
+    ]
+    return referral_views.referral_view(
+        referral_id,
+        referral["reference"],
+        referral["external_ref"],
+        referral["status"],
+        referral["received_at"],
+        referral["updated_at"],
+        decision["decision"],
+        cases,
+    )
 
 
 def _against_existing(item: _Prepared, record: tuple[uuid.UUID, str, str]) -> ItemResult:

@@ -6,35 +6,49 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from triage.domain.calendar import LONDON
 
 _known: set[str] = set()
 
 
-def _sequence_name(prefix: str, year: int) -> str:
+def _sequence_name(prefix: str, received_at: datetime) -> str:
     if not prefix.isalpha():
         raise ValueError("reference prefixes are letters only")
-    return f"reference_{prefix.lower()}_{year}"
+    return f"reference_{prefix.lower()}_{received_at.astimezone(LONDON).year}"
+
+
+async def ensure_sequence(
+    sessions: async_sessionmaker[AsyncSession], prefix: str, received_at: datetime
+) -> None:
+    """Create the year's sequence in its own committed transaction, before any intake
+    transaction uses it: a sequence, not a counter row, so no lock is shared by every intake.
+    The advisory lock makes two first referrals of the year wait for each other here."""
+    name = _sequence_name(prefix, received_at)
+    if name in _known:
+        return
+    async with sessions() as db:
+        await db.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": name})
+        await db.execute(text(f"CREATE SEQUENCE IF NOT EXISTS {name}"))
+        await db.commit()
+    _known.add(name)
+
+
+def forget_sequences() -> None:
+    """For tests that drop and recreate databases in one process."""
+    _known.clear()
 
 
 async def next_references(
     db: AsyncSession, prefix: str, received_at: datetime, count: int, min_digits: int = 6
 ) -> list[str]:
+    """`count` new references; `ensure_sequence` must have run for this prefix and year."""
     if count == 0:
         return []
-    year = received_at.astimezone(LONDON).year
-    name = _sequence_name(prefix, year)
-    if name not in _known:
-        # A sequence, not a counter row: no lock shared by every intake transaction. Creating
-        # it once a year takes a transaction-scoped lock, so two first referrals of the year
-        # cannot both try (the second waits, then finds it).
-        await db.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": name})
-        await db.execute(text(f"CREATE SEQUENCE IF NOT EXISTS {name}"))
-        _known.add(name)
+    name = _sequence_name(prefix, received_at)
     rows = await db.execute(
         text(f"SELECT nextval('{name}') FROM generate_series(1, :n)"), {"n": count}
     )
-    yy = year % 100
+    yy = received_at.astimezone(LONDON).year % 100
     return [f"{prefix}-{yy:02d}-{number:0{min_digits}d}" for (number,) in rows]

@@ -42,36 +42,74 @@ async def views(db: AsyncSession, referrals: Sequence[models.Referral]) -> list[
         await db.execute(
             select(models.Case)
             .where(models.Case.referral_id.in_(ids))
-            .order_by(
-                models.Case.referral_id,
-                models.Case.role.desc(),
-                models.Case.opened_at,
-                models.Case.service,
-            )
+            .order_by(models.Case.referral_id, models.Case.opened_at)
         )
     ).scalars():
         cases[case.referral_id].append(
-            {
-                "service": case.service,
-                "status": case.status,
-                "first_contact_at": iso_z(case.first_contact_at),
-                "closed_at": iso_z(case.closed_at),
-                "closure_reason": case.closure_reason,
-            }
+            case_view(
+                case.service,
+                case.role,
+                case.status,
+                case.first_contact_at,
+                case.closed_at,
+                case.closure_reason,
+            )
         )
     return [
-        {
-            "id": str(r.id),
-            "reference": r.reference,
-            "external_ref": r.external_ref,
-            "status": r.status,
-            "received_at": iso_z(r.received_at),
-            "updated_at": iso_z(r.updated_at),
-            "triage": _with_current_flags(decisions.get(r.id), r),
-            "cases": cases[r.id],
-        }
+        referral_view(
+            r.id,
+            r.reference,
+            r.external_ref,
+            r.status,
+            r.received_at,
+            r.updated_at,
+            _with_current_flags(decisions.get(r.id), r),
+            cases[r.id],
+        )
         for r in referrals
     ]
+
+
+def case_view(
+    service: str,
+    role: str,
+    status: str,
+    first_contact_at: datetime | None,
+    closed_at: datetime | None,
+    closure_reason: str | None,
+) -> dict[str, Any]:
+    return {
+        "service": service,
+        "role": role,
+        "status": status,
+        "first_contact_at": iso_z(first_contact_at),
+        "closed_at": iso_z(closed_at),
+        "closure_reason": closure_reason,
+    }
+
+
+def referral_view(
+    referral_id: uuid.UUID,
+    reference: str,
+    external_ref: str | None,
+    status: str,
+    received_at: datetime,
+    updated_at: datetime,
+    decision: dict[str, Any] | None,
+    cases: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The API's referral object; cases primary first, then in the order they were opened."""
+    ordered = sorted(cases, key=lambda c: (c["role"] != "primary", c["service"]))
+    return {
+        "id": str(referral_id),
+        "reference": reference,
+        "external_ref": external_ref,
+        "status": status,
+        "received_at": iso_z(received_at),
+        "updated_at": iso_z(updated_at),
+        "triage": decision,
+        "cases": [{k: v for k, v in c.items() if k != "role"} for c in ordered],
+    }
 
 
 def _with_current_flags(

@@ -1,0 +1,178 @@
+"""Single-referral HTTP intake against a ceiling (issue: referral intake).
+
+Both servers run under the production settings (uvicorn, one process, access logs as in
+production), with the bench client's rate limit raised. The load is 32 concurrent connections
+for `--seconds` (default 20) of POST /referrals, each with a new referral:
+- project: POST /api/v1/referrals on the real app (validated, triaged, stored with its cases
+  and first contact step, then read back);
+- ceiling: a minimal Litestar endpoint that decodes the same body and does one insert.
+Then the project again while a 10,000-item batch is being taken, for the p99 under that load.
+X = project requests/s / ceiling requests/s (goal >= 0.5; project p99 under 100 ms).
+
+Run: `.venv/bin/python bench/http.py [--seconds 20]` (DATABASE_URL/REDIS_URL or embedded).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file is named http.py (the issue names it so); as a script its folder comes first on
+# sys.path and would shadow the standard library's `http`. Put the folder last instead.
+_BENCH = str(Path(__file__).resolve().parent)
+sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != _BENCH] + [_BENCH]
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from datetime import date
+
+from _loadgen import LoadResult, run_load
+from _servers import (  # noqa: E402
+    ROOT,
+    bench_database,
+    free_port,
+    make_client_key,
+    running,
+    server_env,
+)
+
+from triage.catalogue.loader import load_catalogue  # noqa: E402
+from triage.demo import demo_referrals  # noqa: E402
+
+CONCURRENCY = 32
+
+
+async def load(
+    port: int,
+    path: str,
+    headers: dict[str, str],
+    bodies: list[bytes],
+    seconds: float,
+    batch_body: bytes | None = None,
+) -> LoadResult:
+    """Singles at CONCURRENCY connections; with `batch_body`, a batch is posted a quarter of
+    the way in and the singles finished while it ran are kept apart."""
+    window = [float("inf"), float("inf")]
+
+    async def batch() -> None:
+        import httpx
+
+        await asyncio.sleep(seconds / 4)
+        async with httpx.AsyncClient(timeout=600) as client:
+            window[0] = time.perf_counter()
+            answer = await client.post(
+                f"http://127.0.0.1:{port}{path}/batch", content=batch_body, headers=headers
+            )
+            window[1] = time.perf_counter()
+            answer.raise_for_status()
+
+    singles = run_load(
+        port, path, bodies, headers, CONCURRENCY, seconds, window=lambda: (window[0], window[1])
+    )
+    if batch_body is None:
+        return await singles
+    result, _ = await asyncio.gather(singles, batch())
+    return result
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=20)
+    args = parser.parse_args()
+    catalogue = load_catalogue()
+    today = date.today()
+    with bench_database() as servers:
+        import asyncpg
+
+        async def ceiling_table() -> None:
+            connection = await asyncpg.connect(servers.database_url)
+            await connection.execute(
+                "CREATE TABLE ceiling_referrals (id uuid PRIMARY KEY, external_ref text, "
+                "body jsonb, created_at timestamptz DEFAULT now())"
+            )
+            await connection.close()
+
+        asyncio.run(ceiling_table())
+        key = asyncio.run(make_client_key(servers, "bench-http"))
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        env = server_env(servers)
+        env["CEILING_DATABASE_URL"] = servers.database_url
+        count = 40_000
+        ceiling_bodies = [
+            json.dumps(b).encode()
+            for b in demo_referrals(count, catalogue, today, seed=3, prefix="C")
+        ]
+        project_bodies = [
+            json.dumps(b).encode()
+            for b in demo_referrals(count, catalogue, today, seed=4, prefix="P")
+        ]
+        loaded_bodies = [
+            json.dumps(b).encode()
+            for b in demo_referrals(count, catalogue, today, seed=5, prefix="L")
+        ]
+        batch_body = json.dumps(
+            {"referrals": demo_referrals(10_000, catalogue, today, seed=6, prefix="B")}
+        ).encode()
+
+        port = free_port()
+        ceiling = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench._ceiling_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+        with running(ceiling, env, port, "/ready"):
+            c = asyncio.run(load(port, "/referrals", headers, ceiling_bodies, args.seconds))
+        port = free_port()
+        project = [
+            sys.executable,
+            "-m",
+            "triage.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+        path = "/api/v1/referrals"
+        with running(project, env, port, "/readyz"):
+            p = asyncio.run(load(port, path, headers, project_bodies, args.seconds))
+            loaded = asyncio.run(load(port, path, headers, loaded_bodies, args.seconds, batch_body))
+        for name, result in (("ceiling", c), ("project", p), ("project_with_batch", loaded)):
+            bad = {s: n for s, n in result.statuses.items() if s not in (200, 201)}
+            if bad:
+                raise SystemExit(f"{name}: unexpected statuses {bad}")
+        c_rate, c_lat, p_rate, p_lat = c.rate, c.latencies_ms, p.rate, p.latencies_ms
+        during = loaded.marked_ms
+        print(f"ceiling_requests_per_s: {c_rate:.0f} requests/s")
+        print(f"ceiling_p50: {pct(c_lat, 50):.1f} ms")
+        print(f"ceiling_p99: {pct(c_lat, 99):.1f} ms")
+        print(f"project_requests_per_s: {p_rate:.0f} requests/s")
+        print(f"project_p50: {pct(p_lat, 50):.1f} ms")
+        print(f"project_p99: {pct(p_lat, 99):.1f} ms (goal < 100)")
+        print(
+            f"project_p99_during_10000_batch: {pct(during, 99):.1f} ms "
+            f"({len(during)} requests during the batch)"
+        )
+        print(f"ratio: {p_rate / c_rate:.2f} (goal >= 0.5)")
+
+
+if __name__ == "__main__":
+    _ = ROOT
+    main()

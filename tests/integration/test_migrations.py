@@ -1,0 +1,101 @@
+"""Alembic: one head, the database at it, upgrades safe to run at once (advisory lock), a full
+downgrade and upgrade; the audit trail refuses UPDATE, DELETE and TRUNCATE."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+
+def _heads(database_url: str) -> list[str]:
+    from db.migrate import alembic_config
+
+    return list(ScriptDirectory.from_config(alembic_config(database_url)).get_heads())
+
+
+async def test_single_head_and_database_at_it(servers: Any, sessions: Any) -> None:
+    heads = _heads(servers.database_url)
+    assert len(heads) == 1, heads
+    async with sessions() as db:
+        current = (await db.execute(text("SELECT version_num FROM alembic_version"))).scalars()
+        assert list(current) == heads
+
+
+async def test_upgrades_at_once_are_safe(servers: Any, sessions: Any) -> None:
+    """Several replicas start together: each waits for the lock, then finds nothing to do."""
+    from db.migrate import upgrade
+
+    await asyncio.gather(*(asyncio.to_thread(upgrade, servers.database_url) for _ in range(3)))
+    async with sessions() as db:
+        versions = list(
+            (await db.execute(text("SELECT version_num FROM alembic_version"))).scalars()
+        )
+    assert versions == _heads(servers.database_url)
+
+
+async def test_downgrade_to_base_and_up_again(servers: Any) -> None:
+    from db.engine import plain_url
+    from db.migrate import downgrade, upgrade
+    from triage.devstack import with_database
+
+    name = f"triage_mig_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(plain_url(servers.database_url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = with_database(plain_url(servers.database_url), name)
+        await asyncio.to_thread(upgrade, url)
+        await asyncio.to_thread(downgrade, url, "base")
+        scratch = await asyncpg.connect(url)
+        try:
+            tables = await scratch.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'alembic_version'"
+            )
+            assert tables == []
+        finally:
+            await scratch.close()
+        await asyncio.to_thread(upgrade, url)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_events SET actor = 'someone else' WHERE id = :id",
+        "DELETE FROM audit_events WHERE id = :id",
+        "TRUNCATE audit_events",
+    ],
+)
+async def test_audit_events_are_append_only(sessions: Any, statement: str) -> None:
+    async with sessions() as db:
+        event_id = (
+            await db.execute(
+                text(
+                    "INSERT INTO audit_events (actor, action, record_type, record_id) "
+                    "VALUES ('test', 'test.append_only', 'test', :r) RETURNING id"
+                ),
+                {"r": uuid.uuid4().hex},
+            )
+        ).scalar_one()
+        await db.commit()
+    async with sessions() as db:
+        params = {"id": event_id} if ":id" in statement else {}
+        with pytest.raises(DBAPIError, match="append-only"):
+            await db.execute(text(statement), params)
+        await db.rollback()
+    async with sessions() as db:
+        actor = (
+            await db.execute(
+                text("SELECT actor FROM audit_events WHERE id = :id"), {"id": event_id}
+            )
+        ).scalar_one()
+    assert actor == "test"
