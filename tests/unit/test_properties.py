@@ -309,7 +309,14 @@ def test_first_contact_is_never_early_and_always_safe(
         assert step.channel in usable
     assert decision.contact_due_by is not None
     late = step.due_at > decision.contact_due_by
-    assert ("safe_window_after_deadline" in decision.flags) == late
+    if {"phone", "sms", "email"} & set(usable):
+        # Step 1 itself can be made: it is due at the first safe moment, so "late" is exactly
+        # "the victim's first safe moment is after the deadline".
+        assert ("safe_window_after_deadline" in decision.flags) == late
+    else:
+        # Letters only: the first step is a later one, late for want of a channel: a plain
+        # breach, not a safety flag (unless the safe times alone are late).
+        assert "safe_window_after_deadline" not in decision.flags or late
 
 
 @SETTINGS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from triage.domain.calendar import require_utc
@@ -56,7 +57,7 @@ def triage(
         allocated.setdefault(rule.target, []).extend(reasons)
     if not allocated:
         allocated[catalogue.fallback.target] = [catalogue.fallback.reason]
-    order = {code: i for i, code in enumerate(catalogue.primary_order)}
+    order = _rank(catalogue.primary_order)
     codes = sorted(allocated, key=lambda code: order.get(code, len(order)))
     services = [
         ServiceChoice(code, "primary" if i == 0 else "additional", allocated[code])
@@ -100,11 +101,14 @@ def triage(
         flags.append("no_contact_consent")
         contact_due_by = None
     else:
-        step = first_contact(referral, received_at, catalogue)
+        rules = contact_rules(referral, usable_channels(referral), catalogue)
+        step = plan_next_step(catalogue.contact, catalogue.calendar, [], rules, received_at)
         if isinstance(step, NextStep):
             first_step = FirstContactStep(step.kind, step.channel, step.due_at)
-            if step.due_at > due_by:
-                flags.append("safe_window_after_deadline")
+        # Safety beats the deadline: flagged when the victim's first safe moment is after it
+        # (not when the plan's first usable step is late for want of a channel).
+        if rules.safe_times.next_safe_moment(received_at) > due_by:
+            flags.append("safe_window_after_deadline")
 
     return Decision(
         area=area,
@@ -118,6 +122,11 @@ def triage(
         catalogue_version=catalogue.version,
         explanation=explanation,
     )
+
+
+@lru_cache(maxsize=16)
+def _rank(primary_order: tuple[str, ...]) -> dict[str, int]:
+    return {code: i for i, code in enumerate(primary_order)}
 
 
 def first_contact(referral: Referral, received_at: datetime, catalogue: Catalogue) -> object:

@@ -57,7 +57,11 @@ class All(Condition):
     parts: tuple[Condition, ...]
 
     def test(self, facts: Facts) -> bool:
-        return all(part.test(facts) for part in self.parts)
+        # A plain loop: all() over a generator costs a frame per call on the hot path.
+        for part in self.parts:
+            if not part.test(facts):
+                return False
+        return True
 
     def reasons(self, facts: Facts) -> list[str]:
         return [reason for part in self.parts for reason in part.reasons(facts)]
@@ -71,7 +75,10 @@ class AnyOf(Condition):
     parts: tuple[Condition, ...]
 
     def test(self, facts: Facts) -> bool:
-        return any(part.test(facts) for part in self.parts)
+        for part in self.parts:
+            if part.test(facts):
+                return True
+        return False
 
     def reasons(self, facts: Facts) -> list[str]:
         return [r for part in self.parts if part.test(facts) for r in part.reasons(facts)]
