@@ -19,9 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from db.engine import plain_url  # noqa: E402
-from db.migrate import upgrade  # noqa: E402
-from triage.devstack import EmbeddedStack, with_database  # noqa: E402
+from db.engine import plain_url
+from db.migrate import upgrade
+from triage.devstack import EmbeddedStack, with_database
 
 
 @dataclass

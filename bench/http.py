@@ -30,7 +30,7 @@ import time
 from datetime import date
 
 from _loadgen import LoadResult, run_load
-from _servers import (  # noqa: E402
+from _servers import (
     ROOT,
     bench_database,
     free_port,
@@ -39,8 +39,8 @@ from _servers import (  # noqa: E402
     server_env,
 )
 
-from triage.catalogue.loader import load_catalogue  # noqa: E402
-from triage.demo import demo_referrals  # noqa: E402
+from triage.catalogue.loader import load_catalogue
+from triage.demo import demo_referrals
 
 CONCURRENCY = 32
 

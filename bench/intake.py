@@ -12,6 +12,13 @@ Run: `.venv/bin/python bench/intake.py [--n 50000]` (DATABASE_URL/REDIS_URL or e
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# bench/http.py would shadow the standard library's `http` with this folder first on sys.path.
+_BENCH = str(Path(__file__).resolve().parent)
+sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != _BENCH] + [_BENCH]
+
 import argparse
 import asyncio
 import json
@@ -21,8 +28,6 @@ import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _servers import (
     bench_database,
@@ -52,7 +57,6 @@ def raw_rows(bodies: list[dict[str, Any]], client_id: uuid.UUID) -> RowSet:
         add_referral_rows(
             rows,
             referral_id=uuid.uuid4(),
-            reference=f"RAW-26-{i:06d}",
             client_id=client_id,
             source="police",
             referral=referral,
@@ -60,6 +64,7 @@ def raw_rows(bodies: list[dict[str, Any]], client_id: uuid.UUID) -> RowSet:
             received_at=now,
             catalogue=catalogue,
         )
+        rows.referrals[-1]["reference"] = f"RAW-26-{i:06d}"
     return rows
 
 
@@ -151,9 +156,9 @@ def main() -> None:
             raw_insert(servers.database_url, rows, raw_client, catalogue.version)
         )
         raw_rate = args.n / raw_seconds
-        print(
-            f"raw_rows_per_referral: {sum(len(getattr(rows, a)) for a in ('referrals', 'decisions', 'cases', 'steps', 'messages', 'alerts')) / args.n:.2f} rows"
-        )
+        tables = ("referrals", "decisions", "cases", "steps", "messages", "alerts")
+        per_referral = sum(len(getattr(rows, t)) for t in tables) / args.n
+        print(f"raw_rows_per_referral: {per_referral:.2f} rows")
         print(f"raw_executemany_rate: {raw_rate:.0f} referrals/s")
         key = asyncio.run(make_client_key(servers, "bench-intake"))
         port = free_port()

@@ -42,7 +42,7 @@ def personal(**changes: Any) -> dict[str, Any]:
     )
 
 
-SECRETS = (NAME, SURNAME, "900456", EMAIL, "Quillet", NOTES)
+SECRETS = (NAME, SURNAME, "900456", EMAIL, "Quillet", POSTCODE, NOTES)
 
 
 async def refused(

@@ -4,7 +4,9 @@ downgrade and upgrade; the audit trail refuses UPDATE, DELETE and TRUNCATE."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -12,6 +14,8 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _heads(database_url: str) -> list[str]:
@@ -29,10 +33,24 @@ async def test_single_head_and_database_at_it(servers: Any, sessions: Any) -> No
 
 
 async def test_upgrades_at_once_are_safe(servers: Any, sessions: Any) -> None:
-    """Several replicas start together: each waits for the lock, then finds nothing to do."""
-    from db.migrate import upgrade
-
-    await asyncio.gather(*(asyncio.to_thread(upgrade, servers.database_url) for _ in range(3)))
+    """Several replicas start together (separate processes, as in production): each waits for
+    the advisory lock, then finds nothing to do."""
+    script = "import sys; from db.migrate import upgrade; upgrade(sys.argv[1])"
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            script,
+            servers.database_url,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(3)
+    ]
+    for process in processes:
+        _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode == 0, err.decode()[-2000:]
     async with sessions() as db:
         versions = list(
             (await db.execute(text("SELECT version_num FROM alembic_version"))).scalars()

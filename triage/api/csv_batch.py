@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 from triage.domain import validation as v
@@ -63,10 +64,29 @@ class CsvProblem(ValueError):
         self.problems = problems
 
 
+# A header cell is quoted back in an error only when it looks like a field path (lower case,
+# with a dot or an underscore): a CSV sent without its header row has personal data in the
+# first row, and an error must never repeat it. Other cells are named by position.
+_COLUMN_LIKE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+
+
+def _column_path(index: int, name: str) -> str:
+    if len(name) <= 60 and _COLUMN_LIKE.match(name) and ("." in name or "_" in name):
+        return f"columns.{name}"
+    return f"columns[{index}]"
+
+
 def parse_csv(text: str) -> list[dict[str, Any]]:
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    problems = [Problem(f"columns.{h}", "is not a known column") for h in header if h not in KNOWN]
+    reader = csv.reader(io.StringIO(text))
+    header = [h.strip() for h in next(reader, [])]
+    problems = []
+    seen: set[str] = set()
+    for index, name in enumerate(header):
+        if name not in KNOWN:
+            problems.append(Problem(_column_path(index, name), "is not a known column"))
+        elif name in seen:
+            problems.append(Problem(f"columns.{name}", "is given twice"))
+        seen.add(name)
     for required in ("external_ref", "offence.category"):
         if required not in header:
             problems.append(Problem(f"columns.{required}", "is a required column"))
@@ -80,17 +100,23 @@ def parse_csv(text: str) -> list[dict[str, Any]]:
     if problems:
         raise CsvProblem(problems)
     bodies = []
+    index = -1
     for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue  # blank lines are not referrals
+        index += 1
+        if len(row) > len(header):
+            problems.append(Problem(f"referrals[{index}]", "has more cells than the header row"))
+            continue
         body: dict[str, Any] = {}
-        for raw_key, cell in row.items():
-            if raw_key is None or cell is None:
-                continue
-            key = raw_key.strip()
+        for key, cell in zip(header, row, strict=False):
             value = cell.strip()
             if value == "":
                 continue
             _set(body, key, _convert(key, value))
         bodies.append(body)
+    if problems:
+        raise CsvProblem(problems)
     return bodies
 
 

@@ -86,6 +86,13 @@ class ReferralController(Controller):
     async def batch(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         caller = await caller_for(request, "referrals:write", batch=True)
         media = _media_type(request)
+        if media not in ("text/csv", "application/json"):
+            raise ApiProblem(
+                415,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "send the batch as application/json or text/csv",
+            )
         if media == "text/csv":
             raw = await request.body()
             try:

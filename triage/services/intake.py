@@ -13,10 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-from sqlalchemy import insert, select
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import models
@@ -30,8 +27,9 @@ from triage.services import referral_views
 from triage.services.api_keys import Caller
 from triage.services.catalogues import record_catalogue
 from triage.services.clock import service_now
-from triage.services.references import ensure_sequence, next_references
+from triage.services.references import ensure_sequence, reference_stem, sequence_name
 from triage.services.referral_rows import RowSet, add_referral_rows
+from triage.services.referral_writes import write_referrals
 from triage.services.wakeups import wake_workers
 
 referrals_table: Any = models.Referral.__table__
@@ -117,26 +115,20 @@ async def _submit(
             await asyncio.sleep(0)  # let other requests through during a large batch
 
     created: dict[str, tuple[uuid.UUID, str]] = {}
+    prefix = catalogue.reference_prefixes["victim"]
+    rows = RowSet()
+    ids: dict[uuid.UUID, _Prepared] = {}
     async with sessions() as db:
         # One referral: let the unique index find a resend (one round trip fewer).
         existing = {} if single else await _existing(db, caller.client_id, list(prepared))
-        fresh = [p for ref, p in prepared.items() if ref not in existing]
-        references = await next_references(
-            db,
-            catalogue.reference_prefixes["victim"],
-            now,
-            len(fresh),
-            catalogue.reference_min_digits,
-        )
-        rows = RowSet()
-        ids: dict[uuid.UUID, _Prepared] = {}
-        for item, reference in zip(fresh, references, strict=True):
+        for ref, item in prepared.items():
+            if ref in existing:
+                continue
             referral_id = uuid.uuid4()
             ids[referral_id] = item
             add_referral_rows(
                 rows,
                 referral_id=referral_id,
-                reference=reference,
                 client_id=caller.client_id,
                 source=caller.source,
                 referral=item.referral,
@@ -144,35 +136,19 @@ async def _submit(
                 received_at=now,
                 catalogue=catalogue,
             )
-        if rows.referrals:
-            inserted = await db.execute(
-                # Core, not the ORM's bulk path: a thousand rows in one statement.
-                pg_insert(referrals_table)
-                .on_conflict_do_nothing(constraint="uq_referrals_client_external_ref")
-                .returning(referrals_table.c.id, referrals_table.c.reference),
-                rows.referrals,
-            )
-            won = {row.id: row.reference for row in inserted}
-            if len(won) < len(rows.referrals):
-                # A concurrent request took some external_refs first: theirs stand.
-                rows = rows.keep_only(set(won))
-                lost = [ids[i].referral.external_ref for i in ids if i not in won]
-                existing.update(await _existing(db, caller.client_id, lost))
-            await _insert_children(db, rows)
-            created = {ids[i].referral.external_ref: (i, ref) for i, ref in won.items()}
-        if created:
-            await db.execute(
-                insert(models.AuditEvent),
-                [
-                    {
-                        "actor": f"client:{caller.client_id}",
-                        "action": "referral.created",
-                        "record_type": "referral",
-                        "record_id": str(i),
-                    }
-                    for i, _ in created.values()
-                ],
-            )
+        won = await write_referrals(
+            db,
+            rows,
+            sequence=sequence_name(prefix, now),
+            prefix=reference_stem(prefix, now),
+            digits=catalogue.reference_min_digits,
+            actor=f"client:{caller.client_id}",
+        )
+        lost = [item.referral.external_ref for i, item in ids.items() if i not in won]
+        if lost:
+            # A concurrent request took these external_refs first: theirs stand.
+            existing.update(await _existing(db, caller.client_id, lost))
+        created = {ids[i].referral.external_ref: (i, ref) for i, ref in won.items()}
         await db.commit()
 
     for ref, item in prepared.items():
@@ -183,7 +159,7 @@ async def _submit(
                 "created",
                 referral_id,
                 reference,
-                view=_view(rows, referral_id) if single else None,
+                view=_view(rows, referral_id, reference) if single else None,
             )
         else:
             results[item.index] = _against_existing(item, existing[ref])
@@ -200,7 +176,7 @@ async def _submit(
     return [r for r in results if r is not None]
 
 
-def _view(rows: RowSet, referral_id: uuid.UUID) -> dict[str, Any]:
+def _view(rows: RowSet, referral_id: uuid.UUID, reference: str) -> dict[str, Any]:
     """The created referral's API object from the rows just written (no read back)."""
     referral = next(r for r in rows.referrals if r["id"] == referral_id)
     decision = next(d for d in rows.decisions if d["referral_id"] == referral_id)
@@ -211,7 +187,7 @@ def _view(rows: RowSet, referral_id: uuid.UUID) -> dict[str, Any]:
     ]
     return referral_views.referral_view(
         referral_id,
-        referral["reference"],
+        reference,
         referral["external_ref"],
         referral["status"],
         referral["received_at"],
@@ -243,32 +219,3 @@ async def _existing(
         )
     )
     return {r.external_ref: (r.id, r.reference, r.content_hash) for r in rows}
-
-
-async def _insert_children(db: AsyncSession, rows: RowSet) -> None:
-    """Parents before children; one COPY per table, whatever the batch size, inside the
-    session's transaction (so a failure rolls every table back together)."""
-    connection = await db.connection()
-    raw = await connection.get_raw_connection()
-    driver: Any = raw.driver_connection
-    for model, values in (
-        (models.TriageDecision, rows.decisions),
-        (models.Case, rows.cases),
-        (models.ContactStep, rows.steps),
-        (models.Message, rows.messages),
-        (models.Alert, rows.alerts),
-    ):
-        if not values:
-            continue
-        table: Any = model.__table__
-        columns = list(values[0])
-        json_columns = {c for c in columns if isinstance(table.c[c].type, JSONB)}
-        records = [
-            tuple(_json_text(row[c]) if c in json_columns else row[c] for c in columns)
-            for row in values
-        ]
-        await driver.copy_records_to_table(table.name, records=records, columns=columns)
-
-
-def _json_text(value: Any) -> str:
-    return msgspec.json.encode(value).decode()

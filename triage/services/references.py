@@ -13,7 +13,7 @@ from triage.domain.calendar import LONDON
 _known: set[str] = set()
 
 
-def _sequence_name(prefix: str, received_at: datetime) -> str:
+def sequence_name(prefix: str, received_at: datetime) -> str:
     if not prefix.isalpha():
         raise ValueError("reference prefixes are letters only")
     return f"reference_{prefix.lower()}_{received_at.astimezone(LONDON).year}"
@@ -25,7 +25,7 @@ async def ensure_sequence(
     """Create the year's sequence in its own committed transaction, before any intake
     transaction uses it: a sequence, not a counter row, so no lock is shared by every intake.
     The advisory lock makes two first referrals of the year wait for each other here."""
-    name = _sequence_name(prefix, received_at)
+    name = sequence_name(prefix, received_at)
     if name in _known:
         return
     async with sessions() as db:
@@ -33,6 +33,11 @@ async def ensure_sequence(
         await db.execute(text(f"CREATE SEQUENCE IF NOT EXISTS {name}"))
         await db.commit()
     _known.add(name)
+
+
+def reference_stem(prefix: str, received_at: datetime) -> str:
+    """`KVR-26-`: what comes before the number."""
+    return f"{prefix}-{received_at.astimezone(LONDON).year % 100:02d}-"
 
 
 def forget_sequences() -> None:
@@ -46,7 +51,7 @@ async def next_references(
     """`count` new references; `ensure_sequence` must have run for this prefix and year."""
     if count == 0:
         return []
-    name = _sequence_name(prefix, received_at)
+    name = sequence_name(prefix, received_at)
     rows = await db.execute(
         text(f"SELECT nextval('{name}') FROM generate_series(1, :n)"), {"n": count}
     )

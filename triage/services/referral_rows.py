@@ -51,7 +51,6 @@ def add_referral_rows(
     rows: RowSet,
     *,
     referral_id: uuid.UUID,
-    reference: str,
     client_id: uuid.UUID | None,
     source: str,
     referral: Referral,
@@ -62,7 +61,6 @@ def add_referral_rows(
     rows.referrals.append(
         {
             "id": referral_id,
-            "reference": reference,
             "client_id": client_id,
             "external_ref": referral.external_ref,
             "source": source,

@@ -1,0 +1,137 @@
+"""One statement writes a whole intake: the referrals (with their references from the year's
+sequence), their decisions, cases, first contact steps, messages, alerts and audit events.
+
+Rows travel as JSON arrays and are expanded by json_populate_recordset, so one referral and a
+batch of a thousand take the same single round trip; children are inserted only for the
+referrals that the unique index let in (ON CONFLICT DO NOTHING), in the same statement, so
+nothing is ever half-written. Foreign keys are checked at the end of the statement.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from triage.services.referral_rows import RowSet
+
+_REFERRAL_COLUMNS = (
+    "id",
+    "client_id",
+    "external_ref",
+    "source",
+    "status",
+    "received_at",
+    "referred_at",
+    "content_hash",
+    "facts",
+    "priority",
+    "contact_due_by",
+    "flags",
+    "created_at",
+    "updated_at",
+)
+_CHILDREN = (
+    (
+        "triage_decisions",
+        ("referral_id", "decided_at", "cause", "catalogue_version", "decision", "explanation"),
+    ),
+    ("cases", ("id", "referral_id", "service", "role", "status", "opened_at", "updated_at")),
+    (
+        "contact_steps",
+        (
+            "id",
+            "referral_id",
+            "number",
+            "kind",
+            "channel",
+            "status",
+            "due_at",
+            "message_template",
+            "message_channel",
+            "closure_reason",
+        ),
+    ),
+    (
+        "messages",
+        (
+            "id",
+            "referral_id",
+            "contact_step_id",
+            "purpose",
+            "channel",
+            "template",
+            "status",
+            "due_at",
+        ),
+    ),
+    ("alerts", ("id", "referral_id", "kind", "status", "due_at")),
+)
+
+
+def _statement() -> str:
+    columns = ", ".join(_REFERRAL_COLUMNS)
+    parts = [
+        f"""
+incoming AS (
+    SELECT s.*, nextval(CAST(:sequence AS regclass)) AS number
+    FROM json_populate_recordset(NULL::referrals, CAST(:referrals AS json)) AS s
+), inserted AS (
+    INSERT INTO referrals ({columns}, reference)
+    SELECT {columns},
+           :prefix || lpad(number::text, greatest(CAST(:digits AS int), length(number::text)), '0')
+    FROM incoming
+    ON CONFLICT ON CONSTRAINT uq_referrals_client_external_ref DO NOTHING
+    RETURNING id, reference
+)"""
+    ]
+    for table, cols in _CHILDREN:
+        listed = ", ".join(cols)
+        picked = ", ".join(f"x.{c}" for c in cols)
+        parts.append(f"""
+{table}_written AS (
+    INSERT INTO {table} ({listed})
+    SELECT {picked}
+    FROM json_populate_recordset(NULL::{table}, CAST(:{table} AS json)) AS x
+    JOIN inserted ON inserted.id = x.referral_id
+)""")
+    parts.append("""
+audit_written AS (
+    INSERT INTO audit_events (actor, action, record_type, record_id)
+    SELECT :actor, 'referral.created', 'referral', inserted.id::text FROM inserted
+)""")
+    return "WITH " + ",".join(parts) + "\nSELECT id, reference FROM inserted"
+
+
+WRITE_REFERRALS = text(_statement())
+
+
+def _json(rows: list[dict[str, Any]]) -> str:
+    return msgspec.json.encode(rows).decode()
+
+
+async def write_referrals(
+    db: AsyncSession, rows: RowSet, *, sequence: str, prefix: str, digits: int, actor: str
+) -> dict[uuid.UUID, str]:
+    """Insert everything in `rows`; the ids the unique index let in, with their references."""
+    if not rows.referrals:
+        return {}
+    result = await db.execute(
+        WRITE_REFERRALS,
+        {
+            "sequence": sequence,
+            "prefix": prefix,
+            "digits": digits,
+            "actor": actor,
+            "referrals": _json(rows.referrals),
+            "triage_decisions": _json(rows.decisions),
+            "cases": _json(rows.cases),
+            "contact_steps": _json(rows.steps),
+            "messages": _json(rows.messages),
+            "alerts": _json(rows.alerts),
+        },
+    )
+    return {row.id: row.reference for row in result}
