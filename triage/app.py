@@ -60,6 +60,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
         app.state.engine = engine
         app.state.sessions = make_sessionmaker(engine)
+        reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        app.state.reader = reader.connect
         app.state.redis = Redis.from_url(settings.redis_url)
         try:
             yield

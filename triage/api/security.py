@@ -25,8 +25,9 @@ async def caller_for(request: Request[Any, Any, Any], scope: str, *, batch: bool
             headers={"WWW-Authenticate": "Bearer"},
         )
     state = request.app.state
-    async with state.sessions() as db:
-        caller = await authenticate(db, state.settings.secret_key, token.strip())
+    # A read on an autocommit connection: no BEGIN and ROLLBACK around the one query.
+    async with state.reader() as connection:
+        caller = await authenticate(connection, state.settings.secret_key, token.strip())
     if caller is None:
         raise ApiProblem(
             401,
