@@ -30,7 +30,7 @@ def make_engine(url: str, *, pool_size: int = 10, null_pool: bool = False) -> As
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size // 2,
         # No pre-ping: it costs a round trip on every checkout. A dead connection fails its
         # first statement instead, the request answers 503 and the pool replaces it.
         pool_recycle=1800,

@@ -28,7 +28,7 @@ class Settings:
     batch_max_items: int = 10_000
     default_per_minute: int = 600
     default_batches_per_minute: int = 20
-    db_pool_size: int = 10
+    db_pool_size: int = 24  # per web process: a request may hold two (key check, intake)
     log_json: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -49,7 +49,7 @@ def load_settings() -> Settings:
         notify_api_key=os.environ.get("NOTIFY_API_KEY", ""),
         notify_base_url=os.environ.get("NOTIFY_BASE_URL", Settings.notify_base_url),
         notify_callback_token=os.environ.get("NOTIFY_CALLBACK_TOKEN", ""),
-        db_pool_size=_int("TRIAGE_DB_POOL_SIZE", 10),
+        db_pool_size=_int("TRIAGE_DB_POOL_SIZE", 24),
         log_json=os.environ.get("TRIAGE_LOG_FORMAT", "json" if env == "production" else "console")
         == "json",
     )

@@ -33,6 +33,7 @@ from triage.services.referral_writes import write_referrals
 from triage.services.wakeups import wake_workers
 
 referrals_table: Any = models.Referral.__table__
+WRITE_CHUNK = 500  # referrals written per statement in a batch
 CHUNK = 250  # referrals validated and triaged between two yields to the event loop
 
 
@@ -118,32 +119,38 @@ async def _submit(
     prefix = catalogue.reference_prefixes["victim"]
     rows = RowSet()
     ids: dict[uuid.UUID, _Prepared] = {}
+    won: dict[uuid.UUID, str] = {}
     async with sessions() as db:
         # One referral: let the unique index find a resend (one round trip fewer).
         existing = {} if single else await _existing(db, caller.client_id, list(prepared))
-        for ref, item in prepared.items():
-            if ref in existing:
-                continue
-            referral_id = uuid.uuid4()
-            ids[referral_id] = item
-            add_referral_rows(
-                rows,
-                referral_id=referral_id,
-                client_id=caller.client_id,
-                source=caller.source,
-                referral=item.referral,
-                decision=item.decision,
-                received_at=now,
-                catalogue=catalogue,
+        fresh = [item for ref, item in prepared.items() if ref not in existing]
+        # One transaction, written in slices, yielding between them so that a 10,000-item
+        # batch never holds the event loop for long.
+        for start in range(0, len(fresh), WRITE_CHUNK):
+            rows = RowSet()
+            for item in fresh[start : start + WRITE_CHUNK]:
+                referral_id = uuid.uuid4()
+                ids[referral_id] = item
+                add_referral_rows(
+                    rows,
+                    referral_id=referral_id,
+                    client_id=caller.client_id,
+                    source=caller.source,
+                    referral=item.referral,
+                    decision=item.decision,
+                    received_at=now,
+                    catalogue=catalogue,
+                )
+            won.update(
+                await write_referrals(
+                    db,
+                    rows,
+                    sequence=sequence_name(prefix, now),
+                    prefix=reference_stem(prefix, now),
+                    digits=catalogue.reference_min_digits,
+                    actor=f"client:{caller.client_id}",
+                )
             )
-        won = await write_referrals(
-            db,
-            rows,
-            sequence=sequence_name(prefix, now),
-            prefix=reference_stem(prefix, now),
-            digits=catalogue.reference_min_digits,
-            actor=f"client:{caller.client_id}",
-        )
         lost = [item.referral.external_ref for i, item in ids.items() if i not in won]
         if lost:
             # A concurrent request took these external_refs first: theirs stand.
