@@ -33,8 +33,8 @@ from triage.services.referral_writes import write_referrals
 from triage.services.wakeups import wake_workers
 
 referrals_table: Any = models.Referral.__table__
-WRITE_CHUNK = 500  # referrals written per statement in a batch
-CHUNK = 250  # referrals validated and triaged between two yields to the event loop
+WRITE_CHUNK = 200  # referrals written per statement in a batch
+CHUNK = 20  # referrals validated and triaged between two yields to the event loop
 
 
 @dataclass
