@@ -10,7 +10,6 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from helpers import (
     EXAMPLE,
     assert_problem,
@@ -454,11 +453,6 @@ async def test_example_body_is_api_md(client: Any, make_key: Any, sessions: Any)
     assert await referral_count(sessions, name) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="times are hashed with the offset they were sent in: the same instant as +01:00 "
-    "is a 409 (needs Checker.instant in triage/domain/checker.py to normalise to UTC)",
-)
 async def test_same_instant_in_another_offset_is_the_same_content(
     client: Any, make_key: Any
 ) -> None:

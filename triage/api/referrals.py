@@ -135,11 +135,7 @@ class ReferralController(Controller):
                     "status": r.status,
                     "id": str(r.id) if r.id else None,
                     "reference": r.reference,
-                    # A problem with the item itself (not an object) comes back as
-                    # `referrals[3].` from the prefixing: the path is the item, `referrals[3]`.
-                    "errors": [
-                        {"path": e.path.rstrip("."), "message": e.message} for e in r.errors or []
-                    ],
+                    "errors": [{"path": e.path, "message": e.message} for e in r.errors or []],
                 }
             )
         return {"counts": counts, "items": items}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from triage.domain.problems import Problem
@@ -166,7 +166,8 @@ class Checker:
         if parsed.tzinfo is None:
             self.add(path, "must carry a UTC offset (Z or +01:00): naive times are ambiguous")
             return None
-        return parsed
+        # UTC: the same instant sent as +01:00 or Z is the same content.
+        return parsed.astimezone(UTC)
 
     def normalised(
         self,

@@ -70,7 +70,9 @@ def validate_referral(
     if c.problems or referral is None:
         problems = c.problems
         if prefix:
-            problems = [type(p)(f"{prefix}.{p.path}", p.message) for p in problems]
+            problems = [
+                type(p)(f"{prefix}.{p.path}" if p.path else prefix, p.message) for p in problems
+            ]
         raise InvalidInput(problems)
     return referral
 
@@ -316,5 +318,7 @@ def _safe_times(c: Checker, contact_raw: dict[str, Any]) -> list[SafeTimeWindow]
                 c.add(f"{path}.{key}", str(error))
                 times.append(None)
         if days and all(times):
-            windows.append(SafeTimeWindow(days=days, from_=window["from"], to=window["to"]))
+            # Days in week order: the same window listed another way is the same content.
+            ordered = sorted(days, key=v.DAYS.index)
+            windows.append(SafeTimeWindow(days=ordered, from_=window["from"], to=window["to"]))
     return windows
