@@ -177,6 +177,11 @@ class ContactStep(Base):
         ),
         Index("ix_contact_steps_due", "due_at", postgresql_where=text("status = 'scheduled'")),
         Index("ix_contact_steps_referral", "referral_id", "number"),
+        Index(
+            "ix_contact_steps_calls_due",
+            "due_at",
+            postgresql_where=text("status = 'due' AND kind = 'call'"),
+        ),
     )
 
 
@@ -194,6 +199,9 @@ class Message(Base):
     due_at: Mapped[datetime]
     claimed_until: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # Position in a chain of resends after a failure receipt (each resend is a new row, so
+    # a new reference): the chain stops at the notifier's retry limit.
+    tries: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     provider_status: Mapped[str | None] = mapped_column(String(40))
     failure_reason: Mapped[str | None] = mapped_column(Text)
     # Rendered content and recipient: deleted 7 days after the final status.
@@ -206,7 +214,22 @@ class Message(Base):
     __table_args__ = (
         Index("ix_messages_queued", "due_at", postgresql_where=text("status = 'queued'")),
         Index("ix_messages_sending", "claimed_until", postgresql_where=text("status = 'sending'")),
+        Index("ix_messages_retention", "final_at", postgresql_where=text("body IS NOT NULL")),
     )
+
+
+class OutboxEntry(Base):
+    """What the `outbox` notifier "sent" (dev and tests): one row per send, so a message sent
+    twice shows twice. Shown at /dev/outbox and by `triage outbox list`."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    reference: Mapped[uuid.UUID] = mapped_column(index=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    template: Mapped[str] = mapped_column(String(40))
+    recipient: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    sent_at: Mapped[datetime] = mapped_column(server_default=_now())
 
 
 class Alert(Base):

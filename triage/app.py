@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import time
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,11 +16,14 @@ from sqlalchemy import text
 
 from db.engine import make_engine, make_sessionmaker
 from triage.api.aa import AppropriateAdultController
+from triage.api.dev_outbox import dev_outbox
+from triage.api.notify_callback import notify_callback
 from triage.api.problems import EXCEPTION_HANDLERS, problem
 from triage.api.referral_updates import ReferralUpdateController
 from triage.api.referrals import ReferralController
 from triage.logs import RequestLogMiddleware, configure_logging
 from triage.services.catalogues import current_catalogue
+from triage.services.wakeups import set_waker
 from triage.settings import Settings, get_settings
 
 
@@ -45,6 +49,25 @@ async def readyz(state: State) -> Any:
     return {"status": "ready"}
 
 
+def _sweep_waker(settings: Settings) -> Callable[[], None] | None:
+    """After an intake commits, ask a worker to sweep now rather than at the next beat (at
+    most once a second per process: the sweep takes everything due)."""
+    if not settings.redis_url:
+        return None
+    last = [0.0]
+
+    def wake() -> None:
+        now = time.monotonic()
+        if now - last[0] < 1.0:
+            return
+        last[0] = now
+        from workers.celery_app import celery_app
+
+        celery_app.send_task("triage.sweep", expires=30)
+
+    return wake
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     if not settings.database_url or not settings.redis_url:
@@ -53,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         raise RuntimeError("TRIAGE_SECRET_KEY must be set: API keys are hashed under it")
     configure_logging(json_logs=settings.log_json)
     catalogue = current_catalogue()
+    set_waker(_sweep_waker(settings))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
@@ -76,6 +100,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ReferralController,
             ReferralUpdateController,
             AppropriateAdultController,
+            notify_callback,
+            *([dev_outbox] if settings.env == "dev" else []),
         ],
         lifespan=[lifespan],
         state=State({"settings": settings, "catalogue": catalogue}),

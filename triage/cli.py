@@ -132,8 +132,10 @@ def catalogue_show(path: str | None) -> None:
 def _register() -> None:
     from triage.cli_admin import register
     from triage.cli_run import dev, serve
+    from triage.cli_workers import register as register_workers
 
     register(main)
+    register_workers(main)
     main.add_command(serve)
     main.add_command(dev)
 

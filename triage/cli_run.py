@@ -114,6 +114,22 @@ def dev(port: int, demo_referrals: int) -> None:
             )
         )
         _wait_ready(port, children[0])
+        # The workers and beat: contact steps, messages, alerts, the audit seal.
+        children.append(
+            subprocess.Popen([sys.executable, "-m", "triage.cli", "worker", "--concurrency", "2"])
+        )
+        children.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "triage.cli",
+                    "beat",
+                    "--schedule",
+                    str(DATA_DIR / "beat-schedule"),
+                ]
+            )
+        )
         _banner(port, key)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
@@ -175,6 +191,9 @@ triage is running (dev mode; the clock can be moved with `triage clock advance 2
 
   API:        {base}/api/v1/referrals
   API docs:   {base}/schema
+  Outbox:     {base}/dev/outbox   (messages "sent" by the outbox notifier; also
+              `triage outbox list`)
+  Calls due:  `triage contacts calls-due`, then `triage contacts outcome STEP_ID no_answer`
   Ready:      {base}/readyz
 
 Demo API key for client "Demo Police" (police). Copy it now; it is not shown again:

@@ -23,6 +23,10 @@ class Settings:
     notify_api_key: str = ""
     notify_base_url: str = "https://api.notifications.service.gov.uk"
     notify_callback_token: str = ""
+    # JSON: {"introduction.sms": "<template id>", ...} or {"sms": "<id>", "email": ..., ...}
+    notify_template_ids: str = ""
+    # How long a claimed step or message is held before another sweep may take it again.
+    claim_lease_seconds: int = 120
     single_body_limit: int = 1024 * 1024
     batch_body_limit: int = 32 * 1024 * 1024
     batch_max_items: int = 10_000
@@ -49,6 +53,8 @@ def load_settings() -> Settings:
         notify_api_key=os.environ.get("NOTIFY_API_KEY", ""),
         notify_base_url=os.environ.get("NOTIFY_BASE_URL", Settings.notify_base_url),
         notify_callback_token=os.environ.get("NOTIFY_CALLBACK_TOKEN", ""),
+        notify_template_ids=os.environ.get("NOTIFY_TEMPLATE_IDS", ""),
+        claim_lease_seconds=_int("TRIAGE_CLAIM_LEASE_SECONDS", 120),
         db_pool_size=_int("TRIAGE_DB_POOL_SIZE", 24),
         log_json=os.environ.get("TRIAGE_LOG_FORMAT", "json" if env == "production" else "console")
         == "json",

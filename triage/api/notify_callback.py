@@ -1,0 +1,57 @@
+"""Delivery receipts from GOV.UK Notify (api.md): POST /api/v1/notify/callback.
+
+Authenticated by a bearer token from settings, compared in constant time. Idempotent: a
+receipt moves a message forward only (accepted -> delivered | failed). An unknown reference
+answers 200 (Notify would otherwise retry for ever) and is logged without personal data.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, post
+
+from triage.api.problems import ApiProblem
+from triage.services.receipts import apply_receipt
+
+log = structlog.get_logger("triage.receipts")
+
+
+@post(
+    "/api/v1/notify/callback",
+    status_code=200,
+    request_max_body_size=64 * 1024,
+    tags=["delivery receipts"],
+    summary="Delivery receipt from the SMS and email provider",
+)
+async def notify_callback(request: Request[Any, Any, Any]) -> dict[str, str]:
+    state = request.app.state
+    expected = state.settings.notify_callback_token
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if (
+        not expected
+        or scheme.lower() != "bearer"
+        or not hmac.compare_digest(token.strip().encode(), expected.encode())
+    ):
+        raise ApiProblem(401, "unauthorised", "Unauthorised", "a valid bearer token is required")
+    try:
+        body = msgspec.json.decode(await request.body())
+    except msgspec.DecodeError:
+        raise ApiProblem(400, "malformed-json", "Malformed JSON", "the body is not JSON") from None
+    reference = body.get("reference") if isinstance(body, dict) else None
+    status = body.get("status") if isinstance(body, dict) else None
+    if not isinstance(status, str):
+        raise ApiProblem(400, "bad-receipt", "Bad receipt", "status is required")
+    try:
+        message_id = uuid.UUID(str(reference))
+    except ValueError:
+        log.info("receipt_unknown_reference")
+        return {"result": "ignored"}
+    result = await apply_receipt(state.sessions, message_id, status)
+    if result == "unknown":
+        log.info("receipt_unknown_reference")
+    return {"result": result}

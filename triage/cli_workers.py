@@ -1,0 +1,229 @@
+"""Operator commands for the workers: worker, beat, the outbox, the audit chain, contacts."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+
+from triage.cli_admin import run_with_session
+
+
+@click.command()
+@click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--pool", default="prefork", show_default=True, type=click.Choice(["prefork", "solo"])
+)
+def worker(concurrency: int, pool: str) -> None:
+    """Run a Celery worker (contact steps, messages, alerts, audit seal, retention)."""
+    from workers.celery_app import celery_app
+
+    celery_app.worker_main(
+        [
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            str(concurrency),
+            "--pool",
+            pool,
+            "--without-mingle",
+            "--without-gossip",
+            "--queues",
+            "triage",
+        ]
+    )
+
+
+@click.command()
+@click.option("--schedule", default=None, help="Beat's schedule file (default: a temp file).")
+def beat(schedule: str | None) -> None:
+    """Run Celery beat: the sweep every 2 s, the audit seal every minute, the purge hourly.
+    Run exactly one."""
+    from workers.celery_app import celery_app
+
+    path = schedule or str(Path(os.environ.get("TMPDIR", "/tmp")) / "triage-beat-schedule")
+    celery_app.start(["beat", "--loglevel", "INFO", "--schedule", path])
+
+
+@click.group("outbox")
+def outbox_group() -> None:
+    """What the outbox notifier recorded (dev and tests)."""
+
+
+@outbox_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list, one object per send.")
+@click.option("--limit", default=100, show_default=True)
+def outbox_list(as_json: bool, limit: int) -> None:
+    """List the sends, oldest first (a message sent twice appears twice)."""
+    from sqlalchemy import select
+
+    from db.models import OutboxEntry
+    from triage.domain.decision import iso_z
+
+    async def go(db: Any) -> list[dict[str, Any]]:
+        rows = (
+            (await db.execute(select(OutboxEntry).order_by(OutboxEntry.id.desc()).limit(limit)))
+            .scalars()
+            .all()
+        )
+        return [
+            {
+                "reference": str(r.reference),
+                "channel": r.channel,
+                "template": r.template,
+                "sent_at": iso_z(r.sent_at),
+                "recipient": r.recipient,
+                "body": r.body,
+            }
+            for r in reversed(rows)
+        ]
+
+    sends = run_with_session(go)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [{k: s[k] for k in ("reference", "channel", "template", "sent_at")} for s in sends],
+                indent=2,
+            )
+        )
+        return
+    for s in sends:
+        click.echo(f"{s['sent_at']}  {s['channel']:<6} {s['template']:<18} {s['recipient']}")
+        click.echo("    " + s["body"].replace("\n", "\n    "))
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """The append-only audit trail."""
+
+
+@audit_group.command("verify")
+def audit_verify() -> None:
+    """Recompute the digest chain: `ok: N digests, M events` or the first bad minute."""
+    from triage.services.audit import verify
+
+    result = run_with_session(verify)
+    if result.ok:
+        click.echo(f"ok: {result.digests} digests, {result.events} events")
+        return
+    click.echo(f"mismatch at minute {result.first_bad_minute}", err=True)
+    sys.exit(1)
+
+
+@audit_group.command("seal")
+def audit_seal() -> None:
+    """Seal every complete minute now (beat does this each minute)."""
+    from triage.services.audit import seal
+    from triage.services.clock import service_now
+
+    async def go(db: Any) -> int:
+        return await seal(db, await service_now(db))
+
+    click.echo(f"sealed {run_with_session(go)} minutes")
+
+
+@click.group("contacts")
+def contacts_group() -> None:
+    """The contact plan from the command line (the staff UI does the same)."""
+
+
+@contacts_group.command("calls-due")
+def calls_due_command() -> None:
+    """The calls due now, most urgent first."""
+    from triage.services.clock import service_now
+    from triage.services.contact_plan import calls_due
+
+    async def go(db: Any) -> list[dict[str, Any]]:
+        return await calls_due(db, await service_now(db))
+
+    for row in run_with_session(go):
+        click.echo(
+            f"{row['priority']}  {row['reference']}  step {row['number']}  "
+            f"due {row['due_at']:%Y-%m-%d %H:%M}Z  step id {row['step_id']}"
+        )
+
+
+@contacts_group.command("outcome")
+@click.argument("step_id")
+@click.argument(
+    "outcome",
+    type=click.Choice(
+        ["reached", "no_answer", "voicemail_left", "wrong_number", "declined", "unsafe_to_talk"]
+    ),
+)
+def outcome_command(step_id: str, outcome: str) -> None:
+    """Record a call's outcome; prints the next step, if any."""
+    from triage.services.catalogues import current_catalogue
+    from triage.services.clock import service_now
+    from triage.services.contact_plan import record_outcome
+
+    async def go(db: Any) -> str:
+        result = await record_outcome(
+            db, uuid.UUID(step_id), outcome, "cli", current_catalogue(), await service_now(db)
+        )
+        await db.commit()
+        step = result.next_step
+        if step is None:
+            return "the plan has ended"
+        return f"next: step {step.number} {step.kind} due {step.due_at:%Y-%m-%d %H:%M}Z"
+
+    click.echo(run_with_session(go))
+
+
+@contacts_group.command("pause")
+@click.argument("reference")
+def pause_command(reference: str) -> None:
+    """Pause all contact for a referral (by its KVR reference)."""
+    from triage.services.clock import service_now
+    from triage.services.contact_plan import pause_contact
+
+    async def go(db: Any) -> None:
+        await pause_contact(db, await _by_reference(db, reference), "cli", await service_now(db))
+        await db.commit()
+
+    run_with_session(go)
+    click.echo(f"contact paused for {reference}")
+
+
+@contacts_group.command("resume")
+@click.argument("reference")
+def resume_command(reference: str) -> None:
+    """Resume contact: the step moves to the next safe moment."""
+    from triage.services.catalogues import current_catalogue
+    from triage.services.clock import service_now
+    from triage.services.contact_plan import resume_contact
+
+    async def go(db: Any) -> None:
+        await resume_contact(
+            db,
+            await _by_reference(db, reference),
+            "cli",
+            current_catalogue(),
+            await service_now(db),
+        )
+        await db.commit()
+
+    run_with_session(go)
+    click.echo(f"contact resumed for {reference}")
+
+
+async def _by_reference(db: Any, reference: str) -> uuid.UUID:
+    from sqlalchemy import select
+
+    from db.models import Referral
+
+    found = (await db.execute(select(Referral.id).where(Referral.reference == reference))).scalar()
+    if found is None:
+        raise click.ClickException(f"no referral {reference}")
+    return uuid.UUID(str(found))
+
+
+def register(main: Any) -> None:
+    for command in (worker, beat, outbox_group, audit_group, contacts_group):
+        main.add_command(command)

@@ -1,0 +1,48 @@
+"""Rendering discreet messages from the catalogue's templates.
+
+Only the placeholders the catalogue allows are filled (first name, sender name, hub phone), so a
+message can never carry the offence, the service's name or more than the first name; the
+catalogue refuses templates with sensitive words at load (catalogue.template_problems).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from triage.domain.catalogue import ContactPolicy, template_problems
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str | None
+    body: str
+
+
+class UnsafeMessage(ValueError):
+    pass
+
+
+def render_message(
+    policy: ContactPolicy, template: str, channel: str, first_name: str | None
+) -> Rendered:
+    entry: Any = policy.templates.get(template, {}).get(channel)
+    if entry is None:
+        raise KeyError(f"no {channel} text for template {template}")
+    values = {
+        "first_name": (first_name or "there").split()[0],
+        "sender_name": policy.sender_name,
+        "hub_phone": policy.hub_phone,
+    }
+    if isinstance(entry, str):
+        subject, body = None, entry
+    else:
+        subject, body = entry.get("subject"), entry.get("body", "")
+    rendered = Rendered(subject.format(**values) if subject else None, body.format(**values))
+    # Belt and braces: the rendered text is checked again, in case a first name or the sender
+    # name itself is a sensitive word.
+    for text in filter(None, (rendered.subject, rendered.body)):
+        problems = template_problems(text, policy.placeholders, policy.sensitive_words)
+        if problems:
+            raise UnsafeMessage("; ".join(problems))
+    return rendered

@@ -1,0 +1,326 @@
+"""The contact plan at work: due steps, call outcomes, pause and resume, the calls-due list.
+
+Every change locks the referral's row first (SELECT ... FOR UPDATE), then its step, so a sweep,
+a staff member and a referrer's update never interleave on one referral.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db import models
+from triage.domain.catalogue import Catalogue
+from triage.domain.planning import (
+    NextStep,
+    StepRecord,
+    contact_rules,
+    plan_next_step,
+)
+from triage.domain.referral import Referral
+from triage.domain.safety import may_contact
+from triage.domain.statuses import OPEN_CASE_STATUSES, STEP_TRANSITIONS, check
+from triage.domain.validation import usable_channels
+from triage.services.referral_rows import RowSet, add_step_rows
+from triage.services.updates import cancel_pending_contact
+
+CONTACT_OUTCOMES = ("reached", "declined")
+
+
+class StepNotFound(LookupError):
+    pass
+
+
+def load_referral(facts: dict[str, Any]) -> Referral:
+    return msgspec.convert(facts, Referral)
+
+
+async def lock_referral(db: AsyncSession, referral_id: uuid.UUID) -> models.Referral:
+    row = (
+        await db.execute(
+            select(models.Referral).where(models.Referral.id == referral_id).with_for_update()
+        )
+    ).scalar()
+    if row is None:
+        raise StepNotFound("no such referral")
+    return row
+
+
+async def _history(db: AsyncSession, referral_id: uuid.UUID) -> list[models.ContactStep]:
+    return list(
+        (
+            await db.execute(
+                select(models.ContactStep)
+                .where(
+                    models.ContactStep.referral_id == referral_id,
+                    models.ContactStep.status != "skipped",
+                )
+                .order_by(models.ContactStep.number, models.ContactStep.created_at)
+            )
+        ).scalars()
+    )
+
+
+def _wrong_number(steps: list[models.ContactStep]) -> bool:
+    return any(s.outcome == "wrong_number" for s in steps)
+
+
+async def _plan_next(
+    db: AsyncSession, referral: models.Referral, catalogue: Catalogue, now: datetime
+) -> NextStep | None:
+    """Write the plan's next step (and its message) after the last one; None when it ended."""
+    steps = await _history(db, referral.id)
+    facts = load_referral(referral.facts)
+    rules = contact_rules(facts, usable_channels(facts), catalogue)
+    history = [StepRecord(s.number, s.due_at, s.outcome, s.attempted_at) for s in steps]
+    nxt = plan_next_step(catalogue.contact, catalogue.calendar, history, rules, now)
+    if not isinstance(nxt, NextStep):
+        return None
+    rows = RowSet()
+    add_step_rows(rows, referral.id, nxt)
+    await db.execute(insert(models.ContactStep), rows.steps)
+    if rows.messages:
+        await db.execute(insert(models.Message), rows.messages)
+    return nxt
+
+
+async def process_due_step(
+    db: AsyncSession, step_id: uuid.UUID, catalogue: Catalogue, now: datetime
+) -> str:
+    """A step whose time has come: a call goes into the calls-due list, a message step is
+    done once its message is queued, the close step closes the cases. Idempotent: a step
+    that is no longer scheduled (or not yet due) is left alone. The caller commits."""
+    step = (
+        await db.execute(select(models.ContactStep).where(models.ContactStep.id == step_id))
+    ).scalar()
+    if step is None:
+        return "missing"
+    referral = await lock_referral(db, step.referral_id)
+    await db.refresh(step, with_for_update=True)
+    if step.status != "scheduled" or step.due_at > now:
+        return "not_due"
+    facts = load_referral(referral.facts)
+    rules = contact_rules(facts, usable_channels(facts), catalogue)
+    steps = await _history(db, referral.id)
+    verdict = may_contact(
+        referral_status=referral.status,
+        paused=referral.contact_paused,
+        to_contact=facts.consent.to_contact,
+        rules=rules,
+        channel=None if step.kind in ("call", "close") else step.channel,
+        wrong_number=_wrong_number(steps),
+        now=now,
+        closing=step.kind == "close",
+    )
+    step.claimed_until = None
+    step.updated_at = now
+    if step.kind == "close":
+        if referral.status not in ("triaged", "in_contact"):
+            step.status, step.skip_reason = "skipped", "plan_ended"
+            return "skipped"
+        await _close_unable_to_contact(db, referral, step, now)
+        return "closed"
+    if not verdict.allowed:
+        if verdict.reason == "paused":
+            step.status = "paused"
+            return "paused"
+        check("step", STEP_TRANSITIONS, step.status, "skipped")
+        step.status, step.skip_reason = "skipped", verdict.reason
+        return "skipped"
+    if verdict.not_before is not None:
+        step.due_at = verdict.not_before  # moved forward into the next safe window, never early
+        return "moved"
+    if step.kind == "call":
+        check("step", STEP_TRANSITIONS, step.status, "due")
+        step.status = "due"
+        return "due"
+    # A message-only step: its message row is the work; the plan moves on.
+    step.status, step.outcome, step.attempted_at = "done", "message_queued", now
+    await _plan_next(db, referral, catalogue, now)
+    return "done"
+
+
+async def _close_unable_to_contact(
+    db: AsyncSession, referral: models.Referral, step: models.ContactStep, now: datetime
+) -> None:
+    reason = step.closure_reason or "unable_to_contact"
+    await db.execute(
+        update(models.Case)
+        .where(models.Case.referral_id == referral.id, models.Case.status.in_(OPEN_CASE_STATUSES))
+        .values(status="closed", closure_reason=reason, closed_at=now, updated_at=now)
+    )
+    step.status, step.outcome, step.attempted_at = "done", "plan_ended", now
+    referral.status = "closed"
+    referral.updated_at = now
+    await _audit(db, "system:contact-plan", "referral.closed", referral.id)
+
+
+@dataclass(frozen=True)
+class OutcomeResult:
+    outcome: str
+    next_step: NextStep | None
+
+
+async def record_outcome(
+    db: AsyncSession,
+    step_id: uuid.UUID,
+    outcome: str,
+    actor: str,
+    catalogue: Catalogue,
+    now: datetime,
+) -> OutcomeResult:
+    """A staff member's call outcome. Advances or ends the plan. The caller commits."""
+    step = (
+        await db.execute(select(models.ContactStep).where(models.ContactStep.id == step_id))
+    ).scalar()
+    if step is None:
+        raise StepNotFound("no such contact step")
+    referral = await lock_referral(db, step.referral_id)
+    await db.refresh(step, with_for_update=True)
+    if step.kind != "call":
+        raise ValueError("only a call has an outcome")
+    check("step", STEP_TRANSITIONS, step.status, "done")
+    step.status, step.outcome, step.attempted_at, step.updated_at = "done", outcome, now, now
+    referral.updated_at = now
+    await _audit(db, actor, f"call.{outcome}", step.id, record_type="contact_step")
+    if outcome in CONTACT_OUTCOMES:
+        # Contact: the victim was spoken to. The plan ends; pending contact stops.
+        if referral.first_contact_at is None:
+            referral.first_contact_at = now
+        if referral.status == "triaged":
+            referral.status = "in_contact"
+        await db.execute(
+            update(models.Case)
+            .where(models.Case.referral_id == referral.id, models.Case.first_contact_at.is_(None))
+            .values(first_contact_at=now, updated_at=now)
+        )
+        await cancel_pending_contact(db, referral.id, "plan_ended", now)
+        await db.execute(
+            update(models.Alert)
+            .where(
+                models.Alert.referral_id == referral.id,
+                models.Alert.status == "pending",
+                models.Alert.kind.in_(("p1_not_reached", "deadline_breach")),
+                models.Alert.due_at >= now,
+            )
+            .values(status="resolved")
+        )
+        if outcome == "declined":
+            await db.execute(
+                update(models.Case)
+                .where(
+                    models.Case.referral_id == referral.id,
+                    models.Case.status.in_(OPEN_CASE_STATUSES),
+                )
+                .values(status="closed", closure_reason="declined", closed_at=now, updated_at=now)
+            )
+            referral.status = "closed"
+        return OutcomeResult(outcome, None)
+    if outcome == "wrong_number":
+        # Stop messages to that number at once.
+        await db.execute(
+            update(models.Message)
+            .where(
+                models.Message.referral_id == referral.id,
+                models.Message.status == "queued",
+                models.Message.channel == "sms",
+            )
+            .values(status="cancelled", final_at=now, updated_at=now)
+        )
+    return OutcomeResult(outcome, await _plan_next(db, referral, catalogue, now))
+
+
+async def pause_contact(
+    db: AsyncSession, referral_id: uuid.UUID, actor: str, now: datetime
+) -> None:
+    """Stop every pending step and message at once (e.g. police say the perpetrator has the
+    victim's phone). The deadline does not stop. The caller commits."""
+    referral = await lock_referral(db, referral_id)
+    if referral.contact_paused:
+        return
+    referral.contact_paused = True
+    referral.updated_at = now
+    await db.execute(
+        update(models.ContactStep)
+        .where(
+            models.ContactStep.referral_id == referral_id,
+            models.ContactStep.status.in_(("scheduled", "due")),
+        )
+        .values(status="paused", claimed_until=None, updated_at=now)
+    )
+    await db.execute(
+        update(models.Message)
+        .where(models.Message.referral_id == referral_id, models.Message.status == "queued")
+        .values(status="cancelled", final_at=now, updated_at=now)
+    )
+    await _audit(db, actor, "contact.paused", referral_id)
+
+
+async def resume_contact(
+    db: AsyncSession, referral_id: uuid.UUID, actor: str, catalogue: Catalogue, now: datetime
+) -> None:
+    """Reschedule the paused step to the next safe moment (never earlier), with a fresh
+    message if it had one. The caller commits."""
+    referral = await lock_referral(db, referral_id)
+    if not referral.contact_paused:
+        return
+    referral.contact_paused = False
+    referral.updated_at = now
+    facts = load_referral(referral.facts)
+    rules = contact_rules(facts, usable_channels(facts), catalogue)
+    for step in (
+        await db.execute(
+            select(models.ContactStep).where(
+                models.ContactStep.referral_id == referral_id, models.ContactStep.status == "paused"
+            )
+        )
+    ).scalars():
+        step.status = "scheduled"
+        step.due_at = rules.safe_times.next_safe_moment(max(step.due_at, now))
+        step.updated_at = now
+        if step.message_template and step.message_channel:
+            await db.execute(
+                insert(models.Message).values(
+                    id=uuid.uuid4(),
+                    referral_id=referral_id,
+                    contact_step_id=step.id,
+                    purpose="contact",
+                    channel=step.message_channel,
+                    template=step.message_template,
+                    status="queued",
+                    due_at=step.due_at,
+                )
+            )
+    await _audit(db, actor, "contact.resumed", referral_id)
+
+
+async def calls_due(db: AsyncSession, now: datetime, limit: int = 200) -> list[dict[str, Any]]:
+    """The hub's "calls due" list: due calls, most urgent first (priority, then due time)."""
+    rows = await db.execute(
+        text("""
+        SELECT s.id AS step_id, s.number, s.due_at, r.id AS referral_id, r.reference,
+               r.priority, r.contact_due_by
+        FROM contact_steps s JOIN referrals r ON r.id = s.referral_id
+        WHERE s.status = 'due' AND s.kind = 'call' AND s.due_at <= :now
+          AND NOT r.contact_paused
+        ORDER BY r.priority, s.due_at
+        LIMIT :limit"""),
+        {"now": now, "limit": limit},
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+async def _audit(
+    db: AsyncSession, actor: str, action: str, record_id: uuid.UUID, record_type: str = "referral"
+) -> None:
+    await db.execute(
+        insert(models.AuditEvent).values(
+            actor=actor, action=action, record_type=record_type, record_id=str(record_id)
+        )
+    )

@@ -1,0 +1,188 @@
+"""The notifier: one interface, backends chosen by settings (TRIAGE_NOTIFIER).
+
+- `outbox`: records each rendered message in the `outbox` table (its own transaction, so a
+  send made twice shows twice), for `triage dev` and the tests.
+- `notify`: GOV.UK Notify through notifications-python-client; `reference` is the message
+  row's id, never personal data; base URL from settings so tests can point at a local stub.
+
+A send either returns the provider's status, or raises: PermanentFailure (try the next
+channel), TemporaryFailure (retry later), ProviderUnsure (the provider may have it: ask by
+reference before any new attempt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db import models
+from triage.settings import Settings
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    reference: uuid.UUID
+    channel: str  # sms | email | letter
+    template: str
+    recipient: str
+    subject: str | None
+    body: str
+
+
+class PermanentFailure(Exception):
+    pass
+
+
+class TemporaryFailure(Exception):
+    pass
+
+
+class ProviderUnsure(Exception):
+    """Timed out or cut off: the provider may or may not have taken it."""
+
+
+class Notifier(Protocol):
+    async def send(self, message: Outgoing) -> str: ...
+
+    async def lookup(self, reference: uuid.UUID) -> str | None: ...
+
+
+class OutboxNotifier:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]):
+        self.sessions = sessions
+
+    async def send(self, message: Outgoing) -> str:
+        text = f"{message.subject}\n\n{message.body}" if message.subject else message.body
+        async with self.sessions() as db:
+            await db.execute(
+                insert(models.OutboxEntry).values(
+                    reference=message.reference,
+                    channel=message.channel,
+                    template=message.template,
+                    recipient=message.recipient,
+                    body=text,
+                )
+            )
+            await db.commit()
+        return "created"
+
+    async def lookup(self, reference: uuid.UUID) -> str | None:
+        async with self.sessions() as db:
+            found = (
+                await db.execute(
+                    select(models.OutboxEntry.id)
+                    .where(models.OutboxEntry.reference == reference)
+                    .limit(1)
+                )
+            ).first()
+        return "created" if found else None
+
+
+class NotifyNotifier:
+    """GOV.UK Notify. The client is synchronous (requests): calls run in a thread."""
+
+    def __init__(self, settings: Settings, templates: dict[str, str], timeout: float = 10):
+        from notifications_python_client.notifications import NotificationsAPIClient
+
+        self.client: Any = NotificationsAPIClient(  # type: ignore[no-untyped-call]
+            settings.notify_api_key, base_url=settings.notify_base_url, timeout=timeout
+        )
+        self.templates = templates
+
+    def _template_id(self, message: Outgoing) -> str:
+        key = f"{message.template}.{message.channel}"
+        return self.templates.get(key) or self.templates.get(message.channel) or ""
+
+    async def send(self, message: Outgoing) -> str:
+        return await asyncio.to_thread(self._send, message)
+
+    def _send(self, message: Outgoing) -> str:
+        from notifications_python_client.errors import APIError, HTTPError
+
+        personalisation: dict[str, Any] = {"body": message.body, "subject": message.subject or ""}
+        reference = str(message.reference)
+        try:
+            if message.channel == "sms":
+                answer = self.client.send_sms_notification(
+                    phone_number=message.recipient,
+                    template_id=self._template_id(message),
+                    personalisation=personalisation,
+                    reference=reference,
+                )
+            elif message.channel == "email":
+                answer = self.client.send_email_notification(
+                    email_address=message.recipient,
+                    template_id=self._template_id(message),
+                    personalisation=personalisation,
+                    reference=reference,
+                )
+            else:
+                lines = message.recipient.split("\n")
+                address = {f"address_line_{i + 1}": line for i, line in enumerate(lines[:7])}
+                answer = self.client.send_letter_notification(
+                    template_id=self._template_id(message),
+                    personalisation={**address, **personalisation},
+                    reference=reference,
+                )
+        except HTTPError as error:
+            status = getattr(error, "status_code", 0) or 0
+            if status in (400, 403):
+                raise PermanentFailure(f"provider refused ({status})") from None
+            raise TemporaryFailure(f"provider error ({status})") from None
+        except APIError:
+            raise ProviderUnsure("no answer from the provider") from None
+        except Exception as error:  # requests' timeouts and connection errors
+            raise ProviderUnsure(type(error).__name__) from None
+        return str((answer or {}).get("status") or "created")
+
+    async def lookup(self, reference: uuid.UUID) -> str | None:
+        return await asyncio.to_thread(self._lookup, reference)
+
+    def _lookup(self, reference: uuid.UUID) -> str | None:
+        try:
+            found = self.client.get_all_notifications(reference=str(reference))
+        except Exception as error:
+            raise ProviderUnsure(type(error).__name__) from None
+        items = (found or {}).get("notifications") or []
+        return str(items[0].get("status") or "created") if items else None
+
+
+class RateLimited(Exception):
+    def __init__(self, wait: float):
+        super().__init__(f"rate limited for {wait:.1f} s")
+        self.wait = wait
+
+
+class ProviderRateLimit:
+    """Notify's 3,000 messages a minute, shared by every worker through a Redis counter."""
+
+    def __init__(self, redis: Any, per_minute: int = 3000):
+        self.redis = redis
+        self.per_minute = per_minute
+
+    async def acquire(self) -> None:
+        while True:
+            now = time.time()
+            key = f"notify:sent:{int(now // 60)}"
+            count = await self.redis.incr(key)
+            if count == 1:
+                await self.redis.expire(key, 120)
+            if count <= self.per_minute:
+                return
+            await asyncio.sleep(60 - now % 60 + 0.01)
+
+
+def make_notifier(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> Notifier:
+    if settings.notifier == "notify":
+        templates = json.loads(settings.notify_template_ids or "{}")
+        return NotifyNotifier(settings, templates)
+    if settings.is_production:
+        raise RuntimeError("the outbox notifier is refused in production: set TRIAGE_NOTIFIER")
+    return OutboxNotifier(sessions)

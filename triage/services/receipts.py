@@ -1,0 +1,51 @@
+"""Delivery receipts: the provider's status kept verbatim; ours moves forward only."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db import models
+from triage.services.clock import service_now
+from triage.services.messaging import next_channel, resend
+
+DELIVERED = {"delivered", "received"}  # letters end at received
+PERMANENT = {"permanent-failure", "validation-failed", "virus-scan-failed", "cancelled"}
+RETRYABLE = {"temporary-failure", "technical-failure"}
+
+
+async def apply_receipt(
+    sessions: async_sessionmaker[AsyncSession], message_id: uuid.UUID, provider_status: str
+) -> str:
+    async with sessions() as db:
+        now = await service_now(db)
+        message = (
+            await db.execute(
+                select(models.Message).where(models.Message.id == message_id).with_for_update()
+            )
+        ).scalar()
+        if message is None:
+            return "unknown"
+        message.provider_status = provider_status
+        message.updated_at = now
+        if message.status in ("delivered", "failed", "cancelled"):
+            await db.commit()
+            return "already_final"
+        if message.status in ("sending", "queued"):
+            # The receipt beat our own commit (or a lookup): the provider has it.
+            message.status, message.sent_at, message.claimed_until = "accepted", now, None
+        if provider_status in DELIVERED:
+            message.status, message.final_at = "delivered", now
+        elif provider_status in PERMANENT:
+            message.status, message.final_at = "failed", now
+            message.failure_reason = provider_status
+            await next_channel(db, message, now)
+        elif provider_status in RETRYABLE:
+            message.status, message.final_at = "failed", now
+            message.failure_reason = provider_status
+            if not await resend(db, message, now):
+                message.failure_reason = f"{provider_status}; resends exhausted"
+        await db.commit()
+        return message.status

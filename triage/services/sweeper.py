@@ -1,0 +1,160 @@
+"""The sweep beat runs every few seconds: due contact steps, due messages, due alerts and the
+retention purge. Rows are claimed with FOR UPDATE SKIP LOCKED, so any number of workers can
+sweep at once without taking the same row; a claim carries a lease (`claimed_until`) and a
+claim never finished is taken again when its lease runs out."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from triage.domain.catalogue import Catalogue
+from triage.services.clock import service_now
+from triage.services.contact_plan import process_due_step
+from triage.services.messaging import claim_messages, deliver_all
+from triage.services.notifier import Notifier
+
+RETENTION = timedelta(days=7)  # rendered bodies and recipients, after the final status
+
+CLAIM_STEPS = text("""
+    UPDATE contact_steps s SET claimed_until = :lease_end
+    FROM (
+        SELECT id FROM contact_steps
+        WHERE status = 'scheduled' AND due_at <= :now
+          AND (claimed_until IS NULL OR claimed_until < :now)
+        ORDER BY due_at
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    ) due
+    WHERE s.id = due.id
+    RETURNING s.id
+""")
+
+CLAIM_ALERTS = text("""
+    SELECT a.id, a.kind, a.due_at, r.first_contact_at, r.contact_paused, r.status
+    FROM alerts a JOIN referrals r ON r.id = a.referral_id
+    WHERE a.status = 'pending' AND a.due_at <= :now
+    ORDER BY a.due_at
+    LIMIT :limit
+    FOR UPDATE OF a SKIP LOCKED
+""")
+
+
+@dataclass
+class SweepReport:
+    steps: dict[str, int] = field(default_factory=dict)
+    messages: dict[str, int] = field(default_factory=dict)
+    alerts: dict[str, int] = field(default_factory=dict)
+    purged: int = 0
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.steps or self.messages or self.alerts)
+
+
+async def sweep_steps(
+    sessions: async_sessionmaker[AsyncSession],
+    catalogue: Catalogue,
+    lease: timedelta,
+    limit: int = 200,
+) -> dict[str, int]:
+    async with sessions() as db:
+        now = await service_now(db)
+        ids = [
+            row.id
+            for row in await db.execute(
+                CLAIM_STEPS, {"now": now, "lease_end": now + lease, "limit": limit}
+            )
+        ]
+        await db.commit()
+    counts: dict[str, int] = {}
+    for step_id in ids:
+        result = await run_step(sessions, catalogue, step_id)
+        counts[result] = counts.get(result, 0) + 1
+    return counts
+
+
+async def run_step(
+    sessions: async_sessionmaker[AsyncSession], catalogue: Catalogue, step_id: uuid.UUID
+) -> str:
+    async with sessions() as db:
+        now = await service_now(db)
+        result = await process_due_step(db, step_id, catalogue, now)
+        await db.commit()
+    return result
+
+
+async def sweep_alerts(
+    sessions: async_sessionmaker[AsyncSession], limit: int = 500
+) -> dict[str, int]:
+    """P1 not reached in 4 hours, deadlines passed without contact (breaches, with the reason
+    `paused` when contact was paused), safe windows after the deadline: raised for the duty
+    lead, or resolved when contact came first."""
+    counts: dict[str, int] = {}
+    async with sessions() as db:
+        now = await service_now(db)
+        for row in (await db.execute(CLAIM_ALERTS, {"now": now, "limit": limit})).all():
+            contacted = row.first_contact_at is not None and row.first_contact_at <= row.due_at
+            if row.kind == "safe_window_after_deadline":
+                status, reason = "raised", "safe_window"
+            elif contacted or row.status == "withdrawn":
+                status, reason = "resolved", None
+            elif row.kind == "deadline_breach":
+                status, reason = "raised", "paused" if row.contact_paused else "missed"
+            else:
+                status, reason = "raised", None
+            await db.execute(
+                text(
+                    "UPDATE alerts SET status = :status, reason = :reason, raised_at = "
+                    "CASE WHEN :status = 'raised' THEN CAST(:now AS timestamptz) END WHERE id = :id"
+                ),
+                {"status": status, "reason": reason, "now": now, "id": row.id},
+            )
+            key = f"{row.kind}.{status}"
+            counts[key] = counts.get(key, 0) + 1
+        await db.commit()
+    return counts
+
+
+async def purge_rendered(sessions: async_sessionmaker[AsyncSession], limit: int = 5000) -> int:
+    """Rendered bodies and recipients go 7 days after the final status (Notify keeps its copy
+    7 days); the row keeps channel, template, statuses and times."""
+    async with sessions() as db:
+        now = await service_now(db)
+        result = await db.execute(
+            text("""
+            UPDATE messages SET body = NULL, recipient = NULL
+            WHERE id IN (SELECT id FROM messages WHERE body IS NOT NULL AND final_at < :cutoff
+                         LIMIT :limit)"""),
+            {"cutoff": now - RETENTION, "limit": limit},
+        )
+        await db.execute(
+            text("""
+            UPDATE outbox SET body = '', recipient = ''
+            WHERE id IN (SELECT id FROM outbox WHERE body <> '' AND sent_at < :cutoff
+                         LIMIT :limit)"""),
+            {"cutoff": now - RETENTION, "limit": limit},
+        )
+        await db.commit()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def sweep(
+    sessions: async_sessionmaker[AsyncSession],
+    notifier: Notifier,
+    catalogue: Catalogue,
+    lease: timedelta,
+    message_batch: int = 500,
+) -> SweepReport:
+    """One pass over everything that is due."""
+    report = SweepReport()
+    report.steps = await sweep_steps(sessions, catalogue, lease)
+    claimed = await claim_messages(sessions, message_batch, lease)
+    if claimed:
+        report.messages = await deliver_all(sessions, notifier, catalogue, claimed)
+    report.alerts = await sweep_alerts(sessions)
+    return report

@@ -1,0 +1,87 @@
+"""The Celery app: Redis broker, JSON only, explicit task names, acks late, one task at a time
+per process. Redis carries wake-ups only: the rows in PostgreSQL are the work, so a lost
+message, a flushed Redis or a dead worker only delays it until the next sweep."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from celery import Celery, signals
+
+from triage.settings import get_settings
+
+SWEEP_EVERY = 2.0  # seconds
+TASK_TIME_LIMIT = 300
+
+
+def make_celery() -> Celery:
+    settings = get_settings()
+    app = Celery("triage", broker=settings.redis_url or "redis://", include=["workers.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=TASK_TIME_LIMIT,
+        task_soft_time_limit=TASK_TIME_LIMIT - 30,
+        # Longer than any task, or Redis would hand an unacknowledged task to a second worker.
+        broker_transport_options={"visibility_timeout": TASK_TIME_LIMIT * 4},
+        task_default_queue="triage",
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=False,
+        beat_schedule={
+            "sweep": {
+                "task": "triage.sweep",
+                "schedule": SWEEP_EVERY,
+                "options": {"expires": SWEEP_EVERY * 5},
+            },
+            "seal-audit": {
+                "task": "triage.audit.seal",
+                "schedule": 60.0,
+                "options": {"expires": 60.0},
+            },
+            "purge-rendered": {
+                "task": "triage.retention.purge",
+                "schedule": 3600.0,
+                "options": {"expires": 3600.0},
+            },
+        },
+    )
+    return app
+
+
+celery_app = make_celery()
+
+
+def check_broker() -> None:
+    """Fail loudly at start when the broker is missing or wrong, not on the first task."""
+    url = get_settings().redis_url
+    if not url:
+        raise SystemExit("REDIS_URL is not set: the workers need the Redis broker")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except (redis.RedisError, ValueError) as error:
+        raise SystemExit(
+            f"the Redis broker at REDIS_URL cannot be reached ({type(error).__name__})"
+        ) from None
+
+
+@signals.worker_init.connect
+def _worker_init(**_: Any) -> None:
+    check_broker()
+
+
+@signals.beat_init.connect
+def _beat_init(**_: Any) -> None:
+    check_broker()
+
+
+@signals.worker_process_shutdown.connect
+def _process_shutdown(**_: Any) -> None:
+    from workers.runtime import shutdown
+
+    shutdown()
