@@ -18,6 +18,11 @@ from triage.domain.problems import InvalidInput, problem_body
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Victim referral triage and case tracking."""
+    from triage.cli_run import load_dev_env
+    from triage.settings import get_settings
+
+    load_dev_env()
+    get_settings.cache_clear()
 
 
 def _parse_time(value: str | None) -> datetime:

@@ -75,6 +75,7 @@ def dev(port: int, demo_referrals: int) -> None:
     os.environ.setdefault("TRIAGE_ENV", "dev")
     os.environ.setdefault("TRIAGE_SECRET_KEY", _dev_secret())
     os.environ.setdefault("TRIAGE_LOG_FORMAT", "console")
+    _write_env_file()
     from triage.settings import get_settings
 
     get_settings.cache_clear()
@@ -89,6 +90,7 @@ def dev(port: int, demo_referrals: int) -> None:
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 child.kill()
+        ENV_FILE.unlink(missing_ok=True)
         if stack is not None:
             stack.stop()
 
@@ -116,7 +118,18 @@ def dev(port: int, demo_referrals: int) -> None:
         _wait_ready(port, children[0])
         # The workers and beat: contact steps, messages, alerts, the audit seal.
         children.append(
-            subprocess.Popen([sys.executable, "-m", "triage.cli", "worker", "--concurrency", "2"])
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "triage.cli",
+                    "worker",
+                    "--concurrency",
+                    "2",
+                    "--loglevel",
+                    "WARNING",
+                ]
+            )
         )
         children.append(
             subprocess.Popen(
@@ -127,6 +140,8 @@ def dev(port: int, demo_referrals: int) -> None:
                     "beat",
                     "--schedule",
                     str(DATA_DIR / "beat-schedule"),
+                    "--loglevel",
+                    "WARNING",
                 ]
             )
         )
@@ -138,6 +153,28 @@ def dev(port: int, demo_referrals: int) -> None:
         click.echo("\nstopping ...")
     finally:
         stop()
+
+
+ENV_FILE = DATA_DIR / "env"
+ENV_KEYS = ("DATABASE_URL", "REDIS_URL", "TRIAGE_ENV", "TRIAGE_SECRET_KEY")
+
+
+def _write_env_file() -> None:
+    """So that `triage outbox list`, `triage clock advance` and friends, run in another
+    terminal, reach the servers `triage dev` started. Removed when `triage dev` stops."""
+    lines = [f"{key}={os.environ[key]}" for key in ENV_KEYS if os.environ.get(key)]
+    ENV_FILE.write_text("\n".join(lines) + "\n")
+    ENV_FILE.chmod(0o600)
+
+
+def load_dev_env() -> None:
+    """Fill unset settings from a running `triage dev` in this folder (dev only)."""
+    if os.environ.get("DATABASE_URL") or not ENV_FILE.exists():
+        return
+    for line in ENV_FILE.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key in ENV_KEYS:
+            os.environ.setdefault(key, value)
 
 
 def _prepare(demo_count: int) -> str:

@@ -19,7 +19,8 @@ from triage.cli_admin import run_with_session
 @click.option(
     "--pool", default="prefork", show_default=True, type=click.Choice(["prefork", "solo"])
 )
-def worker(concurrency: int, pool: str) -> None:
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(concurrency: int, pool: str, loglevel: str) -> None:
     """Run a Celery worker (contact steps, messages, alerts, audit seal, retention)."""
     from workers.celery_app import celery_app
 
@@ -27,7 +28,7 @@ def worker(concurrency: int, pool: str) -> None:
         [
             "worker",
             "--loglevel",
-            "INFO",
+            loglevel,
             "--concurrency",
             str(concurrency),
             "--pool",
@@ -42,13 +43,14 @@ def worker(concurrency: int, pool: str) -> None:
 
 @click.command()
 @click.option("--schedule", default=None, help="Beat's schedule file (default: a temp file).")
-def beat(schedule: str | None) -> None:
+@click.option("--loglevel", default="INFO", show_default=True)
+def beat(schedule: str | None, loglevel: str) -> None:
     """Run Celery beat: the sweep every 2 s, the audit seal every minute, the purge hourly.
     Run exactly one."""
     from workers.celery_app import celery_app
 
     path = schedule or str(Path(os.environ.get("TMPDIR", "/tmp")) / "triage-beat-schedule")
-    celery_app.start(["beat", "--loglevel", "INFO", "--schedule", path])
+    celery_app.start(["beat", "--loglevel", loglevel, "--schedule", path])
 
 
 @click.group("outbox")
