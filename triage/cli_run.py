@@ -99,6 +99,9 @@ def dev(port: int, demo_referrals: int) -> None:
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, on_term)
+    # Ctrl-C stops everything, even when started from a shell that ignores SIGINT for
+    # background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         key = _prepare(demo_referrals)
         children.append(
