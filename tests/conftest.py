@@ -3,7 +3,6 @@ and TEST_REDIS_URL when set. A fresh database per test session, migrated with Al
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import uuid
@@ -24,10 +23,8 @@ class Servers:
 
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    import asyncpg
-
     from db.migrate import upgrade
-    from triage.devstack import EmbeddedStack, with_database
+    from triage.devstack import EmbeddedStack, create_database, drop_database
 
     stack = None
     base_db = os.environ.get("TEST_DATABASE_URL")
@@ -38,24 +35,14 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         stack_dir = ROOT / ".triage-data" / f"test-{uuid.uuid4().hex[:8]}"
         stack = EmbeddedStack(stack_dir).start()
         base_db, redis_url = stack.database_url, stack.redis_url
-    name = f"triage_test_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(_plain(base_db))
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    database_url = with_database(_plain(base_db), name)
+    database_url = create_database(base_db, "triage_test")
     upgrade(database_url)
     os.environ.update(
         {
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
             "TRIAGE_ENV": "test",
-            "TRIAGE_SECRET_KEY": "test-secret-" + name,
+            "TRIAGE_SECRET_KEY": "test-secret-" + uuid.uuid4().hex,
             "TRIAGE_LOG_FORMAT": "json",
         }
     )
@@ -65,16 +52,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     try:
         yield Servers(database_url, redis_url)
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database(database_url)
         if stack is not None:
             stack.stop()
             shutil.rmtree(stack_dir, ignore_errors=True)
-
-
-def _plain(url: str) -> str:
-    from db.engine import plain_url
-
-    return plain_url(url)
 
 
 @pytest.fixture(scope="session")

@@ -209,19 +209,12 @@ def _prepare(demo_count: int) -> str:
 
 
 def _wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
-    import httpx
+    from triage.devstack import wait_ready
 
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise click.ClickException("the web server exited at start")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise click.ClickException("the web server was not ready within 30 s")
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", server)
+    except RuntimeError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _banner(port: int, key: str) -> None:

@@ -117,3 +117,56 @@ def with_database(url: str, database: str) -> str:
 
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+
+
+def create_database(server_url: str, prefix: str) -> str:
+    """A fresh, empty database on the server behind `server_url` (tests, benchmarks)."""
+    import asyncio
+    import uuid
+
+    from db.engine import plain_url
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(plain_url(server_url), f'CREATE DATABASE "{name}"'))
+    return with_database(plain_url(server_url), name)
+
+
+def drop_database(database_url: str) -> None:
+    import asyncio
+    from urllib.parse import urlsplit
+
+    name = urlsplit(database_url).path.lstrip("/")
+    asyncio.run(
+        _admin(
+            with_database(database_url, "postgres"),
+            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+        )
+    )
+
+
+async def _admin(url: str, sql: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
+    """Until `url` answers below 500, or raise when `process` exits or time runs out."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError("the server exited at start")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server was not ready within {seconds:.0f} s")
+        time.sleep(0.2)
