@@ -155,3 +155,18 @@ async def test_other_clients_cannot_patch(
         headers={"Authorization": f"Bearer {other}"},
     )
     assert answer.status_code == 404
+
+
+async def test_patch_drops_flags_that_no_longer_hold(client: Any, police: dict[str, str]) -> None:
+    body = _body("UPD/7")
+    body["victim"]["address"]["postcode"] = "SW1A 1AA"  # outside Kent: area_check
+    created = (await client.post("/api/v1/referrals", json=body, headers=police)).json()
+    assert "area_check" in created["triage"]["flags"]
+    patched = await client.patch(
+        f"/api/v1/referrals/{created['id']}",
+        json={"victim": {"address": {"line1": "1 High Street", "postcode": "CT1 2AB"}}},
+        headers=police,
+    )
+    assert patched.status_code == 200, patched.text
+    assert "area_check" not in patched.json()["triage"]["flags"]
+    assert patched.json()["triage"]["area"]["code"] == "east-kent"

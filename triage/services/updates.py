@@ -193,7 +193,9 @@ async def apply_update(
         )
         have = {c.service for c in cases}
         wanted = {s.code for s in decision.services}
-        flags = set(referral.flags)
+        # The new decision's flags, plus what case work raised (service_review), which stays
+        # until a person clears it; flags of the old decision that no longer hold go.
+        flags = set(decision.flags) | (set(referral.flags) & {"service_review"})
         for choice in decision.services:
             if choice.code not in have:
                 db.add(
@@ -245,11 +247,10 @@ async def apply_update(
 
         if not facts.consent.to_contact:
             await cancel_pending_contact(db, referral.id, "no_contact_consent", now)
-            flags.add("no_contact_consent")
+            flags.add("no_contact_consent")  # also in the decision; kept explicit
         else:
             flags.discard("no_contact_consent")
             await _ensure_plan(db, referral, facts, catalogue, now)
-        flags.update(f for f in decision.flags if f != "no_contact_consent")
         referral.flags = sorted(flags)
         referral.facts = facts_json(facts)
         referral.content_hash = facts.content_hash()
