@@ -121,6 +121,10 @@ async def _submit(
     ids: dict[uuid.UUID, _Prepared] = {}
     won: dict[uuid.UUID, str] = {}
     async with sessions() as db:
+        if single:
+            # One referral is one statement, atomic on its own (every table or none): no
+            # BEGIN and COMMIT round trips around it.
+            await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         # One referral: let the unique index find a resend (one round trip fewer).
         existing = {} if single else await _existing(db, caller.client_id, list(prepared))
         fresh = [item for ref, item in prepared.items() if ref not in existing]
