@@ -149,7 +149,8 @@ def decide_aa(
     if request.juvenile:
         person = "juvenile"
         reasons.append(
-            "treated as a juvenile: the officer says the person appears to be under 18 "
+            "treated as a juvenile: the officer says the person appears to be under "
+            f"{policy.juvenile_to + 1} "
             "(PACE Code C)"
         )
         if age is not None and age > policy.juvenile_to:

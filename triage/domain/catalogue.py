@@ -201,20 +201,28 @@ class _Parser:
             self.fail(path, "missing or not a list" if value is None else "must be a list")
         return []
 
-    def integer(self, value: Any, path: str, default: int, minimum: int = 0) -> int:
+    def integer(self, value: Any, path: str, default: int | None = None, minimum: int = 0) -> int:
         if value is None:
+            if default is None:
+                self.fail(path, "is required")
+                return 0
             return default
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             self.fail(path, f"must be a whole number, {minimum} or more")
-            return default
+            return default or 0
         return value
 
-    def number(self, value: Any, path: str, default: float, minimum: float = 0) -> float:
+    def number(
+        self, value: Any, path: str, default: float | None = None, minimum: float = 0
+    ) -> float:
         if value is None:
+            if default is None:
+                self.fail(path, "is required")
+                return 0.0
             return default
         if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
             self.fail(path, f"must be a number, {minimum:g} or more")
-            return default
+            return default or 0.0
         return float(value)
 
     def name(self, value: Any, path: str, default: str) -> str:
@@ -227,6 +235,9 @@ class _Parser:
         return value
 
     def clock(self, value: Any, path: str) -> time:
+        if value is None:
+            self.fail(path, "is required, as HH:MM")
+            return time(0, 0)
         try:
             return parse_clock(str(value))
         except ValueError as error:
@@ -263,7 +274,7 @@ def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
         calendar.is_working_day(date(2026, 1, 2))
     except (NotImplementedError, KeyError, ValueError, AttributeError) as error:
         p.fail("catalogue.calendar", f"unknown country or subdivision: {error}")
-    end_of_day = p.clock(meta.get("end_of_working_day", "17:00"), "catalogue.end_of_working_day")
+    end_of_day = p.clock(meta.get("end_of_working_day"), "catalogue.end_of_working_day")
 
     refs = p.section(data, "references", "")
     prefixes = {
@@ -298,7 +309,7 @@ def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
             name=p.text(raw, "name", path),
             provider=p.text(raw, "provider", path),
             mode=str(mode),
-            group=str(raw.get("group", "core")),
+            group=p.text(raw, "group", path),
             who_for=p.text(raw, "for", path),
             waiting_list=bool(raw.get("waiting_list", False)),
             kind=str(raw.get("kind", "victim")),
@@ -623,6 +634,10 @@ def _parse_contact(p: _Parser, raw: Any, zone: ZoneInfo) -> ContactPolicy:
         p.fail("contact.plan", "the first step must be at: triage")
     if plan and plan[-1].kind != "close":
         p.fail("contact.plan", "the last step must close the plan (kind: close)")
+    for field_name in ("sender_name", "hub_phone"):
+        # Shown in every message: they must be as discreet as the templates.
+        for problem in template_problems(str(raw.get(field_name, "")), (), sensitive):
+            p.fail(f"contact.{field_name}", problem)
     return ContactPolicy(
         sender_name=str(raw.get("sender_name", "")),
         hub_phone=str(raw.get("hub_phone", "")),
@@ -701,14 +716,15 @@ def _parse_aa(
     section = "appropriate_adult"
     return AppropriateAdultPolicy(
         service=service,
-        juvenile_from=p.integer(ages.get("from"), f"{section}.juvenile_ages.from", 10),
-        juvenile_to=p.integer(ages.get("to"), f"{section}.juvenile_ages.to", 17),
+        # Ages and hours are the catalogue's to state: no default stands in for them here.
+        juvenile_from=p.integer(ages.get("from"), f"{section}.juvenile_ages.from"),
+        juvenile_to=p.integer(ages.get("to"), f"{section}.juvenile_ages.to"),
         attend_within=timedelta(
-            hours=p.number(raw.get("attend_within_hours"), f"{section}.attend_within_hours", 2)
+            hours=p.number(raw.get("attend_within_hours"), f"{section}.attend_within_hours")
         ),
         office_days=frozenset(DAY_INDEX[d] for d in days if isinstance(d, str) and d in DAY_INDEX),
-        office_from=p.clock(office.get("from", "09:00"), "appropriate_adult.office_hours.from"),
-        office_to=p.clock(office.get("to", "17:00"), "appropriate_adult.office_hours.to"),
+        office_from=p.clock(office.get("from"), "appropriate_adult.office_hours.from"),
+        office_to=p.clock(office.get("to"), "appropriate_adult.office_hours.to"),
         office_on_bank_holidays=bool(office.get("bank_holidays", False)),
         custody_suites=suites,
         rules=tuple(rules),
