@@ -574,6 +574,13 @@ def _parse_contact(p: _Parser, raw: Any, zone: ZoneInfo) -> ContactPolicy:
     templates = p.mapping(raw.get("templates"), "contact.templates")
     placeholders: tuple[str, ...] = ()
     for item in p.items(raw.get("placeholders"), "contact.placeholders"):
+        if isinstance(item, str) and item not in DISCREET_PLACEHOLDERS:
+            # The first name at most: no catalogue can widen what a message may carry.
+            p.fail(
+                "contact.placeholders",
+                f"'{item}' is not allowed (only {', '.join(DISCREET_PLACEHOLDERS)})",
+            )
+            continue
         if not isinstance(item, str):
             p.fail("contact.placeholders", "placeholders are names (text)")
             continue
@@ -650,6 +657,7 @@ def _parse_contact(p: _Parser, raw: Any, zone: ZoneInfo) -> ContactPolicy:
     )
 
 
+DISCREET_PLACEHOLDERS = ("first_name", "sender_name", "hub_phone")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
@@ -665,7 +673,8 @@ def template_problems(
             )
     words = set(re.findall(r"[a-z]+", _PLACEHOLDER.sub(" ", text).lower()))
     for word in sensitive:
-        if word in words:
+        # Any word that starts with it: "abused", "victims" and "crimes" are as telling.
+        if any(found.startswith(word) for found in words):
             problems.append(f"contains the sensitive word '{word}'")
     return problems
 

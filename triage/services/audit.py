@@ -3,7 +3,10 @@
 digest(minute) = SHA-256(previous digest || each event of that minute in id order), so
 changing, removing or adding an event in a sealed minute breaks every digest after it.
 Minutes are sealed once they are two minutes old, so a transaction that started in a minute
-and commits a little later still lands before its minute is sealed.
+and commits a little later still lands before its minute is sealed. Events are stamped by the
+database's own clock (`now()`), so "two minutes old" is judged by that clock too: the service
+clock may have been moved forward (`triage clock advance`, in dev and tests), and sealing by it
+would seal minutes that are still receiving events.
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ async def seal(db: AsyncSession, now: datetime) -> int:
     ).first()
     start = last.minute + timedelta(minutes=1) if last else None
     previous = last.digest if last else GENESIS
-    cutoff = (now - GRACE).replace(second=0, microsecond=0)
+    database_now = (await db.execute(text("SELECT now()"))).scalar_one()
+    cutoff = (min(now, database_now) - GRACE).replace(second=0, microsecond=0)
     minutes_q = text("""SELECT DISTINCT date_trunc('minute', at) AS minute FROM audit_events
                         WHERE (CAST(:start AS timestamptz) IS NULL OR at >= :start)
                           AND at < :cutoff ORDER BY minute""")

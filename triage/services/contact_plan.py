@@ -25,12 +25,24 @@ from triage.domain.planning import (
 )
 from triage.domain.referral import Referral
 from triage.domain.safety import may_contact
-from triage.domain.statuses import OPEN_CASE_STATUSES, STEP_TRANSITIONS, check
+from triage.domain.statuses import (
+    OPEN_CASE_STATUSES,
+    OPEN_STEP_STATUSES,
+    STEP_TRANSITIONS,
+    check,
+)
 from triage.domain.validation import usable_channels
 from triage.services.referral_rows import RowSet, add_step_rows
-from triage.services.updates import cancel_pending_contact
 
 CONTACT_OUTCOMES = ("reached", "declined")
+CALL_OUTCOMES = (
+    "reached",
+    "no_answer",
+    "voicemail_left",
+    "wrong_number",
+    "declined",
+    "unsafe_to_talk",
+)
 
 
 class StepNotFound(LookupError):
@@ -176,6 +188,8 @@ async def record_outcome(
     now: datetime,
 ) -> OutcomeResult:
     """A staff member's call outcome. Advances or ends the plan. The caller commits."""
+    if outcome not in CALL_OUTCOMES:
+        raise ValueError(f"unknown call outcome '{outcome}' (one of {', '.join(CALL_OUTCOMES)})")
     step = (
         await db.execute(select(models.ContactStep).where(models.ContactStep.id == step_id))
     ).scalar()
@@ -185,6 +199,9 @@ async def record_outcome(
     await db.refresh(step, with_for_update=True)
     if step.kind != "call":
         raise ValueError("only a call has an outcome")
+    if outcome == "voicemail_left" and not load_referral(referral.facts).contact.voicemail_ok:
+        # No voicemail without the victim's permission: the record must not say otherwise.
+        raise ValueError("this victim did not allow voicemail: record no_answer instead")
     check("step", STEP_TRANSITIONS, step.status, "done")
     step.status, step.outcome, step.attempted_at, step.updated_at = "done", outcome, now, now
     referral.updated_at = now
@@ -200,7 +217,10 @@ async def record_outcome(
             .where(models.Case.referral_id == referral.id, models.Case.first_contact_at.is_(None))
             .values(first_contact_at=now, updated_at=now)
         )
-        await cancel_pending_contact(db, referral.id, "plan_ended", now)
+        # Contact in time resolves the P1 alert and the deadline; one whose time has already
+        # passed stays pending, so the sweep raises it (a late contact is still a breach).
+        # Resolved before the pending contact is cancelled: cancelling would otherwise take
+        # pending alerts with it, and an overdue P1 alert would never be raised.
         await db.execute(
             update(models.Alert)
             .where(
@@ -211,6 +231,7 @@ async def record_outcome(
             )
             .values(status="resolved")
         )
+        await _end_pending_contact(db, referral.id, now)
         if outcome == "declined":
             await db.execute(
                 update(models.Case)
@@ -236,6 +257,24 @@ async def record_outcome(
     return OutcomeResult(outcome, await _plan_next(db, referral, catalogue, now))
 
 
+async def _end_pending_contact(db: AsyncSession, referral_id: uuid.UUID, now: datetime) -> None:
+    """After contact: open steps skipped (`plan_ended`), queued messages cancelled. Unlike
+    updates.cancel_pending_contact (withdrawal, consent), alerts are left to the caller."""
+    await db.execute(
+        update(models.ContactStep)
+        .where(
+            models.ContactStep.referral_id == referral_id,
+            models.ContactStep.status.in_(OPEN_STEP_STATUSES),
+        )
+        .values(status="skipped", skip_reason="plan_ended", updated_at=now, claimed_until=None)
+    )
+    await db.execute(
+        update(models.Message)
+        .where(models.Message.referral_id == referral_id, models.Message.status == "queued")
+        .values(status="cancelled", failure_reason="plan_ended", final_at=now, updated_at=now)
+    )
+
+
 async def pause_contact(
     db: AsyncSession, referral_id: uuid.UUID, actor: str, now: datetime
 ) -> None:
@@ -257,7 +296,7 @@ async def pause_contact(
     await db.execute(
         update(models.Message)
         .where(models.Message.referral_id == referral_id, models.Message.status == "queued")
-        .values(status="cancelled", final_at=now, updated_at=now)
+        .values(status="cancelled", failure_reason="paused", final_at=now, updated_at=now)
     )
     await _audit(db, actor, "contact.paused", referral_id)
 
@@ -266,7 +305,8 @@ async def resume_contact(
     db: AsyncSession, referral_id: uuid.UUID, actor: str, catalogue: Catalogue, now: datetime
 ) -> None:
     """Reschedule the paused step to the next safe moment (never earlier), with a fresh
-    message if it had one. The caller commits."""
+    message in place of one the pause cancelled (never a second copy of one already sent).
+    The caller commits."""
     referral = await lock_referral(db, referral_id)
     if not referral.contact_paused:
         return
@@ -281,23 +321,52 @@ async def resume_contact(
             )
         )
     ).scalars():
+        check("step", STEP_TRANSITIONS, step.status, "scheduled")
         step.status = "scheduled"
         step.due_at = rules.safe_times.next_safe_moment(max(step.due_at, now))
         step.updated_at = now
-        if step.message_template and step.message_channel:
+        for cancelled in await _paused_messages(db, step.id):
             await db.execute(
                 insert(models.Message).values(
                     id=uuid.uuid4(),
                     referral_id=referral_id,
                     contact_step_id=step.id,
-                    purpose="contact",
-                    channel=step.message_channel,
-                    template=step.message_template,
+                    purpose=cancelled.purpose,
+                    channel=cancelled.channel,
+                    template=cancelled.template,
                     status="queued",
                     due_at=step.due_at,
+                    tries=cancelled.tries,
                 )
             )
     await _audit(db, actor, "contact.resumed", referral_id)
+
+
+async def _paused_messages(db: AsyncSession, step_id: uuid.UUID) -> list[models.Message]:
+    """The step's messages the pause cancelled, one per channel and template, leaving out any
+    that has a copy queued, being sent or sent (never a second copy of a message)."""
+    messages = (
+        (
+            await db.execute(
+                select(models.Message)
+                .where(models.Message.contact_step_id == step_id)
+                .order_by(models.Message.created_at)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    live = {
+        (m.channel, m.template)
+        for m in messages
+        if m.status in ("queued", "sending", "accepted", "delivered")
+    }
+    found: dict[tuple[str, str], models.Message] = {}
+    for message in messages:
+        key = (message.channel, message.template)
+        if message.status == "cancelled" and message.failure_reason == "paused" and key not in live:
+            found[key] = message
+    return list(found.values())
 
 
 async def calls_due(db: AsyncSession, now: datetime, limit: int = 200) -> list[dict[str, Any]]:
