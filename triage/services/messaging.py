@@ -2,26 +2,40 @@
 
 The row is the outbox. A sweep claims due rows (`queued`, or `sending` whose lease expired)
 with FOR UPDATE SKIP LOCKED and marks them `sending` with a lease, committed before any call
-to the provider. The provider is called outside any transaction; the result is written under
-the row lock, only if the row is still `sending`. A row claimed again after a lease ran out
-(the worker died, the provider timed out) is first looked up at the provider by its reference:
-found in any state means sent.
+to the provider. Each claim adds one to `attempts`, and that number is the claim's token: every
+later step (the checks and rendering, the result) is written under the row lock only if the row
+is still `sending` with the same `attempts`, so a worker whose lease ran out and whose row was
+claimed again by another never sends it nor writes its result. Just before the provider is
+called the lease is extended to cover the longest a provider call can take (`send_hold`), and
+the call is made only while that much of it is left, so no other worker can claim the row while
+a send of it may still be on its way. The provider is called outside any transaction. A row
+claimed again after a lease ran out (the worker died, the provider timed out) is first looked up
+at the provider by its reference: found in any state means sent.
+
+A sweep works in chunks: one transaction checks and renders a whole chunk, the sends run in
+parallel, and one statement records every accepted send. One message (`deliver`) goes through
+the same code as a chunk of one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import exists, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from db import models
 from triage.domain.catalogue import Catalogue
 from triage.domain.messages import UnsafeMessage, render_message
-from triage.domain.planning import contact_rules
+from triage.domain.planning import ContactRules, contact_rules
+from triage.domain.referral import Referral
 from triage.domain.safety import may_contact
 from triage.domain.validation import usable_channels
 from triage.services.clock import service_now
@@ -37,6 +51,20 @@ from triage.services.notifier import (
 MAX_ATTEMPTS = 6  # sends of one row (temporary failures and unsure answers)
 MAX_TRIES = 3  # rows in a resend chain after failure receipts
 UNSURE_LEASE = timedelta(seconds=30)  # how soon an unsure send is looked up again
+CALL_MARGIN = timedelta(seconds=5)  # on top of the longest a provider call can take
+CHUNK = 50  # rows a sweep claims, checks and records together
+
+
+def call_budget(notifier: Notifier) -> timedelta:
+    """The longest one provider call (a send or a lookup) can take: the notifier's connect and
+    read timeouts."""
+    return timedelta(seconds=2 * float(getattr(notifier, "timeout", 10.0)))
+
+
+def send_hold(notifier: Notifier) -> timedelta:
+    """How long a row stays ours once it is about to go to the provider: one whole call and a
+    margin. A shorter lease is extended to this before the send; a longer one is kept."""
+    return call_budget(notifier) + CALL_MARGIN
 
 
 def backoff(attempt: int) -> timedelta:
@@ -108,114 +136,372 @@ async def deliver(
     claimed: Claimed,
 ) -> str:
     """Send one claimed message; returns what became of it."""
-    prepared = await _prepare(sessions, catalogue, claimed)
-    if isinstance(prepared, str):
-        return prepared
-    outgoing, not_before = prepared
-    if claimed.attempts > 1:
-        try:
-            found = await notifier.lookup(claimed.id)
-        except ProviderUnsure:
-            return await _finish(sessions, claimed.id, "unsure", None)
-        if found is not None:
-            return await _finish(sessions, claimed.id, "accepted", found)
-    if not_before is not None:
-        return await _requeue(sessions, claimed.id, not_before)
-    try:
-        provider_status = await notifier.send(outgoing)
-    except PermanentFailure as error:
-        return await _finish(sessions, claimed.id, "permanent", None, str(error))
-    except TemporaryFailure as error:
-        return await _finish(sessions, claimed.id, "temporary", None, str(error))
-    except ProviderUnsure:
-        return await _finish(sessions, claimed.id, "unsure", None)
-    return await _finish(sessions, claimed.id, "accepted", provider_status)
+    results = await _deliver_chunk(sessions, notifier, catalogue, [claimed], parallel=1)
+    return results[claimed.id]
 
 
-async def _prepare(
-    sessions: async_sessionmaker[AsyncSession], catalogue: Catalogue, claimed: Claimed
-) -> tuple[Outgoing, datetime | None] | str:
-    """Check the safe contact rules and render, under the row lock; commit before sending."""
+@dataclass(frozen=True)
+class _Ready:
+    """A claimed row, checked and rendered under its lock, to go to the provider."""
+
+    claimed: Claimed
+    outgoing: Outgoing
+    not_before: datetime | None  # not safe now: only looked up (it may already be sent)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    result: str  # accepted | permanent | temporary | unsure | moved | released | not_claimed
+    provider_status: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class _Lease:
+    """Whether this worker may still start a provider call for a row: what is left of its
+    lease (`left` from `started`, a moment taken before the clock was read for it) must
+    outlast one whole call (`budget`)."""
+
+    left: timedelta
+    budget: timedelta
+    started: float  # time.monotonic()
+
+    def room_for_a_call(self) -> bool:
+        elapsed = time.monotonic() - self.started
+        return elapsed + self.budget.total_seconds() <= self.left.total_seconds()
+
+
+_steps = aliased(models.ContactStep)
+_wrong = aliased(models.ContactStep)
+PREPARE = (
+    select(
+        models.Message.id,
+        models.Message.status,
+        models.Message.attempts,
+        models.Message.channel,
+        models.Message.template,
+        models.Message.referral_id,
+        models.Message.claimed_until,
+        models.Referral.status.label("referral_status"),
+        models.Referral.contact_paused,
+        models.Referral.facts,
+        _steps.kind.label("step_kind"),
+        exists()
+        .where(_wrong.referral_id == models.Message.referral_id, _wrong.outcome == "wrong_number")
+        .label("wrong_number"),
+    )
+    .select_from(models.Message)
+    .outerjoin(models.Referral, models.Referral.id == models.Message.referral_id)
+    .outerjoin(_steps, _steps.id == models.Message.contact_step_id)
+    .order_by(models.Message.id)
+    .with_for_update(of=models.Message)
+)
+
+MARK_READY = text("""
+    UPDATE messages AS m
+    SET recipient = v.recipient, body = v.body,
+        claimed_until = GREATEST(m.claimed_until, :hold_until)
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:recipients AS text[]), CAST(:bodies AS text[]))
+         AS v(id, recipient, body)
+    WHERE m.id = v.id
+""")
+
+MARK_ACCEPTED = text("""
+    UPDATE messages AS m
+    SET status = 'accepted', provider_status = v.provider_status, sent_at = :now,
+        claimed_until = NULL, updated_at = :now
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:attempts AS integer[]),
+                CAST(:statuses AS text[])) AS v(id, attempts, provider_status)
+    WHERE m.id = v.id AND m.status = 'sending' AND m.attempts = v.attempts
+    RETURNING m.id
+""")
+
+EXTEND = text("""
+    UPDATE messages SET claimed_until = GREATEST(claimed_until, :hold_until)
+    WHERE id = :id AND status = 'sending' AND attempts = :attempts
+    RETURNING claimed_until
+""")
+
+RELEASE = text("""
+    UPDATE messages AS m SET claimed_until = :now
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:attempts AS integer[])) AS v(id, attempts)
+    WHERE m.id = v.id AND m.status = 'sending' AND m.attempts = v.attempts
+""")
+
+
+async def _prepare_chunk(
+    sessions: async_sessionmaker[AsyncSession],
+    catalogue: Catalogue,
+    claimed: Sequence[Claimed],
+    hold: timedelta,
+) -> tuple[list[_Ready], dict[uuid.UUID, str], timedelta]:
+    """Check the safe contact rules and render each claimed row, under the row locks, in one
+    transaction; extend the lease of the rows about to be sent to `hold` at least; commit
+    before any send. Returns the rows to send, what became of the others, and how much of
+    their lease is left (from before the clock was read)."""
+    by_id = {item.id: item for item in claimed}
+    lefts: list[timedelta] = []
+    ready: list[_Ready] = []
+    done: dict[uuid.UUID, str] = {}
+    changes: list[dict[str, Any]] = []
     async with sessions() as db:
         now = await service_now(db)
-        message = (
-            await db.execute(
-                select(models.Message).where(models.Message.id == claimed.id).with_for_update()
+        rows = (await db.execute(PREPARE.where(models.Message.id.in_(list(by_id))))).all()
+        facts_by_referral: dict[uuid.UUID, tuple[Referral, ContactRules]] = {}
+        for row in rows:
+            item = by_id[row.id]
+            if row.status != "sending" or row.attempts != item.attempts:
+                done[row.id] = "not_claimed"  # finished, or claimed again by another worker
+                continue
+            if row.referral_status is None:
+                done[row.id] = "failed"
+                changes.append(_failed(row.id, now, "not sent: no referral"))
+                continue
+            loaded = facts_by_referral.get(row.referral_id)
+            if loaded is None:
+                facts = load_referral(row.facts)
+                loaded = facts, contact_rules(facts, usable_channels(facts), catalogue)
+                facts_by_referral[row.referral_id] = loaded
+            facts, rules = loaded
+            verdict = may_contact(
+                referral_status=row.referral_status,
+                paused=row.contact_paused,
+                to_contact=facts.consent.to_contact,
+                rules=rules,
+                channel=row.channel,
+                wrong_number=row.wrong_number,
+                now=now,
+                closing=row.step_kind == "close",
             )
-        ).scalar()
-        if message is None or message.status != "sending":
-            return "not_claimed"
-        referral = (
-            await db.execute(
-                select(models.Referral).where(models.Referral.id == message.referral_id)
-            )
-        ).scalar_one()
-        step_kind = None
-        if message.contact_step_id is not None:
-            step_kind = (
-                await db.execute(
-                    select(models.ContactStep.kind).where(
-                        models.ContactStep.id == message.contact_step_id
-                    )
+            if not verdict.allowed:
+                done[row.id] = "cancelled"
+                changes.append(
+                    {
+                        "id": row.id,
+                        "status": "cancelled",
+                        "final_at": now,
+                        "failure_reason": verdict.reason,
+                        "claimed_until": None,
+                    }
                 )
-            ).scalar()
-        facts = load_referral(referral.facts)
-        rules = contact_rules(facts, usable_channels(facts), catalogue)
-        wrong_number = (
-            await db.execute(
-                select(models.ContactStep.id)
-                .where(
-                    models.ContactStep.referral_id == referral.id,
-                    models.ContactStep.outcome == "wrong_number",
+                continue
+            if verdict.not_before is not None and item.attempts == 1:
+                # Not safe now: back to the queue for the next safe moment, never early. (A row
+                # that may already be at the provider is looked up first, whatever the time.)
+                done[row.id] = "moved"
+                changes.append(
+                    {
+                        "id": row.id,
+                        "status": "queued",
+                        "due_at": verdict.not_before,
+                        "attempts": row.attempts - 1,
+                        "claimed_until": None,
+                    }
                 )
-                .limit(1)
+                continue
+            try:
+                rendered = render_message(
+                    catalogue.contact, row.template, row.channel, facts.victim.first_name
+                )
+            except (UnsafeMessage, KeyError) as error:
+                done[row.id] = "failed"
+                changes.append(_failed(row.id, now, f"not sent: {type(error).__name__}"))
+                continue
+            outgoing = Outgoing(
+                row.id,
+                row.channel,
+                row.template,
+                _recipient(facts, row.channel),
+                rendered.subject,
+                rendered.body,
             )
-        ).first() is not None
-        verdict = may_contact(
-            referral_status=referral.status,
-            paused=referral.contact_paused,
-            to_contact=facts.consent.to_contact,
-            rules=rules,
-            channel=message.channel,
-            wrong_number=wrong_number,
-            now=now,
-            closing=step_kind == "close",
-        )
-        if not verdict.allowed:
-            message.status, message.final_at = "cancelled", now
-            message.failure_reason = verdict.reason
-            message.claimed_until = None
-            await db.commit()
-            return "cancelled"
-        if verdict.not_before is not None and claimed.attempts == 1:
-            # Not safe now: back to the queue for the next safe moment, never early. (A row
-            # that may already be at the provider is looked up first, whatever the time.)
-            message.status, message.due_at = "queued", verdict.not_before
-            message.attempts -= 1
-            message.claimed_until = None
-            await db.commit()
-            return "moved"
-        try:
-            rendered = render_message(
-                catalogue.contact, message.template, message.channel, facts.victim.first_name
+            ready.append(_Ready(item, outgoing, verdict.not_before))
+            # The lease is extended to `hold` below, or kept when it is already longer.
+            lefts.append(max(hold, (row.claimed_until or now) - now))
+        found = {row.id for row in rows}
+        for item in claimed:
+            if item.id not in found:
+                done[item.id] = "not_claimed"  # no such row
+        for change in changes:
+            values = {k: v for k, v in change.items() if k != "id"}
+            await db.execute(
+                update(models.Message)
+                .where(models.Message.id == change["id"])
+                .values(**values)
+                .execution_options(synchronize_session=False)
             )
-        except (UnsafeMessage, KeyError) as error:
-            message.status, message.final_at = "failed", now
-            message.failure_reason = f"not sent: {type(error).__name__}"
-            await db.commit()
-            return "failed"
-        recipient = _recipient(facts, message.channel)
-        message.recipient = recipient
-        message.body = rendered.body
+        if ready:
+            await db.execute(
+                MARK_READY,
+                {
+                    "ids": [r.outgoing.reference for r in ready],
+                    "recipients": [r.outgoing.recipient for r in ready],
+                    "bodies": [r.outgoing.body for r in ready],
+                    "hold_until": now + hold,
+                },
+            )
         await db.commit()
-    outgoing = Outgoing(
-        claimed.id, message.channel, message.template, recipient, rendered.subject, rendered.body
-    )
-    return outgoing, verdict.not_before
+    return ready, done, min(lefts, default=hold)
+
+
+def _failed(message_id: uuid.UUID, now: datetime, reason: str) -> dict[str, Any]:
+    return {"id": message_id, "status": "failed", "final_at": now, "failure_reason": reason}
+
+
+async def _extend(
+    sessions: async_sessionmaker[AsyncSession], claimed: Claimed, hold: timedelta
+) -> timedelta | None:
+    """Extend the lease to `hold` at least before a send that follows a lookup; returns what is
+    left of it, or None when the row is no longer ours."""
+    async with sessions() as db:
+        now = await service_now(db)
+        row = (
+            await db.execute(
+                EXTEND, {"id": claimed.id, "attempts": claimed.attempts, "hold_until": now + hold}
+            )
+        ).first()
+        await db.commit()
+    return None if row is None else row.claimed_until - now
+
+
+async def _call_provider(
+    sessions: async_sessionmaker[AsyncSession],
+    notifier: Notifier,
+    ready: _Ready,
+    lease: _Lease,
+    hold: timedelta,
+) -> _Outcome:
+    """Look up (when an earlier attempt may have reached the provider), then send."""
+    if ready.claimed.attempts > 1:
+        try:
+            found = await notifier.lookup(ready.claimed.id)
+        except ProviderUnsure:
+            return _Outcome("unsure")
+        if found is not None:
+            return _Outcome("accepted", found)
+        if ready.not_before is not None:
+            return _Outcome("moved")
+        started = time.monotonic()
+        left = await _extend(sessions, ready.claimed, hold)
+        if left is None:
+            return _Outcome("not_claimed")
+        lease = _Lease(left, lease.budget, started)
+    if not lease.room_for_a_call():
+        # The lease could run out while the send is on its way, and another worker could then
+        # claim and send the row too: give it back unsent (its next claim looks it up first).
+        return _Outcome("released")
+    try:
+        provider_status = await notifier.send(ready.outgoing)
+    except PermanentFailure as error:
+        return _Outcome("permanent", reason=str(error))
+    except TemporaryFailure as error:
+        return _Outcome("temporary", reason=str(error))
+    except ProviderUnsure:
+        return _Outcome("unsure")
+    return _Outcome("accepted", provider_status)
+
+
+async def _deliver_chunk(
+    sessions: async_sessionmaker[AsyncSession],
+    notifier: Notifier,
+    catalogue: Catalogue,
+    claimed: Sequence[Claimed],
+    parallel: int,
+) -> dict[uuid.UUID, str]:
+    """Check and render the claimed rows together, send them `parallel` at a time, then record
+    every accepted send in one statement (the rarer results one by one). Returns what became of
+    each row. A database error is raised once every send started has finished (none is left
+    running); a row whose result could not be written stays `sending` and is looked up at the
+    provider when claimed again."""
+    hold = send_hold(notifier)
+    started = time.monotonic()
+    ready, results, left = await _prepare_chunk(sessions, catalogue, claimed, hold)
+    if not ready:
+        return results
+    lease = _Lease(left, call_budget(notifier), started)
+    gate = asyncio.Semaphore(max(1, parallel))
+
+    async def one(item: _Ready) -> _Outcome:
+        async with gate:
+            return await _call_provider(sessions, notifier, item, lease, hold)
+
+    outcomes = await asyncio.gather(*(one(item) for item in ready), return_exceptions=True)
+    errors: list[BaseException] = []
+    accepted: list[tuple[_Ready, str]] = []
+    released: list[_Ready] = []
+    others: list[tuple[_Ready, _Outcome]] = []
+    for item, outcome in zip(ready, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            # A database error around a lookup: nothing was sent; the lease runs out and the
+            # next claim looks the row up.
+            errors.append(outcome)
+            results[item.claimed.id] = "error"
+        elif outcome.result == "accepted":
+            accepted.append((item, outcome.provider_status or "created"))
+        elif outcome.result == "released":
+            released.append(item)
+        else:
+            others.append((item, outcome))
+    if accepted or released:
+        async with sessions() as db:
+            now = await service_now(db)
+            if accepted:
+                marked = {
+                    row.id
+                    for row in await db.execute(
+                        MARK_ACCEPTED,
+                        {
+                            "ids": [item.claimed.id for item, _ in accepted],
+                            "attempts": [item.claimed.attempts for item, _ in accepted],
+                            "statuses": [status for _, status in accepted],
+                            "now": now,
+                        },
+                    )
+                }
+                for item, _ in accepted:
+                    # Not marked: a receipt or another worker got there first.
+                    done = item.claimed.id in marked
+                    results[item.claimed.id] = "accepted" if done else "already_done"
+            if released:
+                # Never sent by this claim: free for the next sweep at once.
+                await db.execute(
+                    RELEASE,
+                    {
+                        "ids": [item.claimed.id for item in released],
+                        "attempts": [item.claimed.attempts for item in released],
+                        "now": now,
+                    },
+                )
+                for item in released:
+                    results[item.claimed.id] = "released"
+            await db.commit()
+    for item, outcome in others:
+        if outcome.result == "not_claimed":
+            results[item.claimed.id] = outcome.result
+        elif outcome.result == "moved":
+            assert item.not_before is not None
+            results[item.claimed.id] = await _requeue(
+                sessions, item.claimed.id, item.not_before, item.claimed.attempts
+            )
+        else:
+            results[item.claimed.id] = await _finish(
+                sessions,
+                item.claimed.id,
+                outcome.result,
+                outcome.provider_status,
+                outcome.reason,
+                attempts=item.claimed.attempts,
+            )
+    if errors:
+        raise errors[0]
+    return results
 
 
 async def _requeue(
-    sessions: async_sessionmaker[AsyncSession], message_id: uuid.UUID, not_before: datetime
+    sessions: async_sessionmaker[AsyncSession],
+    message_id: uuid.UUID,
+    not_before: datetime,
+    attempts: int | None = None,
 ) -> str:
     async with sessions() as db:
         message = (
@@ -223,7 +509,7 @@ async def _requeue(
                 select(models.Message).where(models.Message.id == message_id).with_for_update()
             )
         ).scalar_one()
-        if message.status == "sending":
+        if message.status == "sending" and attempts in (None, message.attempts):
             message.status, message.due_at, message.claimed_until = "queued", not_before, None
             await db.commit()
     return "moved"
@@ -247,7 +533,11 @@ async def _finish(
     result: str,
     provider_status: str | None,
     reason: str | None = None,
+    *,
+    attempts: int | None = None,
 ) -> str:
+    """Record a send's result under the row lock, only while the row is still `sending` under
+    the same claim (`attempts`, when given)."""
     async with sessions() as db:
         now = await service_now(db)
         message = (
@@ -255,7 +545,7 @@ async def _finish(
                 select(models.Message).where(models.Message.id == message_id).with_for_update()
             )
         ).scalar_one()
-        if message.status != "sending":
+        if message.status != "sending" or attempts not in (None, message.attempts):
             return "already_done"  # a receipt or another worker got there first
         message.updated_at = now
         if result == "accepted":
@@ -335,14 +625,13 @@ async def deliver_all(
     claimed: list[Claimed],
     parallel: int = 16,
 ) -> dict[str, int]:
-    """Send a claimed batch, `parallel` at a time; returns counts by result."""
-    gate = asyncio.Semaphore(parallel)
+    """Send a claimed batch in chunks (each checked and recorded together), `parallel` sends
+    at a time; returns counts by result. Claim in chunks of `CHUNK` (as `sweep` does) so that
+    no lease runs out while its row waits its turn."""
     counts: dict[str, int] = {}
-
-    async def one(item: Claimed) -> None:
-        async with gate:
-            result = await deliver(sessions, notifier, catalogue, item)
-        counts[result] = counts.get(result, 0) + 1
-
-    await asyncio.gather(*(one(item) for item in claimed))
+    for start in range(0, len(claimed), CHUNK):
+        chunk = claimed[start : start + CHUNK]
+        results = await _deliver_chunk(sessions, notifier, catalogue, chunk, parallel)
+        for result in results.values():
+            counts[result] = counts.get(result, 0) + 1
     return counts

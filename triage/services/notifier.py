@@ -16,14 +16,19 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import models
 from triage.settings import Settings
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -49,12 +54,17 @@ class ProviderUnsure(Exception):
 
 
 class Notifier(Protocol):
+    # A backend may also say how long one call can wait (`timeout`, seconds, for connecting
+    # and again for the answer): a claimed row is held at least twice that before a send.
+
     async def send(self, message: Outgoing) -> str: ...
 
     async def lookup(self, reference: uuid.UUID) -> str | None: ...
 
 
 class OutboxNotifier:
+    timeout = 10.0
+
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self.sessions = sessions
 
@@ -86,22 +96,34 @@ class OutboxNotifier:
 
 
 class NotifyNotifier:
-    """GOV.UK Notify. The client is synchronous (requests): calls run in a thread."""
+    """GOV.UK Notify. The client is synchronous (requests): calls run in this notifier's own
+    threads, as many as a sweep sends at once, with a connection each kept open."""
+
+    THREADS = 16  # the sweep's parallel sends
 
     def __init__(self, settings: Settings, templates: dict[str, str], timeout: float = 10):
         from notifications_python_client.notifications import NotificationsAPIClient
+        from requests.adapters import HTTPAdapter
 
+        self.timeout = float(timeout)
         self.client: Any = NotificationsAPIClient(  # type: ignore[no-untyped-call]
             settings.notify_api_key, base_url=settings.notify_base_url, timeout=timeout
         )
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.THREADS)
+        for scheme in ("https://", "http://"):
+            self.client.request_session.mount(scheme, adapter)
         self.templates = templates
+        self._threads = ThreadPoolExecutor(self.THREADS, thread_name_prefix="notify")
+
+    async def _in_thread(self, call: Callable[[T], R], argument: T) -> R:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, call, argument)
 
     def _template_id(self, message: Outgoing) -> str:
         key = f"{message.template}.{message.channel}"
         return self.templates.get(key) or self.templates.get(message.channel) or ""
 
     async def send(self, message: Outgoing) -> str:
-        return await asyncio.to_thread(self._send, message)
+        return await self._in_thread(self._send, message)
 
     def _send(self, message: Outgoing) -> str:
         from notifications_python_client.errors import APIError, HTTPError
@@ -132,6 +154,10 @@ class NotifyNotifier:
                     reference=reference,
                 )
         except HTTPError as error:
+            if getattr(error, "response", None) is None:
+                # No answer at all (a timeout, a dropped connection; the client reports these
+                # as 503): the provider may have it.
+                raise ProviderUnsure("no answer from the provider") from None
             status = getattr(error, "status_code", 0) or 0
             if status in (400, 403):
                 raise PermanentFailure(f"provider refused ({status})") from None
@@ -143,7 +169,7 @@ class NotifyNotifier:
         return str((answer or {}).get("status") or "created")
 
     async def lookup(self, reference: uuid.UUID) -> str | None:
-        return await asyncio.to_thread(self._lookup, reference)
+        return await self._in_thread(self._lookup, reference)
 
     def _lookup(self, reference: uuid.UUID) -> str | None:
         try:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from triage.domain.catalogue import Catalogue
 from triage.services.clock import service_now
 from triage.services.contact_plan import process_due_step
-from triage.services.messaging import claim_messages, deliver_all
+from triage.services.messaging import CHUNK, claim_messages, deliver_all
 from triage.services.notifier import Notifier
 
 RETENTION = timedelta(days=7)  # rendered bodies and recipients, after the final status
@@ -107,12 +107,19 @@ async def sweep_alerts(
                 status, reason = "raised", "paused" if row.contact_paused else "missed"
             else:
                 status, reason = "raised", None
+            # raised_at computed here: one parameter used both as the varchar column and in
+            # a text comparison is refused by asyncpg (inconsistent types deduced).
             await db.execute(
                 text(
-                    "UPDATE alerts SET status = :status, reason = :reason, raised_at = "
-                    "CASE WHEN :status = 'raised' THEN CAST(:now AS timestamptz) END WHERE id = :id"
+                    "UPDATE alerts SET status = :status, reason = :reason, raised_at = :raised_at "
+                    "WHERE id = :id"
                 ),
-                {"status": status, "reason": reason, "now": now, "id": row.id},
+                {
+                    "status": status,
+                    "reason": reason,
+                    "raised_at": now if status == "raised" else None,
+                    "id": row.id,
+                },
             )
             key = f"{row.kind}.{status}"
             counts[key] = counts.get(key, 0) + 1
@@ -150,11 +157,18 @@ async def sweep(
     lease: timedelta,
     message_batch: int = 500,
 ) -> SweepReport:
-    """One pass over everything that is due."""
+    """One pass over everything that is due. Messages are claimed a chunk at a time (up to
+    `message_batch` in all), each chunk just before it is sent, so that no claim waits for
+    the rest of a large batch while its lease runs out."""
     report = SweepReport()
     report.steps = await sweep_steps(sessions, catalogue, lease)
-    claimed = await claim_messages(sessions, message_batch, lease)
-    if claimed:
-        report.messages = await deliver_all(sessions, notifier, catalogue, claimed)
+    taken = 0
+    while taken < message_batch:
+        claimed = await claim_messages(sessions, min(CHUNK, message_batch - taken), lease)
+        if not claimed:
+            break
+        taken += len(claimed)
+        for result, count in (await deliver_all(sessions, notifier, catalogue, claimed)).items():
+            report.messages[result] = report.messages.get(result, 0) + count
     report.alerts = await sweep_alerts(sessions)
     return report
