@@ -25,6 +25,9 @@ class Settings:
     notify_callback_token: str = ""
     # JSON: {"introduction.sms": "<template id>", ...} or {"sms": "<id>", "email": ..., ...}
     notify_template_ids: str = ""
+    # GOV.UK Notify's limit is 3,000 messages a minute per service; 0 turns our limit off
+    # (a stub provider in benchmarks).
+    notify_per_minute: int = 3000
     # How long a claimed step or message is held before another sweep may take it again.
     claim_lease_seconds: int = 120
     single_body_limit: int = 1024 * 1024
@@ -54,6 +57,7 @@ def load_settings() -> Settings:
         notify_base_url=os.environ.get("NOTIFY_BASE_URL", Settings.notify_base_url),
         notify_callback_token=os.environ.get("NOTIFY_CALLBACK_TOKEN", ""),
         notify_template_ids=os.environ.get("NOTIFY_TEMPLATE_IDS", ""),
+        notify_per_minute=_int("NOTIFY_PER_MINUTE", 3000),
         claim_lease_seconds=_int("TRIAGE_CLAIM_LEASE_SECONDS", 120),
         db_pool_size=_int("TRIAGE_DB_POOL_SIZE", 24),
         log_json=os.environ.get("TRIAGE_LOG_FORMAT", "json" if env == "production" else "console")

@@ -571,6 +571,12 @@ async def _finish(
         return result
 
 
+def catalogue_texts(template: str) -> set[str]:
+    from triage.services.catalogues import current_catalogue
+
+    return set(current_catalogue().contact.templates.get(template) or {})
+
+
 async def next_channel(db: AsyncSession, message: models.Message, now: datetime) -> None:
     """After a permanent failure, the same message by the next channel the victim allows."""
     referral = (
@@ -579,9 +585,10 @@ async def next_channel(db: AsyncSession, message: models.Message, now: datetime)
     facts = load_referral(referral.facts)
     usable = usable_channels(facts)
     later = usable[usable.index(message.channel) + 1 :] if message.channel in usable else []
+    texts = catalogue_texts(message.template)
     for channel in later:
-        if channel == "phone":
-            continue
+        if channel == "phone" or channel not in texts:
+            continue  # a call is staff's; a channel the template has no text for cannot go
         await db.execute(
             insert(models.Message).values(
                 id=uuid.uuid4(),

@@ -106,6 +106,7 @@ class NotifyNotifier:
         from requests.adapters import HTTPAdapter
 
         self.timeout = float(timeout)
+        self.limiter: ProviderRateLimit | None = None
         self.client: Any = NotificationsAPIClient(  # type: ignore[no-untyped-call]
             settings.notify_api_key, base_url=settings.notify_base_url, timeout=timeout
         )
@@ -123,6 +124,8 @@ class NotifyNotifier:
         return self.templates.get(key) or self.templates.get(message.channel) or ""
 
     async def send(self, message: Outgoing) -> str:
+        if self.limiter is not None:
+            await self.limiter.acquire()
         return await self._in_thread(self._send, message)
 
     def _send(self, message: Outgoing) -> str:
@@ -208,7 +211,15 @@ class ProviderRateLimit:
 def make_notifier(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> Notifier:
     if settings.notifier == "notify":
         templates = json.loads(settings.notify_template_ids or "{}")
-        return NotifyNotifier(settings, templates)
+        notifier = NotifyNotifier(settings, templates)
+        if settings.redis_url and settings.notify_per_minute:
+            from redis.asyncio import Redis
+
+            # Shared by every worker: Notify's limit is per service, not per process.
+            notifier.limiter = ProviderRateLimit(
+                Redis.from_url(settings.redis_url), settings.notify_per_minute
+            )
+        return notifier
     if settings.is_production:
         raise RuntimeError("the outbox notifier is refused in production: set TRIAGE_NOTIFIER")
     return OutboxNotifier(sessions)

@@ -129,13 +129,15 @@ async def sweep_alerts(
 
 async def purge_rendered(sessions: async_sessionmaker[AsyncSession], limit: int = 5000) -> int:
     """Rendered bodies and recipients go 7 days after the final status (Notify keeps its copy
-    7 days); the row keeps channel, template, statuses and times."""
+    7 days); the row keeps channel, template, statuses and times. A message accepted but never
+    receipted counts from its acceptance."""
     async with sessions() as db:
         now = await service_now(db)
         result = await db.execute(
             text("""
             UPDATE messages SET body = NULL, recipient = NULL
-            WHERE id IN (SELECT id FROM messages WHERE body IS NOT NULL AND final_at < :cutoff
+            WHERE id IN (SELECT id FROM messages WHERE body IS NOT NULL AND (final_at < :cutoff
+                OR (final_at IS NULL AND status = 'accepted' AND sent_at < :cutoff))
                          LIMIT :limit)"""),
             {"cutoff": now - RETENTION, "limit": limit},
         )
