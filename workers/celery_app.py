@@ -80,6 +80,15 @@ def _beat_init(**_: Any) -> None:
     check_broker()
 
 
+@signals.worker_process_init.connect
+def _process_init(**_: Any) -> None:
+    # The event loop, engine and notifier of this worker process, made at its start (after
+    # the fork) rather than at its first task.
+    from workers.runtime import runtime
+
+    runtime()
+
+
 @signals.worker_process_shutdown.connect
 def _process_shutdown(**_: Any) -> None:
     from workers.runtime import shutdown
