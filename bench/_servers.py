@@ -3,14 +3,11 @@ fresh migrated database per run; the real app started as `triage serve` (product
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import socket
 import subprocess
 import sys
-import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,9 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from db.engine import plain_url
 from db.migrate import upgrade
-from triage.devstack import EmbeddedStack, with_database
+from triage.devstack import EmbeddedStack, create_database, drop_database, wait_ready
 
 
 @dataclass
@@ -33,29 +29,17 @@ class BenchServers:
 
 @contextmanager
 def bench_database() -> Iterator[BenchServers]:
-    import asyncpg
-
     stack = None
     base, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
     if not base or not redis_url:
         stack = EmbeddedStack(ROOT / ".triage-data" / "bench").start()
         base, redis_url = stack.database_url, stack.redis_url
-    name = f"triage_bench_{uuid.uuid4().hex[:8]}"
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(plain_url(base))
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = with_database(plain_url(base), name)
+    url = create_database(base, "triage_bench")
     try:
         upgrade(url)
         yield BenchServers(url, redis_url, secrets.token_urlsafe(24))
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database(url)
         if stack is not None:
             stack.stop()
 
@@ -81,24 +65,11 @@ def server_env(servers: BenchServers) -> dict[str, str]:
 def running(
     args: list[str], env: dict[str, str], port: int, ready_path: str
 ) -> Iterator[subprocess.Popen[bytes]]:
-    import httpx
-
     # The server's own log, to read when a figure looks wrong.
     log = open(ROOT / ".triage-data" / f"bench-server-{port}.log", "wb")
     process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{args[:4]} exited at start")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=1).status_code < 500:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server not ready in 30 s")
-            time.sleep(0.2)
+        wait_ready(f"http://127.0.0.1:{port}{ready_path}", process)
         yield process
     finally:
         process.terminate()

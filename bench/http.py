@@ -41,6 +41,7 @@ from _servers import (
 
 from triage.catalogue.loader import load_catalogue
 from triage.demo import demo_referrals
+from triage.devstack import serve_command
 
 CONCURRENCY = 32
 
@@ -140,16 +141,7 @@ def main() -> None:
         with running(ceiling, env, port, "/ready"):
             c = asyncio.run(load(port, "/referrals", headers, ceiling_bodies, args.seconds))
         port = free_port()
-        project = [
-            sys.executable,
-            "-m",
-            "triage.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
+        project = serve_command(port)
         path = "/api/v1/referrals"
         with running(project, env, port, "/readyz"):
             p = asyncio.run(load(port, path, headers, project_bodies, args.seconds))

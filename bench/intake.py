@@ -39,6 +39,7 @@ from _servers import (
 
 from triage.catalogue.loader import load_catalogue
 from triage.demo import demo_referrals
+from triage.devstack import serve_command
 from triage.domain.engine import triage
 from triage.domain.validation import validate_referral
 from triage.services.referral_rows import RowSet, add_referral_rows
@@ -163,16 +164,7 @@ def main() -> None:
         key = asyncio.run(make_client_key(servers, "bench-intake"))
         port = free_port()
         bodies = demo_referrals(args.n, catalogue, today, seed=2, prefix="BENCH")
-        command = [
-            sys.executable,
-            "-m",
-            "triage.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
+        command = serve_command(port)
         with running(command, server_env(servers), port, "/readyz"):
             seconds, created = asyncio.run(project_post(port, key, bodies))
         if created != args.n:

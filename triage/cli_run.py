@@ -64,7 +64,7 @@ def _dev_secret() -> str:
 def dev(port: int, demo_referrals: int) -> None:
     """Start PostgreSQL and Redis (embedded unless DATABASE_URL/REDIS_URL are set), migrate,
     load the Kent catalogue and demo data, and run the web app. Ctrl-C stops everything."""
-    from triage.devstack import EmbeddedStack
+    from triage.devstack import EmbeddedStack, serve_command
 
     stack = None
     if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
@@ -104,20 +104,7 @@ def dev(port: int, demo_referrals: int) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         key = _prepare(demo_referrals)
-        children.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "triage.cli",
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                ]
-            )
-        )
+        children.append(subprocess.Popen(serve_command(port)))
         _wait_ready(port, children[0])
         # The workers and beat: contact steps, messages, alerts, the audit seal.
         children.append(

@@ -154,6 +154,13 @@ async def _admin(url: str, sql: str) -> None:
         await connection.close()
 
 
+def serve_command(port: int) -> list[str]:
+    """`triage serve` on loopback, as `triage dev` and the benchmarks start it."""
+    import sys
+
+    return [sys.executable, "-m", "triage.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+
+
 def wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
     """Until `url` answers below 500, or raise when `process` exits or time runs out."""
     import httpx
