@@ -349,6 +349,38 @@ async def test_a_row_stuck_in_sending_is_looked_up_not_sent_again(
         assert await sent_once(sessions, message_id)
 
 
+async def test_a_stuck_row_of_a_paused_referral_is_looked_up_before_it_is_cancelled(
+    client: Any, police: dict[str, str], sessions: Any, notifier: Any
+) -> None:
+    """Contact paused while a send may already be at the provider: the record says what
+    happened (accepted when the provider has it), and nothing more is sent."""
+    from triage.services.contact_plan import pause_contact
+    from triage.services.messaging import claim_messages
+    from triage.services.notifier import Outgoing
+
+    created = await daytime_referral(client, police, sessions)
+    now = await service_time(sessions)
+    reached, lost = [await add_message(sessions, created["id"], now) for _ in range(2)]
+    await claim_messages(sessions, 10_000, LEASE)
+    await notifier.send(Outgoing(reached, "sms", "please_contact_us", "+447700900123", None, "x"))
+    async with sessions() as db:
+        await pause_contact(db, uuid.UUID(created["id"]), "staff:test", now)
+        await db.commit()
+    await move_clock_to(sessions, now + LEASE + timedelta(minutes=1))
+    results = await send_due(sessions, notifier)
+    assert results[reached] == "accepted" and results[lost] == "cancelled"
+    assert (await message(sessions, reached)).status == "accepted"
+    lost_row = await message(sessions, lost)
+    assert (lost_row.status, lost_row.failure_reason) == ("cancelled", "paused")
+    assert await sent_once(sessions, reached)
+    assert not [e async for e in _outbox_entries(sessions, lost)]
+
+
+async def _outbox_entries(sessions: Any, reference: Any) -> Any:
+    for entry in await outbox_of(sessions, [reference]):
+        yield entry
+
+
 # Retention ----------------------------------------------------------------------------------
 
 

@@ -147,6 +147,9 @@ class _Ready:
     claimed: Claimed
     outgoing: Outgoing
     not_before: datetime | None  # not safe now: only looked up (it may already be sent)
+    # No longer allowed (paused, withdrawn, ...) but an earlier attempt may have reached the
+    # provider: looked up, then recorded as accepted when found, else cancelled.
+    cancel_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -273,7 +276,10 @@ async def _prepare_chunk(
                 now=now,
                 closing=row.step_kind == "close",
             )
-            if not verdict.allowed:
+            cancel_reason = None
+            if not verdict.allowed and item.attempts > 1:
+                cancel_reason = verdict.reason  # look it up first: it may already be sent
+            elif not verdict.allowed:
                 done[row.id] = "cancelled"
                 changes.append(
                     {
@@ -315,7 +321,7 @@ async def _prepare_chunk(
                 rendered.subject,
                 rendered.body,
             )
-            ready.append(_Ready(item, outgoing, verdict.not_before))
+            ready.append(_Ready(item, outgoing, verdict.not_before, cancel_reason))
             # The lease is extended to `hold` below, or kept when it is already longer.
             lefts.append(max(hold, (row.claimed_until or now) - now))
         found = {row.id for row in rows}
@@ -379,6 +385,8 @@ async def _call_provider(
             return _Outcome("unsure")
         if found is not None:
             return _Outcome("accepted", found)
+        if ready.cancel_reason is not None:
+            return _Outcome("cancel", reason=ready.cancel_reason)
         if ready.not_before is not None:
             return _Outcome("moved")
         started = time.monotonic()
@@ -478,6 +486,10 @@ async def _deliver_chunk(
     for item, outcome in others:
         if outcome.result == "not_claimed":
             results[item.claimed.id] = outcome.result
+        elif outcome.result == "cancel":
+            results[item.claimed.id] = await _cancel(
+                sessions, item.claimed.id, outcome.reason or "", item.claimed.attempts
+            )
         elif outcome.result == "moved":
             assert item.not_before is not None
             results[item.claimed.id] = await _requeue(
@@ -495,6 +507,23 @@ async def _deliver_chunk(
     if errors:
         raise errors[0]
     return results
+
+
+async def _cancel(
+    sessions: async_sessionmaker[AsyncSession], message_id: uuid.UUID, reason: str, attempts: int
+) -> str:
+    async with sessions() as db:
+        now = await service_now(db)
+        message = (
+            await db.execute(
+                select(models.Message).where(models.Message.id == message_id).with_for_update()
+            )
+        ).scalar_one()
+        if message.status == "sending" and message.attempts == attempts:
+            message.status, message.final_at, message.claimed_until = "cancelled", now, None
+            message.failure_reason = reason
+            await db.commit()
+    return "cancelled"
 
 
 async def _requeue(

@@ -35,7 +35,8 @@ CLAIM_STEPS = text("""
 """)
 
 CLAIM_ALERTS = text("""
-    SELECT a.id, a.kind, a.due_at, r.first_contact_at, r.contact_paused, r.status
+    SELECT a.id, a.kind, a.due_at, r.first_contact_at, r.contact_paused, r.status,
+           r.updated_at
     FROM alerts a JOIN referrals r ON r.id = a.referral_id
     WHERE a.status = 'pending' AND a.due_at <= :now
     ORDER BY a.due_at
@@ -101,7 +102,9 @@ async def sweep_alerts(
             contacted = row.first_contact_at is not None and row.first_contact_at <= row.due_at
             if row.kind == "safe_window_after_deadline":
                 status, reason = "raised", "safe_window"
-            elif contacted or row.status == "withdrawn":
+            elif contacted or (row.status == "withdrawn" and row.updated_at <= row.due_at):
+                # Withdrawn in time: no contact was owed. (Withdrawn after the deadline: the
+                # breach had already happened and is reported.)
                 status, reason = "resolved", None
             elif row.kind == "deadline_breach":
                 status, reason = "raised", "paused" if row.contact_paused else "missed"
