@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -171,10 +171,3 @@ def _resolve(
     if message_channel is not None and template is not None:
         return NextStep(step.number, "message", message_channel, due, template, message_channel)
     return None
-
-
-def is_safe(rules: ContactRules, instant: datetime) -> bool:
-    return rules.safe_times.contains(instant)
-
-
-ONE_MINUTE = timedelta(minutes=1)

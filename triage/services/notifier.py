@@ -183,12 +183,6 @@ class NotifyNotifier:
         return str(items[0].get("status") or "created") if items else None
 
 
-class RateLimited(Exception):
-    def __init__(self, wait: float):
-        super().__init__(f"rate limited for {wait:.1f} s")
-        self.wait = wait
-
-
 class ProviderRateLimit:
     """Notify's 3,000 messages a minute, shared by every worker through a Redis counter."""
 
