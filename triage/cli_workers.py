@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from triage.cli_admin import run_with_session
+from triage.domain.vocabulary import CALL_OUTCOMES
 
 
 @click.command()
@@ -155,9 +156,7 @@ def calls_due_command() -> None:
 @click.argument("step_id")
 @click.argument(
     "outcome",
-    type=click.Choice(
-        ["reached", "no_answer", "voicemail_left", "wrong_number", "declined", "unsafe_to_talk"]
-    ),
+    type=click.Choice(CALL_OUTCOMES),
 )
 def outcome_command(step_id: str, outcome: str) -> None:
     """Record a call's outcome; prints the next step, if any."""

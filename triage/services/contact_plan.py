@@ -32,17 +32,10 @@ from triage.domain.statuses import (
     check,
 )
 from triage.domain.validation import usable_channels
+from triage.domain.vocabulary import CALL_OUTCOMES
 from triage.services.referral_rows import RowSet, add_step_rows
 
 CONTACT_OUTCOMES = ("reached", "declined")
-CALL_OUTCOMES = (
-    "reached",
-    "no_answer",
-    "voicemail_left",
-    "wrong_number",
-    "declined",
-    "unsafe_to_talk",
-)
 
 
 class StepNotFound(LookupError):
