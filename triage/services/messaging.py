@@ -509,16 +509,28 @@ async def _deliver_chunk(
     return results
 
 
+async def lock_message(db: AsyncSession, message_id: uuid.UUID) -> models.Message:
+    """The message row under FOR UPDATE: every change of a message's status goes through it."""
+    message = await find_message(db, message_id)
+    if message is None:
+        raise LookupError("no such message")
+    return message
+
+
+async def find_message(db: AsyncSession, message_id: uuid.UUID) -> models.Message | None:
+    return (
+        await db.execute(
+            select(models.Message).where(models.Message.id == message_id).with_for_update()
+        )
+    ).scalar()
+
+
 async def _cancel(
     sessions: async_sessionmaker[AsyncSession], message_id: uuid.UUID, reason: str, attempts: int
 ) -> str:
     async with sessions() as db:
         now = await service_now(db)
-        message = (
-            await db.execute(
-                select(models.Message).where(models.Message.id == message_id).with_for_update()
-            )
-        ).scalar_one()
+        message = await lock_message(db, message_id)
         if message.status == "sending" and message.attempts == attempts:
             message.status, message.final_at, message.claimed_until = "cancelled", now, None
             message.failure_reason = reason
@@ -533,11 +545,7 @@ async def _requeue(
     attempts: int | None = None,
 ) -> str:
     async with sessions() as db:
-        message = (
-            await db.execute(
-                select(models.Message).where(models.Message.id == message_id).with_for_update()
-            )
-        ).scalar_one()
+        message = await lock_message(db, message_id)
         if message.status == "sending" and attempts in (None, message.attempts):
             message.status, message.due_at, message.claimed_until = "queued", not_before, None
             await db.commit()
@@ -569,11 +577,7 @@ async def _finish(
     the same claim (`attempts`, when given)."""
     async with sessions() as db:
         now = await service_now(db)
-        message = (
-            await db.execute(
-                select(models.Message).where(models.Message.id == message_id).with_for_update()
-            )
-        ).scalar_one()
+        message = await lock_message(db, message_id)
         if message.status != "sending" or attempts not in (None, message.attempts):
             return "already_done"  # a receipt or another worker got there first
         message.updated_at = now

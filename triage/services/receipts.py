@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db import models
 from triage.services.clock import service_now
-from triage.services.messaging import next_channel, resend
+from triage.services.messaging import find_message, next_channel, resend
 
 DELIVERED = {"delivered", "received"}  # letters end at received
 PERMANENT = {"permanent-failure", "validation-failed", "virus-scan-failed", "cancelled"}
@@ -21,11 +19,7 @@ async def apply_receipt(
 ) -> str:
     async with sessions() as db:
         now = await service_now(db)
-        message = (
-            await db.execute(
-                select(models.Message).where(models.Message.id == message_id).with_for_update()
-            )
-        ).scalar()
+        message = await find_message(db, message_id)
         if message is None:
             return "unknown"
         message.provider_status = provider_status
