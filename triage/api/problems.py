@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from triage.domain.problems import InvalidInput, Problem, problem_body
+from triage.services.updates import NotFound, NotOpen
 
 _log = structlog.get_logger("triage.errors")
 PROBLEM = "application/problem+json"
@@ -155,7 +156,18 @@ def on_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     )
 
 
+def on_not_found(_: Request[Any, Any, Any], exc: NotFound) -> Response[Any]:
+    # Another client's referral answers the same: its existence is never revealed.
+    return problem(404, "not-found", "Not found", "no such referral")
+
+
+def on_not_open(_: Request[Any, Any, Any], exc: NotOpen) -> Response[Any]:
+    return problem(409, "conflict", "Conflict", str(exc))
+
+
 EXCEPTION_HANDLERS: dict[Any, Any] = {
+    NotFound: on_not_found,
+    NotOpen: on_not_open,
     ApiProblem: on_api_problem,
     InvalidInput: on_invalid,
     HTTPException: on_http,

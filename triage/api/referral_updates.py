@@ -45,12 +45,7 @@ class ReferralUpdateController(Controller):
         body = await read_json(request)
         state = request.app.state
         target = _id(referral_id)
-        try:
-            await updates.apply_update(state.sessions, caller, target, body, state.catalogue)
-        except updates.NotFound:
-            raise ApiProblem(404, "not-found", "Not found", "no such referral") from None
-        except updates.NotOpen as error:
-            raise ApiProblem(409, "conflict", "Conflict", str(error)) from None
+        await updates.apply_update(state.sessions, caller, target, body, state.catalogue)
         return await self._view(request, caller.client_id, target)
 
     @post(
@@ -74,12 +69,7 @@ class ReferralUpdateController(Controller):
                 [Problem("reason", "is required (at most 500 characters)")],
             )
         target = _id(referral_id)
-        try:
-            await updates.withdraw(request.app.state.sessions, caller, target, reason.strip())
-        except updates.NotFound:
-            raise ApiProblem(404, "not-found", "Not found", "no such referral") from None
-        except updates.NotOpen as error:
-            raise ApiProblem(409, "conflict", "Conflict", str(error)) from None
+        await updates.withdraw(request.app.state.sessions, caller, target, reason.strip())
         return await self._view(request, caller.client_id, target)
 
     @get("/decisions", summary="Every decision made for the referral, oldest first")
@@ -87,10 +77,7 @@ class ReferralUpdateController(Controller):
         self, request: Request[Any, Any, Any], referral_id: FromPath[str]
     ) -> dict[str, Any]:
         caller = await caller_for(request, "referrals:read")
-        try:
-            items = await updates.decisions(request.app.state.sessions, caller, _id(referral_id))
-        except updates.NotFound:
-            raise ApiProblem(404, "not-found", "Not found", "no such referral") from None
+        items = await updates.decisions(request.app.state.sessions, caller, _id(referral_id))
         return {"items": items}
 
     async def _view(
