@@ -51,7 +51,7 @@ async def notify_callback(request: Request[Any, Any, Any]) -> dict[str, str]:
     except ValueError:
         log.info("receipt_unknown_reference")
         return {"result": "ignored"}
-    result = await apply_receipt(state.sessions, message_id, status)
+    result = await apply_receipt(state.sessions, message_id, status, state.catalogue)
     if result == "unknown":
         log.info("receipt_unknown_reference")
     return {"result": result}

@@ -502,6 +502,7 @@ async def _deliver_chunk(
                 outcome.result,
                 outcome.provider_status,
                 outcome.reason,
+                catalogue=catalogue,
                 attempts=item.claimed.attempts,
             )
     if errors:
@@ -552,13 +553,14 @@ async def _requeue(
     return "moved"
 
 
-def _recipient(facts: object, channel: str) -> str:
-    victim = getattr(facts, "victim")  # noqa: B009 - a Referral, typed loosely for the helper
+def _recipient(facts: Referral, channel: str) -> str:
+    victim = facts.victim
     if channel == "sms":
         return str(victim.phone)
     if channel == "email":
         return str(victim.email)
     address = victim.address
+    assert address is not None  # a letter is a usable channel only with an address
     name = " ".join(filter(None, [victim.first_name, victim.last_name]))
     lines = [name, address.line1, address.line2, address.town, address.county, address.postcode]
     return "\n".join(line for line in lines if line)
@@ -571,6 +573,7 @@ async def _finish(
     provider_status: str | None,
     reason: str | None = None,
     *,
+    catalogue: Catalogue,
     attempts: int | None = None,
 ) -> str:
     """Record a send's result under the row lock, only while the row is still `sending` under
@@ -596,7 +599,7 @@ async def _finish(
         elif result == "permanent":
             message.status, message.final_at, message.failure_reason = "failed", now, reason
             message.provider_status = "permanent-failure"
-            await next_channel(db, message, now)
+            await next_channel(db, message, now, catalogue)
         else:
             message.status, message.final_at = "failed", now
             message.failure_reason = f"retries exhausted: {reason}"
@@ -604,13 +607,9 @@ async def _finish(
         return result
 
 
-def catalogue_texts(template: str) -> set[str]:
-    from triage.services.catalogues import current_catalogue
-
-    return set(current_catalogue().contact.templates.get(template) or {})
-
-
-async def next_channel(db: AsyncSession, message: models.Message, now: datetime) -> None:
+async def next_channel(
+    db: AsyncSession, message: models.Message, now: datetime, catalogue: Catalogue
+) -> None:
     """After a permanent failure, the same message by the next channel the victim allows."""
     referral = (
         await db.execute(select(models.Referral).where(models.Referral.id == message.referral_id))
@@ -618,7 +617,7 @@ async def next_channel(db: AsyncSession, message: models.Message, now: datetime)
     facts = load_referral(referral.facts)
     usable = usable_channels(facts)
     later = usable[usable.index(message.channel) + 1 :] if message.channel in usable else []
-    texts = catalogue_texts(message.template)
+    texts = set(catalogue.contact.templates.get(message.template) or {})
     for channel in later:
         if channel == "phone" or channel not in texts:
             continue  # a call is staff's; a channel the template has no text for cannot go

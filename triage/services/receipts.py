@@ -6,6 +6,8 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from triage.domain.catalogue import Catalogue
+from triage.services.catalogues import current_catalogue
 from triage.services.clock import service_now
 from triage.services.messaging import find_message, next_channel, resend
 
@@ -15,8 +17,12 @@ RETRYABLE = {"temporary-failure", "technical-failure"}
 
 
 async def apply_receipt(
-    sessions: async_sessionmaker[AsyncSession], message_id: uuid.UUID, provider_status: str
+    sessions: async_sessionmaker[AsyncSession],
+    message_id: uuid.UUID,
+    provider_status: str,
+    catalogue: Catalogue | None = None,
 ) -> str:
+    catalogue = catalogue or current_catalogue()
     async with sessions() as db:
         now = await service_now(db)
         message = await find_message(db, message_id)
@@ -35,7 +41,7 @@ async def apply_receipt(
         elif provider_status in PERMANENT:
             message.status, message.final_at = "failed", now
             message.failure_reason = provider_status
-            await next_channel(db, message, now)
+            await next_channel(db, message, now, catalogue)
         elif provider_status in RETRYABLE:
             message.status, message.final_at = "failed", now
             message.failure_reason = provider_status
