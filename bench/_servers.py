@@ -66,6 +66,7 @@ def running(
     args: list[str], env: dict[str, str], port: int, ready_path: str
 ) -> Iterator[subprocess.Popen[bytes]]:
     # The server's own log, to read when a figure looks wrong.
+    (ROOT / ".triage-data").mkdir(exist_ok=True)
     log = open(ROOT / ".triage-data" / f"bench-server-{port}.log", "wb")
     process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     try:

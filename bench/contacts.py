@@ -136,6 +136,7 @@ def worker_args(concurrency: int = 1) -> list[str]:
 async def seed_referrals(servers: BenchServers, count: int) -> list[uuid.UUID]:
     """Referrals through intake whose victims allow SMS and email at any time of day."""
     from db.engine import make_engine, make_sessionmaker
+    from db.pool import make_pool
     from triage.services.api_keys import DEFAULT_SCOPES, Caller, create_client
     from triage.services.catalogues import current_catalogue
     from triage.services.intake import submit_batch
@@ -155,11 +156,15 @@ async def seed_referrals(servers: BenchServers, count: int) -> list[uuid.UUID]:
             client = await create_client(db, "bench-contacts", "police")
         caller = Caller(client.id, "police", frozenset(DEFAULT_SCOPES["police"]), 10**7, 10**7)
         ids: list[uuid.UUID] = []
-        for start in range(0, count, 1000):
-            results = await submit_batch(
-                sessions, caller, bodies[start : start + 1000], current_catalogue()
-            )
-            ids += [r.id for r in results if r.status == "created" and r.id is not None]
+        pool = await make_pool(servers.database_url, 1)
+        try:
+            for start in range(0, count, 1000):
+                results = await submit_batch(
+                    pool, caller, bodies[start : start + 1000], current_catalogue()
+                )
+                ids += [r.id for r in results if r.status == "created" and r.id is not None]
+        finally:
+            await pool.close()
         # The intake's own introduction messages are not part of any phase.
         async with engine.begin() as connection:
             from sqlalchemy import text

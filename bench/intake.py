@@ -61,6 +61,7 @@ def raw_rows(bodies: list[dict[str, Any]], client_id: uuid.UUID) -> RowSet:
             client_id=client_id,
             source="police",
             referral=referral,
+            content_hash=referral.content_hash(),
             decision=decision,
             received_at=now,
             catalogue=catalogue,

@@ -12,15 +12,16 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from redis.asyncio import Redis
-from sqlalchemy import text
 
 from db.engine import make_engine, make_sessionmaker
+from db.pool import make_pool
 from triage.api.aa import AppropriateAdultController
 from triage.api.dev_outbox import dev_outbox
 from triage.api.notify_callback import notify_callback
 from triage.api.problems import EXCEPTION_HANDLERS, problem
 from triage.api.referral_updates import ReferralUpdateController
 from triage.api.referrals import ReferralController
+from triage.api.security import rate_limit_script
 from triage.logs import RequestLogMiddleware, configure_logging
 from triage.services.catalogues import current_catalogue
 from triage.services.wakeups import set_waker
@@ -35,8 +36,8 @@ async def healthz() -> dict[str, str]:
 @get("/readyz", include_in_schema=False)
 async def readyz(state: State) -> Any:
     try:
-        async with state.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        async with state.pg.acquire() as connection:
+            await connection.fetchval("SELECT 1")
         await state.redis.ping()
     except Exception:
         return problem(
@@ -84,13 +85,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
         app.state.engine = engine
         app.state.sessions = make_sessionmaker(engine)
-        reader = engine.execution_options(isolation_level="AUTOCOMMIT")
-        app.state.reader = reader.connect
+        app.state.pg = await make_pool(settings.database_url, settings.db_pool_size)
         app.state.redis = Redis.from_url(settings.redis_url)
+        app.state.rate_script = rate_limit_script(app.state.redis)
         try:
             yield
         finally:
             await app.state.redis.aclose()
+            await app.state.pg.close()
             await engine.dispose()
 
     return Litestar(

@@ -206,6 +206,7 @@ def load_demo(count: int, client_name: str) -> str:
     from sqlalchemy import select
 
     from db.models import ApiClient
+    from db.pool import make_pool
     from triage.demo import demo_referrals
     from triage.services.api_keys import Caller
     from triage.services.catalogues import current_catalogue
@@ -227,11 +228,15 @@ def load_demo(count: int, client_name: str) -> str:
             caller = Caller(client.id, client.source, frozenset(), 0, 0)
             bodies = demo_referrals(count, catalogue, date.today())
             counts: dict[str, int] = {}
-            for start in range(0, len(bodies), 1000):
-                for result in await submit_batch(
-                    sessions, caller, bodies[start : start + 1000], catalogue
-                ):
-                    counts[result.status] = counts.get(result.status, 0) + 1
+            pool = await make_pool(settings.database_url, 1)
+            try:
+                for start in range(0, len(bodies), 1000):
+                    for result in await submit_batch(
+                        pool, caller, bodies[start : start + 1000], catalogue
+                    ):
+                        counts[result.status] = counts.get(result.status, 0) + 1
+            finally:
+                await pool.close()
             return counts
         finally:
             await engine.dispose()

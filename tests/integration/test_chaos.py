@@ -356,6 +356,7 @@ async def seed(sessions: Any, count: int, per_referral: int = 20) -> list[uuid.U
 
 
 async def _seed(sessions: Any, count: int, per_referral: int) -> list[uuid.UUID]:
+    from db.pool import make_pool
     from triage.services.api_keys import DEFAULT_SCOPES, Caller, create_client
     from triage.services.catalogues import current_catalogue
     from triage.services.clock import service_now
@@ -373,7 +374,11 @@ async def _seed(sessions: Any, count: int, per_referral: int) -> list[uuid.UUID]
         )
         for _ in range(max(1, count // per_referral))
     ]
-    results = await submit_batch(sessions, caller, bodies, current_catalogue())
+    pool = await make_pool(sessions.kw["bind"].url.render_as_string(hide_password=False), 1)
+    try:
+        results = await submit_batch(pool, caller, bodies, current_catalogue())
+    finally:
+        await pool.close()
     referral_ids = [r.id for r in results if r.status == "created"]
     assert len(referral_ids) == len(bodies), results
     async with sessions() as db:

@@ -118,20 +118,20 @@ def _unreachable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
         return True
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    # asyncpg's own exception, raised by the plain pool or wrapped by SQLAlchemy's adapter:
+    # look down the chain.
+    seen: BaseException | None = exc.orig if isinstance(exc, DBAPIError) else exc
+    for _depth in range(5):
+        if seen is None:
+            break
+        if isinstance(seen, ConnectionError | OSError):
             return True
-        # asyncpg's own exception, wrapped by SQLAlchemy's adapter: look down the chain.
-        seen: BaseException | None = exc.orig
-        for _depth in range(5):
-            if seen is None:
-                break
-            if isinstance(seen, ConnectionError | OSError):
-                return True
-            sqlstate = getattr(seen, "sqlstate", None)
-            if isinstance(sqlstate, str) and sqlstate.startswith(_UNREACHABLE_SQLSTATES):
-                return True
-            seen = seen.__cause__ or seen.__context__
+        sqlstate = getattr(seen, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNREACHABLE_SQLSTATES):
+            return True
+        seen = seen.__cause__ or seen.__context__
     return False
 
 

@@ -60,7 +60,7 @@ class ReferralController(Controller):
         caller = await caller_for(request, "referrals:write")
         body = await read_json(request)
         state = request.app.state
-        result = await intake.submit_referral(state.sessions, caller, body, state.catalogue)
+        result = await intake.submit_referral(state.pg, caller, body, state.catalogue)
         if result.status == "conflict":
             raise ApiProblem(
                 409,
@@ -124,7 +124,7 @@ class ReferralController(Controller):
                 f"a batch holds at most {BATCH_MAX_ITEMS} referrals",
             )
         state = request.app.state
-        results = await intake.submit_batch(state.sessions, caller, bodies, state.catalogue)
+        results = await intake.submit_batch(state.pg, caller, bodies, state.catalogue)
         counts = {"created": 0, "existing": 0, "invalid": 0, "conflict": 0}
         items = []
         for r in results:

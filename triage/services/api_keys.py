@@ -9,8 +9,9 @@ import string
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+import asyncpg
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ApiClient, ApiKey
 from triage.services.clock import service_now
@@ -122,24 +123,25 @@ async def revoke_key(db: AsyncSession, prefix: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-_KEY_LOOKUP = text(
+_KEY_LOOKUP = (
     "SELECT k.key_hash, k.scopes, c.id, c.source, c.per_minute, c.batches_per_minute "
     "FROM api_keys k JOIN api_clients c ON c.id = k.client_id "
-    "WHERE k.prefix = :prefix AND k.revoked_at IS NULL"
+    "WHERE k.prefix = $1 AND k.revoked_at IS NULL"
 )
 
 
-async def authenticate(db: AsyncSession | AsyncConnection, secret: str, key: str) -> Caller | None:
+async def authenticate(connection: asyncpg.Connection, secret: str, key: str) -> Caller | None:
     """The caller a key belongs to; None for a malformed, unknown, revoked or wrong key.
-    Runs on every API request: one plain query, no ORM objects."""
+    Runs on every API request: one prepared query on a plain asyncpg connection."""
     parts = key.split("_")
     if len(parts) != 3 or parts[0] != "trg" or len(parts[1]) != 8 or len(parts[2]) != 32:
         return None
-    row = (await db.execute(_KEY_LOOKUP, {"prefix": parts[1]})).first()
+    row = await connection.fetchrow(_KEY_LOOKUP, parts[1])
     digest = key_hash(secret, key)
     if row is None:
         hmac.compare_digest(digest, bytes(32))  # the same work whether or not the prefix exists
         return None
-    if not hmac.compare_digest(digest, bytes(row.key_hash)):
+    key_hash_, scopes, client_id, source, per_minute, batches_per_minute = row
+    if not hmac.compare_digest(digest, bytes(key_hash_)):
         return None
-    return Caller(row.id, row.source, frozenset(row.scopes), row.per_minute, row.batches_per_minute)
+    return Caller(client_id, source, frozenset(scopes), per_minute, batches_per_minute)

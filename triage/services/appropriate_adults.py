@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import models
+from db.pool import driver_connection
 from triage.domain.appropriate_adult import decide_aa, validate_aa_request
 from triage.domain.catalogue import Catalogue
 from triage.domain.decision import iso_z
@@ -39,10 +40,10 @@ async def submit_aa_request(
     sessions: async_sessionmaker[AsyncSession], caller: Caller, body: Any, catalogue: Catalogue
 ) -> tuple[str, dict[str, Any]]:
     """(`created` | `existing` | `conflict`, the request's view). Raises InvalidInput."""
-    await record_catalogue(sessions, catalogue)
-    async with sessions() as db:
-        now = await service_now(db)
-    await ensure_sequence(sessions, catalogue.reference_prefixes["appropriate_adult"], now)
+    async with driver_connection(sessions) as connection:
+        await record_catalogue(connection, catalogue)
+        now = await service_now(connection)
+        await ensure_sequence(connection, catalogue.reference_prefixes["appropriate_adult"], now)
     async with sessions() as db:
         request = validate_aa_request(body, now, catalogue)
         decision = decide_aa(request, now, catalogue)

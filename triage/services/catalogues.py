@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+import asyncpg
+import msgspec
 
-from db.models import CatalogueVersion
 from triage.catalogue.loader import cached_catalogue
 from triage.domain.catalogue import Catalogue
 from triage.settings import get_settings
@@ -17,22 +16,18 @@ def current_catalogue() -> Catalogue:
     return cached_catalogue(get_settings().catalogue_path)
 
 
-async def record_catalogue(
-    sessions: async_sessionmaker[AsyncSession], catalogue: Catalogue
-) -> None:
+async def record_catalogue(connection: asyncpg.Connection, catalogue: Catalogue) -> None:
     """Keep the catalogue's content under its version, committed on its own (once per
     process), so every decision's version can be reproduced."""
     if catalogue.version in _stored:
         return
-    async with sessions() as db:
-        await db.execute(
-            insert(CatalogueVersion)
-            .values(
-                version=catalogue.version, catalogue_id=catalogue.id, content=dict(catalogue.raw)
-            )
-            .on_conflict_do_nothing()
-        )
-        await db.commit()
+    await connection.execute(
+        "INSERT INTO catalogue_versions (version, catalogue_id, content) "
+        "VALUES ($1, $2, CAST($3 AS jsonb)) ON CONFLICT DO NOTHING",
+        catalogue.version,
+        catalogue.id,
+        msgspec.json.encode(dict(catalogue.raw)).decode(),
+    )
     _stored.add(catalogue.version)
 
 

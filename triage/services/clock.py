@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -15,13 +16,18 @@ class ClockRefused(RuntimeError):
     pass
 
 
-async def service_now(db: AsyncSession | AsyncConnection) -> datetime:
+_OFFSET = "SELECT offset_seconds FROM clock_offset WHERE id = 1"
+
+
+async def service_now(db: AsyncSession | AsyncConnection | asyncpg.Connection) -> datetime:
+    """Now, on a SQLAlchemy session or connection or on a plain asyncpg connection."""
     system = datetime.now(UTC)
     if get_settings().is_production:
         return system
-    offset = (
-        await db.execute(text("SELECT offset_seconds FROM clock_offset WHERE id = 1"))
-    ).scalar_one_or_none()
+    if isinstance(db, AsyncSession | AsyncConnection):
+        offset = (await db.execute(text(_OFFSET))).scalar_one_or_none()
+    else:
+        offset = await db.fetchval(_OFFSET)
     return system + timedelta(seconds=offset or 0)
 
 

@@ -8,15 +8,15 @@ yield to the event loop, then written with one statement per table.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+import asyncpg
 
-from db import models
 from triage.domain.catalogue import Catalogue
 from triage.domain.decision import Decision
 from triage.domain.engine import triage
@@ -32,7 +32,6 @@ from triage.services.referral_rows import RowSet, add_referral_rows
 from triage.services.referral_writes import write_referrals
 from triage.services.wakeups import wake_workers
 
-referrals_table: Any = models.Referral.__table__
 WRITE_CHUNK = 200  # referrals written per statement in a batch
 CHUNK = 20  # referrals validated and triaged between two yields to the event loop
 
@@ -56,34 +55,34 @@ class _Prepared:
 
 
 async def submit_referral(
-    sessions: async_sessionmaker[AsyncSession], caller: Caller, body: Any, catalogue: Catalogue
+    pool: asyncpg.Pool, caller: Caller, body: Any, catalogue: Catalogue
 ) -> ItemResult:
     """One referral; raises InvalidInput with every problem when the body breaks the rules."""
-    results = await _submit(sessions, caller, [body], catalogue, single=True)
+    results = await _submit(pool, caller, [body], catalogue, single=True)
     return results[0]
 
 
 async def submit_batch(
-    sessions: async_sessionmaker[AsyncSession],
+    pool: asyncpg.Pool,
     caller: Caller,
     bodies: Sequence[Any],
     catalogue: Catalogue,
 ) -> list[ItemResult]:
-    return await _submit(sessions, caller, bodies, catalogue, single=False)
+    return await _submit(pool, caller, bodies, catalogue, single=False)
 
 
 async def _submit(
-    sessions: async_sessionmaker[AsyncSession],
+    pool: asyncpg.Pool,
     caller: Caller,
     bodies: Sequence[Any],
     catalogue: Catalogue,
     *,
     single: bool,
 ) -> list[ItemResult]:
-    await record_catalogue(sessions, catalogue)
-    async with sessions() as db:
-        now = await service_now(db)
-    await ensure_sequence(sessions, catalogue.reference_prefixes["victim"], now)
+    async with pool.acquire() as connection:
+        await record_catalogue(connection, catalogue)
+        now = await service_now(connection)
+        await ensure_sequence(connection, catalogue.reference_prefixes["victim"], now)
     results: list[ItemResult | None] = [None] * len(bodies)
     prepared: dict[str, _Prepared] = {}  # by external_ref, first occurrence wins
     duplicates: list[_Prepared] = []
@@ -115,52 +114,13 @@ async def _submit(
         if len(bodies) > CHUNK:
             await asyncio.sleep(0)  # let other requests through during a large batch
 
-    created: dict[str, tuple[uuid.UUID, str]] = {}
-    prefix = catalogue.reference_prefixes["victim"]
-    rows = RowSet()
-    ids: dict[uuid.UUID, _Prepared] = {}
-    won: dict[uuid.UUID, str] = {}
-    async with sessions() as db:
-        if single:
-            # One referral is one statement, atomic on its own (every table or none): no
-            # BEGIN and COMMIT round trips around it.
-            await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        # One referral: let the unique index find a resend (one round trip fewer).
-        existing = {} if single else await _existing(db, caller.client_id, list(prepared))
-        fresh = [item for ref, item in prepared.items() if ref not in existing]
-        # One transaction, written in slices, yielding between them so that a 10,000-item
-        # batch never holds the event loop for long.
-        for start in range(0, len(fresh), WRITE_CHUNK):
-            rows = RowSet()
-            for item in fresh[start : start + WRITE_CHUNK]:
-                referral_id = uuid.uuid4()
-                ids[referral_id] = item
-                add_referral_rows(
-                    rows,
-                    referral_id=referral_id,
-                    client_id=caller.client_id,
-                    source=caller.source,
-                    referral=item.referral,
-                    decision=item.decision,
-                    received_at=now,
-                    catalogue=catalogue,
-                )
-            won.update(
-                await write_referrals(
-                    db,
-                    rows,
-                    sequence=sequence_name(prefix, now),
-                    prefix=reference_stem(prefix, now),
-                    digits=catalogue.reference_min_digits,
-                    actor=f"client:{caller.client_id}",
-                )
+    async with pool.acquire() as db:
+        # One referral is one statement, atomic on its own (every table or none): no BEGIN
+        # and COMMIT round trips around it. A batch is one transaction.
+        async with contextlib.nullcontext() if single else db.transaction():
+            existing, created, rows = await _write(
+                db, caller, list(prepared.values()), now, catalogue, single=single
             )
-        lost = [item.referral.external_ref for i, item in ids.items() if i not in won]
-        if lost:
-            # A concurrent request took these external_refs first: theirs stand.
-            existing.update(await _existing(db, caller.client_id, lost))
-        created = {ids[i].referral.external_ref: (i, ref) for i, ref in won.items()}
-        await db.commit()
 
     for ref, item in prepared.items():
         if ref in created:
@@ -185,6 +145,61 @@ async def _submit(
     if created:
         wake_workers()  # after the commit only: a wake-up never points at a rolled-back row
     return [r for r in results if r is not None]
+
+
+async def _write(
+    db: asyncpg.Connection,
+    caller: Caller,
+    prepared: list[_Prepared],
+    now: datetime,
+    catalogue: Catalogue,
+    *,
+    single: bool,
+) -> tuple[dict[str, tuple[uuid.UUID, str, str]], dict[str, tuple[uuid.UUID, str]], RowSet]:
+    """(referrals met by external_ref, those created with their references, the last rows
+    written: for one referral, its own)."""
+    prefix = catalogue.reference_prefixes["victim"]
+    refs = [item.referral.external_ref for item in prepared]
+    # One referral: let the unique index find a resend (one round trip fewer).
+    existing = {} if single else await _existing(db, caller.client_id, refs)
+    fresh = [item for item in prepared if item.referral.external_ref not in existing]
+    rows = RowSet()
+    ids: dict[uuid.UUID, _Prepared] = {}
+    won: dict[uuid.UUID, str] = {}
+    # Written in slices, yielding between them, so that a 10,000-item batch never holds the
+    # event loop for long.
+    for start in range(0, len(fresh), WRITE_CHUNK):
+        rows = RowSet()
+        for item in fresh[start : start + WRITE_CHUNK]:
+            referral_id = uuid.uuid4()
+            ids[referral_id] = item
+            add_referral_rows(
+                rows,
+                referral_id=referral_id,
+                client_id=caller.client_id,
+                source=caller.source,
+                referral=item.referral,
+                content_hash=item.content_hash,
+                decision=item.decision,
+                received_at=now,
+                catalogue=catalogue,
+            )
+        won.update(
+            await write_referrals(
+                db,
+                rows,
+                sequence=sequence_name(prefix, now),
+                prefix=reference_stem(prefix, now),
+                digits=catalogue.reference_min_digits,
+                actor=f"client:{caller.client_id}",
+            )
+        )
+    lost = [item.referral.external_ref for i, item in ids.items() if i not in won]
+    if lost:
+        # A concurrent request took these external_refs first: theirs stand.
+        existing.update(await _existing(db, caller.client_id, lost))
+    created = {ids[i].referral.external_ref: (i, ref) for i, ref in won.items()}
+    return existing, created, rows
 
 
 def _view(rows: RowSet, referral_id: uuid.UUID, reference: str) -> dict[str, Any]:
@@ -215,18 +230,14 @@ def _against_existing(item: _Prepared, record: tuple[uuid.UUID, str, str]) -> It
 
 
 async def _existing(
-    db: AsyncSession, client_id: uuid.UUID, external_refs: list[str]
+    db: asyncpg.Connection, client_id: uuid.UUID, external_refs: list[str]
 ) -> dict[str, tuple[uuid.UUID, str, str]]:
     if not external_refs:
         return {}
-    rows = await db.execute(
-        select(
-            models.Referral.external_ref,
-            models.Referral.id,
-            models.Referral.reference,
-            models.Referral.content_hash,
-        ).where(
-            models.Referral.client_id == client_id, models.Referral.external_ref.in_(external_refs)
-        )
+    rows = await db.fetch(
+        "SELECT external_ref, id, reference, content_hash FROM referrals "
+        "WHERE client_id = $1 AND external_ref = ANY($2::text[])",
+        client_id,
+        external_refs,
     )
-    return {r.external_ref: (r.id, r.reference, r.content_hash) for r in rows}
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import asyncpg
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from triage.domain.calendar import LONDON
 
@@ -20,7 +21,7 @@ def sequence_name(prefix: str, received_at: datetime) -> str:
 
 
 async def ensure_sequence(
-    sessions: async_sessionmaker[AsyncSession], prefix: str, received_at: datetime
+    connection: asyncpg.Connection, prefix: str, received_at: datetime
 ) -> None:
     """Create the year's sequence in its own committed transaction, before any intake
     transaction uses it: a sequence, not a counter row, so no lock is shared by every intake.
@@ -28,10 +29,9 @@ async def ensure_sequence(
     name = sequence_name(prefix, received_at)
     if name in _known:
         return
-    async with sessions() as db:
-        await db.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": name})
-        await db.execute(text(f"CREATE SEQUENCE IF NOT EXISTS {name}"))
-        await db.commit()
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", name)
+        await connection.execute(f"CREATE SEQUENCE IF NOT EXISTS {name}")
     _known.add(name)
 
 

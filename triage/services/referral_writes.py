@@ -12,9 +12,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import asyncpg
 import msgspec
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from triage.services.referral_rows import RowSet
 
@@ -72,17 +71,26 @@ _CHILDREN = (
 )
 
 
+# Positional parameters, in this order (asyncpg).
+_PARAMS = ("sequence", "prefix", "digits", "actor", "referrals", *(t for t, _ in _CHILDREN))
+
+
+def _p(name: str) -> str:
+    return f"${_PARAMS.index(name) + 1}::text"
+
+
 def _statement() -> str:
     columns = ", ".join(_REFERRAL_COLUMNS)
     parts = [
         f"""
 incoming AS (
-    SELECT s.*, nextval(CAST(:sequence AS regclass)) AS number
-    FROM json_populate_recordset(NULL::referrals, CAST(:referrals AS json)) AS s
+    SELECT s.*, nextval(CAST({_p("sequence")} AS regclass)) AS number
+    FROM json_populate_recordset(NULL::referrals, CAST({_p("referrals")} AS json)) AS s
 ), inserted AS (
     INSERT INTO referrals ({columns}, reference)
     SELECT {columns},
-           :prefix || lpad(number::text, greatest(CAST(:digits AS int), length(number::text)), '0')
+           {_p("prefix")} || lpad(number::text,
+                greatest(CAST({_p("digits")} AS int), length(number::text)), '0')
     FROM incoming
     ON CONFLICT ON CONSTRAINT uq_referrals_client_external_ref DO NOTHING
     RETURNING id, reference
@@ -95,18 +103,18 @@ incoming AS (
 {table}_written AS (
     INSERT INTO {table} ({listed})
     SELECT {picked}
-    FROM json_populate_recordset(NULL::{table}, CAST(:{table} AS json)) AS x
+    FROM json_populate_recordset(NULL::{table}, CAST({_p(table)} AS json)) AS x
     JOIN inserted ON inserted.id = x.referral_id
 )""")
-    parts.append("""
+    parts.append(f"""
 audit_written AS (
     INSERT INTO audit_events (actor, action, record_type, record_id)
-    SELECT :actor, 'referral.created', 'referral', inserted.id::text FROM inserted
+    SELECT {_p("actor")}, 'referral.created', 'referral', inserted.id::text FROM inserted
 )""")
     return "WITH " + ",".join(parts) + "\nSELECT id, reference FROM inserted"
 
 
-WRITE_REFERRALS = text(_statement())
+WRITE_REFERRALS = _statement()
 
 
 def _json(rows: list[dict[str, Any]]) -> str:
@@ -114,24 +122,28 @@ def _json(rows: list[dict[str, Any]]) -> str:
 
 
 async def write_referrals(
-    db: AsyncSession, rows: RowSet, *, sequence: str, prefix: str, digits: int, actor: str
+    connection: asyncpg.Connection,
+    rows: RowSet,
+    *,
+    sequence: str,
+    prefix: str,
+    digits: int,
+    actor: str,
 ) -> dict[uuid.UUID, str]:
     """Insert everything in `rows`; the ids the unique index let in, with their references."""
     if not rows.referrals:
         return {}
-    result = await db.execute(
-        WRITE_REFERRALS,
-        {
-            "sequence": sequence,
-            "prefix": prefix,
-            "digits": digits,
-            "actor": actor,
-            "referrals": _json(rows.referrals),
-            "triage_decisions": _json(rows.decisions),
-            "cases": _json(rows.cases),
-            "contact_steps": _json(rows.steps),
-            "messages": _json(rows.messages),
-            "alerts": _json(rows.alerts),
-        },
-    )
-    return {row.id: row.reference for row in result}
+    values = {
+        "sequence": sequence,
+        "prefix": prefix,
+        "digits": str(digits),
+        "actor": actor,
+        "referrals": _json(rows.referrals),
+        "triage_decisions": _json(rows.decisions),
+        "cases": _json(rows.cases),
+        "contact_steps": _json(rows.steps),
+        "messages": _json(rows.messages),
+        "alerts": _json(rows.alerts),
+    }
+    records = await connection.fetch(WRITE_REFERRALS, *(values[name] for name in _PARAMS))
+    return {record[0]: record[1] for record in records}

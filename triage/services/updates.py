@@ -11,6 +11,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import models
+from db.pool import driver_connection
 from triage.domain.catalogue import Catalogue
 from triage.domain.decision import iso_z
 from triage.domain.engine import first_contact, triage
@@ -159,7 +160,8 @@ async def apply_update(
     patch: Any,
     catalogue: Catalogue,
 ) -> None:
-    await record_catalogue(sessions, catalogue)
+    async with driver_connection(sessions) as connection:
+        await record_catalogue(connection, catalogue)
     async with sessions() as db:
         referral = await _locked(db, caller, referral_id)
         if referral.status in ("withdrawn", "closed"):
