@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
 from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
@@ -19,11 +22,13 @@ from triage.api.aa import AppropriateAdultController
 from triage.api.dev_outbox import dev_outbox
 from triage.api.notify_callback import notify_callback
 from triage.api.problems import EXCEPTION_HANDLERS, problem
+from triage.api.rate_limits import RateLimiter
 from triage.api.referral_updates import ReferralUpdateController
 from triage.api.referrals import ReferralController
-from triage.api.security import rate_limit_script
 from triage.logs import RequestLogMiddleware, configure_logging
+from triage.services.api_keys import KeyCache
 from triage.services.catalogues import current_catalogue
+from triage.services.group_writes import GroupWriter
 from triage.services.wakeups import set_waker
 from triage.settings import Settings, get_settings
 
@@ -57,14 +62,22 @@ def _sweep_waker(settings: Settings) -> Callable[[], None] | None:
         return None
     last = [0.0]
 
+    from workers.celery_app import celery_app  # imported now, not on the first request
+
+    def send() -> None:
+        try:
+            celery_app.send_task("triage.sweep", expires=30)
+        except Exception as error:
+            structlog.get_logger("triage.wake").warning("wake_failed", error=type(error).__name__)
+
     def wake() -> None:
         now = time.monotonic()
         if now - last[0] < 1.0:
             return
         last[0] = now
-        from workers.celery_app import celery_app
-
-        celery_app.send_task("triage.sweep", expires=30)
+        # Publishing through kombu blocks: do it on a thread, never on the event loop that
+        # is answering requests. A lost wake-up only waits for beat's next sweep.
+        asyncio.get_running_loop().run_in_executor(None, send)
 
     return wake
 
@@ -85,9 +98,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
         engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
         app.state.engine = engine
         app.state.sessions = make_sessionmaker(engine)
+        # What start-up made (modules, the catalogue, the calendar) lives as long as the
+        # process: keep it out of the cyclic collector's full passes, and collect young
+        # objects less often, so no request waits behind a long collection.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(10_000, 20, 20)
         app.state.pg = await make_pool(settings.database_url, settings.db_pool_size)
+        app.state.intake_writer = GroupWriter(app.state.pg)
         app.state.redis = Redis.from_url(settings.redis_url)
-        app.state.rate_script = rate_limit_script(app.state.redis)
+        app.state.rate_limiter = RateLimiter(app.state.redis)
+        app.state.key_cache = KeyCache(settings.secret_key, settings.key_cache_seconds)
         try:
             yield
         finally:

@@ -35,7 +35,10 @@ class Settings:
     batch_max_items: int = 10_000
     default_per_minute: int = 600
     default_batches_per_minute: int = 20
-    db_pool_size: int = 24  # per web process: a request may hold two (key check, intake)
+    db_pool_size: int = 24  # per web process (plain asyncpg pool for keys and intake)
+    # How long a web process trusts a key it has checked: a revoked key, or a changed limit,
+    # takes effect within this many seconds. 0 checks the database on every request.
+    key_cache_seconds: int = 1
     log_json: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -60,6 +63,7 @@ def load_settings() -> Settings:
         notify_per_minute=_int("NOTIFY_PER_MINUTE", 3000),
         claim_lease_seconds=_int("TRIAGE_CLAIM_LEASE_SECONDS", 120),
         db_pool_size=_int("TRIAGE_DB_POOL_SIZE", 24),
+        key_cache_seconds=_int("TRIAGE_KEY_CACHE_SECONDS", 1),
         log_json=os.environ.get("TRIAGE_LOG_FORMAT", "json" if env == "production" else "console")
         == "json",
     )

@@ -80,6 +80,8 @@ async def test_revoked_and_rotated_keys(client: Any, make_key: Any, sessions: An
         assert response.status_code == 201, response.text
     async with sessions() as db:
         assert await revoke_key(db, old.split("_")[1])
+    # A web process trusts a key it has checked for key_cache_seconds (1 s by default).
+    await asyncio.sleep(get_settings().key_cache_seconds + 0.1)
     assert_problem(await client.post(URL, json=referral(), headers=bearer(old)), 401)
     response = await client.post(URL, json=referral(), headers=bearer(new))
     assert response.status_code == 201
@@ -185,7 +187,9 @@ async def test_limit_is_shared_across_app_instances(
         ttl = await redis.ttl(f"ratelimit:{client_id}:req:{window}")
     finally:
         await redis.aclose()
-    assert int(count) == 6
+    # The counter holds every lease taken from it: at least the four let through (a process
+    # that has seen the limit reached refuses without asking again).
+    assert int(count) >= 4
     assert 0 < ttl <= 120
     assert await referral_count(sessions, name) == 4
 

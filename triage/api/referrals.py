@@ -60,7 +60,7 @@ class ReferralController(Controller):
         caller = await caller_for(request, "referrals:write")
         body = await read_json(request)
         state = request.app.state
-        result = await intake.submit_referral(state.pg, caller, body, state.catalogue)
+        result = await intake.submit_referral(state.intake_writer, caller, body, state.catalogue)
         if result.status == "conflict":
             raise ApiProblem(
                 409,

@@ -1,5 +1,5 @@
-"""Who is calling: bearer key -> client and scopes; a per-client rate limit held in Redis, so
-it holds across every web process."""
+"""Who is calling: bearer key -> client and scopes, then the client's rate limit (held in
+Redis, so it holds across every web process: rate_limits)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import time
 from typing import Any
 
 from litestar import Request
-from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 
 from triage.api.problems import ApiProblem
+from triage.api.rate_limits import RateLimiter
 from triage.services.api_keys import Caller, authenticate
 
 
@@ -26,8 +25,13 @@ async def caller_for(request: Request[Any, Any, Any], scope: str, *, batch: bool
             headers={"WWW-Authenticate": "Bearer"},
         )
     state = request.app.state
-    async with state.pg.acquire() as connection:
-        caller = await authenticate(connection, state.settings.secret_key, token.strip())
+    token = token.strip()
+    caller: Caller | None = state.key_cache.get(token)
+    if caller is None:
+        async with state.pg.acquire() as connection:
+            caller = await authenticate(connection, state.settings.secret_key, token)
+        if caller is not None:
+            state.key_cache.put(token, caller)
     if caller is None:
         raise ApiProblem(
             401,
@@ -38,42 +42,22 @@ async def caller_for(request: Request[Any, Any, Any], scope: str, *, batch: bool
         )
     if scope not in caller.scopes:
         raise ApiProblem(403, "forbidden", "Forbidden", f"the key lacks the scope {scope}")
-    await _rate_limit(state.rate_script, caller, batch)
+    await _rate_limit(state.rate_limiter, caller, batch)
     return caller
 
 
-# INCR each window's counter and give it an expiry when it is new, in one atomic round trip.
-_COUNT = """
-local counts = {}
-for i, key in ipairs(KEYS) do
-    counts[i] = redis.call('INCR', key)
-    if counts[i] == 1 then redis.call('EXPIRE', key, ARGV[1]) end
-end
-return counts
-"""
-
-
-def rate_limit_script(redis: Redis) -> AsyncScript:
-    return redis.register_script(_COUNT)
-
-
-async def _rate_limit(script: AsyncScript, caller: Caller, batch: bool) -> None:
-    """Fixed one-minute windows: a counter keyed by client id (never personal data)."""
+async def _rate_limit(limiter: RateLimiter, caller: Caller, batch: bool) -> None:
     now = time.time()
-    window = int(now // 60)
     checks = [("req", caller.per_minute)]
     if batch:
         checks.append(("batch", caller.batches_per_minute))
-    keys = [f"ratelimit:{caller.client_id}:{kind}:{window}" for kind, _limit in checks]
-    counts = await script(keys=keys, args=[120])
-    for (kind, limit), count in zip(checks, counts, strict=True):
-        if int(count) > limit:
-            retry = max(1, 60 - int(now % 60))
+    for kind, limit in checks:
+        if not await limiter.allow(caller.client_id, kind, limit, now):
             what = "batches" if kind == "batch" else "requests"
             raise ApiProblem(
                 429,
                 "rate-limited",
                 "Too many requests",
                 f"over {limit} {what} a minute for this client",
-                headers={"Retry-After": str(retry)},
+                headers={"Retry-After": str(max(1, 60 - int(now % 60)))},
             )

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 import string
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -145,3 +146,30 @@ async def authenticate(connection: asyncpg.Connection, secret: str, key: str) ->
     if not hmac.compare_digest(digest, bytes(key_hash_)):
         return None
     return Caller(client_id, source, frozenset(scopes), per_minute, batches_per_minute)
+
+
+class KeyCache:
+    """Callers of keys checked in the last `seconds`, by the key's HMAC (never the key): most
+    requests then need no key query. A revoked key, or a changed limit or scope, takes
+    effect within `seconds`; unknown and bad keys are never kept."""
+
+    def __init__(self, secret: str, seconds: float, max_entries: int = 10_000):
+        self._secret = secret
+        self._seconds = seconds
+        self._max_entries = max_entries
+        self._entries: dict[bytes, tuple[float, Caller]] = {}
+
+    def get(self, key: str) -> Caller | None:
+        if self._seconds <= 0:
+            return None
+        entry = self._entries.get(key_hash(self._secret, key))
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key: str, caller: Caller) -> None:
+        if self._seconds <= 0:
+            return
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()
+        self._entries[key_hash(self._secret, key)] = (time.monotonic() + self._seconds, caller)

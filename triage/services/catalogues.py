@@ -31,6 +31,10 @@ async def record_catalogue(connection: asyncpg.Connection, catalogue: Catalogue)
     _stored.add(catalogue.version)
 
 
+def is_recorded(catalogue: Catalogue) -> bool:
+    return catalogue.version in _stored
+
+
 def forget_recorded() -> None:
     """For tests that start from an empty database in the same process."""
     _stored.clear()

@@ -19,11 +19,18 @@ class ClockRefused(RuntimeError):
 _OFFSET = "SELECT offset_seconds FROM clock_offset WHERE id = 1"
 
 
+def production_now() -> datetime | None:
+    """Now, without asking the database: in production the clock cannot be moved. None
+    elsewhere (the offset is in the database)."""
+    return datetime.now(UTC) if get_settings().is_production else None
+
+
 async def service_now(db: AsyncSession | AsyncConnection | asyncpg.Connection) -> datetime:
     """Now, on a SQLAlchemy session or connection or on a plain asyncpg connection."""
+    fixed = production_now()
+    if fixed is not None:
+        return fixed
     system = datetime.now(UTC)
-    if get_settings().is_production:
-        return system
     if isinstance(db, AsyncSession | AsyncConnection):
         offset = (await db.execute(text(_OFFSET))).scalar_one_or_none()
     else:

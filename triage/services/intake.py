@@ -2,13 +2,13 @@
 
 Idempotency is by (client, external_ref), enforced by a unique index: the same content again
 is `existing`, different content is `conflict`. A batch is validated and triaged in chunks that
-yield to the event loop, then written with one statement per table.
+yield to the event loop, then written in one transaction; single referrals share statements
+with those arriving at the same time (group_writes).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,9 +25,15 @@ from triage.domain.referral import Referral
 from triage.domain.validation import validate_referral
 from triage.services import referral_views
 from triage.services.api_keys import Caller
-from triage.services.catalogues import record_catalogue
-from triage.services.clock import service_now
-from triage.services.references import ensure_sequence, reference_stem, sequence_name
+from triage.services.catalogues import is_recorded, record_catalogue
+from triage.services.clock import production_now, service_now
+from triage.services.group_writes import GroupWriter, Numbering
+from triage.services.references import (
+    ensure_sequence,
+    has_sequence,
+    reference_stem,
+    sequence_name,
+)
 from triage.services.referral_rows import RowSet, add_referral_rows
 from triage.services.referral_writes import write_referrals
 from triage.services.wakeups import wake_workers
@@ -55,11 +61,30 @@ class _Prepared:
 
 
 async def submit_referral(
-    pool: asyncpg.Pool, caller: Caller, body: Any, catalogue: Catalogue
+    writer: GroupWriter, caller: Caller, body: Any, catalogue: Catalogue
 ) -> ItemResult:
-    """One referral; raises InvalidInput with every problem when the body breaks the rules."""
-    results = await _submit(pool, caller, [body], catalogue, single=True)
-    return results[0]
+    """One referral; raises InvalidInput with every problem when the body breaks the rules.
+
+    Its rows are one statement, atomic on its own, shared with the other referrals arriving
+    at the same time (group_writes); a resend is found by the unique index, not a read first.
+    """
+    now = await _ready(writer.pool, catalogue)
+    referral = validate_referral(body, caller.source, now, catalogue)
+    item = _Prepared(
+        0, referral, triage(referral, caller.source, now, catalogue), referral.content_hash()
+    )
+    rows, _ = _rows([item], caller, now, catalogue)
+    won = await writer.write(rows, _numbering(catalogue, now))
+    if won:
+        ((referral_id, reference),) = won.items()
+        wake_workers()  # after the commit only: a wake-up never points at a rolled-back row
+        return ItemResult(
+            0, "created", referral_id, reference, view=_view(rows, referral_id, reference)
+        )
+    # Another request took this external_ref first: theirs stands.
+    async with writer.pool.acquire() as db:
+        existing = await _existing(db, caller.client_id, [referral.external_ref])
+    return _against_existing(item, existing[referral.external_ref])
 
 
 async def submit_batch(
@@ -68,21 +93,9 @@ async def submit_batch(
     bodies: Sequence[Any],
     catalogue: Catalogue,
 ) -> list[ItemResult]:
-    return await _submit(pool, caller, bodies, catalogue, single=False)
-
-
-async def _submit(
-    pool: asyncpg.Pool,
-    caller: Caller,
-    bodies: Sequence[Any],
-    catalogue: Catalogue,
-    *,
-    single: bool,
-) -> list[ItemResult]:
-    async with pool.acquire() as connection:
-        await record_catalogue(connection, catalogue)
-        now = await service_now(connection)
-        await ensure_sequence(connection, catalogue.reference_prefixes["victim"], now)
+    """Up to 10,000 referrals, validated and triaged in chunks that yield to the event loop,
+    written in one transaction; each item `created`, `existing`, `invalid` or `conflict`."""
+    now = await _ready(pool, catalogue)
     results: list[ItemResult | None] = [None] * len(bodies)
     prepared: dict[str, _Prepared] = {}  # by external_ref, first occurrence wins
     duplicates: list[_Prepared] = []
@@ -90,15 +103,9 @@ async def _submit(
         for index in range(start, min(start + CHUNK, len(bodies))):
             try:
                 referral = validate_referral(
-                    bodies[index],
-                    caller.source,
-                    now,
-                    catalogue,
-                    prefix="" if single else f"referrals[{index}]",
+                    bodies[index], caller.source, now, catalogue, prefix=f"referrals[{index}]"
                 )
             except InvalidInput as invalid:
-                if single:
-                    raise
                 results[index] = ItemResult(index, "invalid", errors=invalid.problems)
                 continue
             item = _Prepared(
@@ -111,27 +118,15 @@ async def _submit(
                 duplicates.append(item)
             else:
                 prepared[referral.external_ref] = item
-        if len(bodies) > CHUNK:
-            await asyncio.sleep(0)  # let other requests through during a large batch
+        await asyncio.sleep(0)  # let other requests through during a large batch
 
-    async with pool.acquire() as db:
-        # One referral is one statement, atomic on its own (every table or none): no BEGIN
-        # and COMMIT round trips around it. A batch is one transaction.
-        async with contextlib.nullcontext() if single else db.transaction():
-            existing, created, rows = await _write(
-                db, caller, list(prepared.values()), now, catalogue, single=single
-            )
+    async with pool.acquire() as db, db.transaction():
+        existing, created = await _write(db, caller, list(prepared.values()), now, catalogue)
 
     for ref, item in prepared.items():
         if ref in created:
             referral_id, reference = created[ref]
-            results[item.index] = ItemResult(
-                item.index,
-                "created",
-                referral_id,
-                reference,
-                view=_view(rows, referral_id, reference) if single else None,
-            )
+            results[item.index] = ItemResult(item.index, "created", referral_id, reference)
         else:
             results[item.index] = _against_existing(item, existing[ref])
     for item in duplicates:
@@ -147,50 +142,75 @@ async def _submit(
     return [r for r in results if r is not None]
 
 
+async def _ready(pool: asyncpg.Pool, catalogue: Catalogue) -> datetime:
+    """Now, with the catalogue recorded and the year's reference sequence there (both once
+    per process; in production no round trip at all)."""
+    prefix = catalogue.reference_prefixes["victim"]
+    now = production_now()
+    if now is not None and is_recorded(catalogue) and has_sequence(prefix, now):
+        return now
+    async with pool.acquire() as connection:
+        await record_catalogue(connection, catalogue)
+        now = await service_now(connection)
+        await ensure_sequence(connection, prefix, now)
+    return now
+
+
+def _numbering(catalogue: Catalogue, now: datetime) -> Numbering:
+    prefix = catalogue.reference_prefixes["victim"]
+    return Numbering(
+        sequence_name(prefix, now), reference_stem(prefix, now), catalogue.reference_min_digits
+    )
+
+
+def _rows(
+    items: Sequence[_Prepared], caller: Caller, now: datetime, catalogue: Catalogue
+) -> tuple[RowSet, dict[uuid.UUID, _Prepared]]:
+    rows = RowSet()
+    ids: dict[uuid.UUID, _Prepared] = {}
+    for item in items:
+        referral_id = uuid.uuid4()
+        ids[referral_id] = item
+        add_referral_rows(
+            rows,
+            referral_id=referral_id,
+            client_id=caller.client_id,
+            source=caller.source,
+            referral=item.referral,
+            content_hash=item.content_hash,
+            decision=item.decision,
+            received_at=now,
+            catalogue=catalogue,
+        )
+    return rows, ids
+
+
 async def _write(
     db: asyncpg.Connection,
     caller: Caller,
     prepared: list[_Prepared],
     now: datetime,
     catalogue: Catalogue,
-    *,
-    single: bool,
-) -> tuple[dict[str, tuple[uuid.UUID, str, str]], dict[str, tuple[uuid.UUID, str]], RowSet]:
-    """(referrals met by external_ref, those created with their references, the last rows
-    written: for one referral, its own)."""
-    prefix = catalogue.reference_prefixes["victim"]
+) -> tuple[dict[str, tuple[uuid.UUID, str, str]], dict[str, tuple[uuid.UUID, str]]]:
+    """(referrals met by external_ref, those created with their references)."""
     refs = [item.referral.external_ref for item in prepared]
-    # One referral: let the unique index find a resend (one round trip fewer).
-    existing = {} if single else await _existing(db, caller.client_id, refs)
+    existing = await _existing(db, caller.client_id, refs)
     fresh = [item for item in prepared if item.referral.external_ref not in existing]
-    rows = RowSet()
+    numbering = _numbering(catalogue, now)
     ids: dict[uuid.UUID, _Prepared] = {}
     won: dict[uuid.UUID, str] = {}
     # Written in slices, yielding between them, so that a 10,000-item batch never holds the
     # event loop for long.
     for start in range(0, len(fresh), WRITE_CHUNK):
-        rows = RowSet()
-        for item in fresh[start : start + WRITE_CHUNK]:
-            referral_id = uuid.uuid4()
-            ids[referral_id] = item
-            add_referral_rows(
-                rows,
-                referral_id=referral_id,
-                client_id=caller.client_id,
-                source=caller.source,
-                referral=item.referral,
-                content_hash=item.content_hash,
-                decision=item.decision,
-                received_at=now,
-                catalogue=catalogue,
-            )
+        rows, slice_ids = _rows(fresh[start : start + WRITE_CHUNK], caller, now, catalogue)
+        ids.update(slice_ids)
         won.update(
             await write_referrals(
                 db,
                 rows,
-                sequence=sequence_name(prefix, now),
-                prefix=reference_stem(prefix, now),
-                digits=catalogue.reference_min_digits,
+                sequence=numbering.sequence,
+                prefix=numbering.prefix,
+                digits=numbering.digits,
                 actor=f"client:{caller.client_id}",
             )
         )
@@ -199,7 +219,7 @@ async def _write(
         # A concurrent request took these external_refs first: theirs stand.
         existing.update(await _existing(db, caller.client_id, lost))
     created = {ids[i].referral.external_ref: (i, ref) for i, ref in won.items()}
-    return existing, created, rows
+    return existing, created
 
 
 def _view(rows: RowSet, referral_id: uuid.UUID, reference: str) -> dict[str, Any]:

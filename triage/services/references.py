@@ -35,6 +35,11 @@ async def ensure_sequence(
     _known.add(name)
 
 
+def has_sequence(prefix: str, received_at: datetime) -> bool:
+    """Whether this process has made sure of the year's sequence."""
+    return sequence_name(prefix, received_at) in _known
+
+
 def reference_stem(prefix: str, received_at: datetime) -> str:
     """`KVR-26-`: what comes before the number."""
     return f"{prefix}-{received_at.astimezone(LONDON).year % 100:02d}-"

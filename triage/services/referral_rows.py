@@ -29,18 +29,13 @@ class RowSet:
     messages: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
 
-    def keep_only(self, referral_ids: set[uuid.UUID]) -> RowSet:
-        def pick(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-            return [r for r in rows if r[key] in referral_ids]
-
-        return RowSet(
-            pick(self.referrals, "id"),
-            pick(self.decisions, "referral_id"),
-            pick(self.cases, "referral_id"),
-            pick(self.steps, "referral_id"),
-            pick(self.messages, "referral_id"),
-            pick(self.alerts, "referral_id"),
-        )
+    def extend(self, other: RowSet) -> None:
+        self.referrals += other.referrals
+        self.decisions += other.decisions
+        self.cases += other.cases
+        self.steps += other.steps
+        self.messages += other.messages
+        self.alerts += other.alerts
 
 
 def facts_json(referral: Referral) -> dict[str, Any]:

@@ -93,7 +93,7 @@ incoming AS (
                 greatest(CAST({_p("digits")} AS int), length(number::text)), '0')
     FROM incoming
     ON CONFLICT ON CONSTRAINT uq_referrals_client_external_ref DO NOTHING
-    RETURNING id, reference
+    RETURNING id, reference, client_id
 )"""
     ]
     for table, cols in _CHILDREN:
@@ -109,7 +109,9 @@ incoming AS (
     parts.append(f"""
 audit_written AS (
     INSERT INTO audit_events (actor, action, record_type, record_id)
-    SELECT {_p("actor")}, 'referral.created', 'referral', inserted.id::text FROM inserted
+    SELECT COALESCE('client:' || inserted.client_id::text, {_p("actor")}),
+           'referral.created', 'referral', inserted.id::text
+    FROM inserted
 )""")
     return "WITH " + ",".join(parts) + "\nSELECT id, reference FROM inserted"
 
@@ -130,7 +132,8 @@ async def write_referrals(
     digits: int,
     actor: str,
 ) -> dict[uuid.UUID, str]:
-    """Insert everything in `rows`; the ids the unique index let in, with their references."""
+    """Insert everything in `rows`; the ids the unique index let in, with their references.
+    The audit actor is the referral's API client, or `actor` for one without."""
     if not rows.referrals:
         return {}
     values = {

@@ -1,0 +1,121 @@
+"""Group commit for single referrals: requests that arrive while a write is in flight share
+the next statement.
+
+Each referral is still all-or-nothing (its rows are in one statement with the others), and a
+request is answered only after the statement that holds it has committed. Under light load a
+referral goes alone at once; under heavy load the writers take whatever has queued, so the
+database does one statement and one commit for many referrals instead of one each. If a
+shared statement fails, its referrals are written again one by one, so one bad referral
+never fails the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from triage.services.referral_rows import RowSet
+from triage.services.referral_writes import write_referrals
+
+MAX_GROUP = 64  # referrals in one statement
+WRITERS = 4  # statements in flight at once per process
+
+
+@dataclass(frozen=True)
+class Numbering:
+    """Where the references come from: the same for every referral in one statement."""
+
+    sequence: str
+    prefix: str
+    digits: int
+
+
+@dataclass
+class _Pending:
+    numbering: Numbering
+    rows: RowSet
+    future: asyncio.Future[dict[uuid.UUID, str]]
+
+
+class GroupWriter:
+    def __init__(self, pool: asyncpg.Pool, *, writers: int = WRITERS, max_group: int = MAX_GROUP):
+        self.pool = pool
+        self._writers = writers
+        self._max_group = max_group
+        self._queue: list[_Pending] = []
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def write(self, rows: RowSet, numbering: Numbering) -> dict[uuid.UUID, str]:
+        """Write `rows` (one referral's); the ids the unique index let in, with references."""
+        future: asyncio.Future[dict[uuid.UUID, str]] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(numbering, rows, future))
+        if len(self._running) < self._writers:
+            task = asyncio.create_task(self._drain())
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        # A request that goes away (client gone) leaves its write to finish: the referral is
+        # there when the client sends it again, and is then answered `existing`.
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        while self._queue:
+            numbering = self._queue[0].numbering
+            group = [p for p in self._queue if p.numbering == numbering][: self._max_group]
+            taken = {id(p) for p in group}
+            self._queue = [p for p in self._queue if id(p) not in taken]
+            try:
+                await self._write_group(numbering, group)
+            except BaseException as stopped:  # cancelled at shutdown: answer, never hang
+                for pending in group:
+                    _settle(pending, error=stopped)
+                raise
+
+    async def _write_group(self, numbering: Numbering, group: list[_Pending]) -> None:
+        rows = RowSet()
+        for pending in group:
+            rows.extend(pending.rows)
+        try:
+            won = await self._statement(rows, numbering)
+        except Exception as error:
+            if len(group) == 1:
+                _settle(group[0], error=error)
+                return
+            # Nothing of the shared statement was written: try each on its own.
+            for pending in group:
+                try:
+                    _settle(pending, await self._statement(pending.rows, numbering))
+                except Exception as single_error:
+                    _settle(pending, error=single_error)
+            return
+        for pending in group:
+            _settle(pending, won)
+
+    async def _statement(self, rows: RowSet, numbering: Numbering) -> dict[uuid.UUID, str]:
+        async with self.pool.acquire() as connection:
+            return await write_referrals(
+                connection,
+                rows,
+                sequence=numbering.sequence,
+                prefix=numbering.prefix,
+                digits=numbering.digits,
+                actor="api",
+            )
+
+
+def _settle(
+    pending: _Pending,
+    won: dict[uuid.UUID, str] | None = None,
+    *,
+    error: BaseException | None = None,
+) -> None:
+    if pending.future.done():
+        return
+    if error is not None:
+        pending.future.set_exception(error)
+        return
+    assert won is not None
+    mine = {row["id"] for row in pending.rows.referrals}
+    pending.future.set_result({i: ref for i, ref in won.items() if i in mine})
