@@ -7,6 +7,7 @@ blank cells are absent fields. Each row becomes the same body a JSON batch would
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -32,6 +33,7 @@ BOOL_COLUMNS = {
     "consent.to_survey",
 }
 INT_COLUMNS = {"victim.age", "risk.dash_score"}
+CSV_ROWS_PER_YIELD = 500
 DAY_ORDER = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
@@ -76,7 +78,8 @@ def _column_path(index: int, name: str) -> str:
     return f"columns[{index}]"
 
 
-def parse_csv(text: str) -> list[dict[str, Any]]:
+async def parse_csv(text: str) -> list[dict[str, Any]]:
+    """The referrals in a CSV batch; yields to the event loop every few hundred rows."""
     reader = csv.reader(io.StringIO(text))
     header = [h.strip() for h in next(reader, [])]
     problems = []
@@ -105,6 +108,8 @@ def parse_csv(text: str) -> list[dict[str, Any]]:
         if not any(cell.strip() for cell in row):
             continue  # blank lines are not referrals
         index += 1
+        if index % CSV_ROWS_PER_YIELD == 0:
+            await asyncio.sleep(0)
         if len(row) > len(header):
             problems.append(Problem(f"referrals[{index}]", "has more cells than the header row"))
             continue

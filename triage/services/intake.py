@@ -9,6 +9,7 @@ with those arriving at the same time (group_writes).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from triage.domain.catalogue import Catalogue
 from triage.domain.decision import Decision
@@ -38,7 +40,7 @@ from triage.services.referral_rows import RowSet, add_referral_rows
 from triage.services.referral_writes import write_referrals
 from triage.services.wakeups import wake_workers
 
-WRITE_CHUNK = 200  # referrals written per statement in a batch
+WRITE_CHUNK = 100  # referrals validated, triaged and written together in a batch
 CHUNK = 20  # referrals validated and triaged between two yields to the event loop
 
 
@@ -94,52 +96,83 @@ async def submit_batch(
     catalogue: Catalogue,
 ) -> list[ItemResult]:
     """Up to 10,000 referrals, validated and triaged in chunks that yield to the event loop,
-    written in one transaction; each item `created`, `existing`, `invalid` or `conflict`."""
+    written in one transaction; each item `created`, `existing`, `invalid` or `conflict`.
+    An item may still be undecoded JSON (msgspec.Raw): it is decoded with its chunk."""
     now = await _ready(pool, catalogue)
     results: list[ItemResult | None] = [None] * len(bodies)
-    prepared: dict[str, _Prepared] = {}  # by external_ref, first occurrence wins
+    # external_ref -> (id, reference, content hash stored) once its first occurrence is
+    # settled; later occurrences in the batch are compared with that.
+    settled: dict[str, tuple[uuid.UUID, str, str]] = {}
+    seen: set[str] = set()
     duplicates: list[_Prepared] = []
-    for start in range(0, len(bodies), CHUNK):
-        for index in range(start, min(start + CHUNK, len(bodies))):
-            try:
-                referral = validate_referral(
-                    bodies[index], caller.source, now, catalogue, prefix=f"referrals[{index}]"
-                )
-            except InvalidInput as invalid:
-                results[index] = ItemResult(index, "invalid", errors=invalid.problems)
-                continue
-            item = _Prepared(
-                index,
-                referral,
-                triage(referral, caller.source, now, catalogue),
-                referral.content_hash(),
-            )
-            if referral.external_ref in prepared:
-                duplicates.append(item)
+
+    def settle(written: _Written, fresh: list[_Prepared]) -> None:
+        existing, created = written
+        for item in fresh:
+            ref = item.referral.external_ref
+            if ref in created:
+                referral_id, reference = created[ref]
+                results[item.index] = ItemResult(item.index, "created", referral_id, reference)
+                settled[ref] = (referral_id, reference, item.content_hash)
             else:
-                prepared[referral.external_ref] = item
-        await asyncio.sleep(0)  # let other requests through during a large batch
+                results[item.index] = _against_existing(item, existing[ref])
+                settled[ref] = existing[ref]
 
+    # Validated, triaged and written a slice at a time inside the one transaction, so only a
+    # few slices' objects are alive at once (a 10,000-item batch would otherwise keep
+    # hundreds of thousands of objects, and the garbage collector's passes over them hold
+    # the event loop). The next slice is validated while the last one is being written.
     async with pool.acquire() as db, db.transaction():
-        existing, created = await _write(db, caller, list(prepared.values()), now, catalogue)
-
-    for ref, item in prepared.items():
-        if ref in created:
-            referral_id, reference = created[ref]
-            results[item.index] = ItemResult(item.index, "created", referral_id, reference)
-        else:
-            results[item.index] = _against_existing(item, existing[ref])
+        writing: asyncio.Task[_Written] | None = None
+        written_items: list[_Prepared] = []
+        try:
+            for start in range(0, len(bodies), WRITE_CHUNK):
+                fresh: list[_Prepared] = []
+                for index in range(start, min(start + WRITE_CHUNK, len(bodies))):
+                    if index % CHUNK == 0:
+                        await asyncio.sleep(0)  # let other requests through
+                    item = _prepare(bodies[index], index, caller, now, catalogue)
+                    if isinstance(item, ItemResult):
+                        results[index] = item
+                    elif item.referral.external_ref in seen:
+                        duplicates.append(item)
+                    else:
+                        seen.add(item.referral.external_ref)
+                        fresh.append(item)
+                if writing is not None:
+                    settle(await writing, written_items)
+                writing = asyncio.create_task(_write(db, caller, fresh, now, catalogue))
+                written_items = fresh
+            if writing is not None:
+                settle(await writing, written_items)
+        finally:
+            # Never leave the transaction with a statement still running on its connection.
+            if writing is not None and not writing.done():
+                writing.cancel()
+                with contextlib.suppress(BaseException):
+                    await writing
     for item in duplicates:
-        first = prepared[item.referral.external_ref]
-        target = created.get(first.referral.external_ref)
-        if target is not None:
-            record = (target[0], target[1], first.content_hash)
-        else:
-            record = existing[first.referral.external_ref]
-        results[item.index] = _against_existing(item, record)
-    if created:
+        results[item.index] = _against_existing(item, settled[item.referral.external_ref])
+    if any(r is not None and r.status == "created" for r in results):
         wake_workers()  # after the commit only: a wake-up never points at a rolled-back row
     return [r for r in results if r is not None]
+
+
+def _prepare(
+    body: Any, index: int, caller: Caller, now: datetime, catalogue: Catalogue
+) -> _Prepared | ItemResult:
+    """One batch item validated and triaged, or its `invalid` result."""
+    try:
+        if isinstance(body, msgspec.Raw):  # left undecoded by the API until now
+            body = msgspec.json.decode(body)
+        referral = validate_referral(
+            body, caller.source, now, catalogue, prefix=f"referrals[{index}]"
+        )
+    except InvalidInput as invalid:
+        return ItemResult(index, "invalid", errors=invalid.problems)
+    return _Prepared(
+        index, referral, triage(referral, caller.source, now, catalogue), referral.content_hash()
+    )
 
 
 async def _ready(pool: asyncpg.Pool, catalogue: Catalogue) -> datetime:
@@ -185,35 +218,33 @@ def _rows(
     return rows, ids
 
 
+# (referrals met by external_ref, those created with their references), by external_ref
+_Written = tuple[dict[str, tuple[uuid.UUID, str, str]], dict[str, tuple[uuid.UUID, str]]]
+
+
 async def _write(
     db: asyncpg.Connection,
     caller: Caller,
     prepared: list[_Prepared],
     now: datetime,
     catalogue: Catalogue,
-) -> tuple[dict[str, tuple[uuid.UUID, str, str]], dict[str, tuple[uuid.UUID, str]]]:
-    """(referrals met by external_ref, those created with their references)."""
-    refs = [item.referral.external_ref for item in prepared]
-    existing = await _existing(db, caller.client_id, refs)
+) -> _Written:
+    """One slice of a batch: (referrals met by external_ref, those created with their
+    references)."""
+    if not prepared:
+        return {}, {}
+    existing = await _existing(db, caller.client_id, [i.referral.external_ref for i in prepared])
     fresh = [item for item in prepared if item.referral.external_ref not in existing]
     numbering = _numbering(catalogue, now)
-    ids: dict[uuid.UUID, _Prepared] = {}
-    won: dict[uuid.UUID, str] = {}
-    # Written in slices, yielding between them, so that a 10,000-item batch never holds the
-    # event loop for long.
-    for start in range(0, len(fresh), WRITE_CHUNK):
-        rows, slice_ids = _rows(fresh[start : start + WRITE_CHUNK], caller, now, catalogue)
-        ids.update(slice_ids)
-        won.update(
-            await write_referrals(
-                db,
-                rows,
-                sequence=numbering.sequence,
-                prefix=numbering.prefix,
-                digits=numbering.digits,
-                actor=f"client:{caller.client_id}",
-            )
-        )
+    rows, ids = _rows(fresh, caller, now, catalogue)
+    won = await write_referrals(
+        db,
+        rows,
+        sequence=numbering.sequence,
+        prefix=numbering.prefix,
+        digits=numbering.digits,
+        actor=f"client:{caller.client_id}",
+    )
     lost = [item.referral.external_ref for i, item in ids.items() if i not in won]
     if lost:
         # A concurrent request took these external_refs first: theirs stand.
