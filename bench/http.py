@@ -88,6 +88,12 @@ def pct(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="web processes, the same for the ceiling and the project",
+    )
     args = parser.parse_args()
     catalogue = load_catalogue()
     today = date.today()
@@ -137,11 +143,13 @@ def main() -> None:
             "--no-access-log",
             "--log-level",
             "warning",
+            "--workers",
+            str(args.workers),
         ]
         with running(ceiling, env, port, "/ready"):
             c = asyncio.run(load(port, "/referrals", headers, ceiling_bodies, args.seconds))
         port = free_port()
-        project = serve_command(port)
+        project = [*serve_command(port), "--workers", str(args.workers)]
         path = "/api/v1/referrals"
         with running(project, env, port, "/readyz"):
             p = asyncio.run(load(port, path, headers, project_bodies, args.seconds))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from triage.services.wakeups import wake_workers
 
 WRITE_CHUNK = 100  # referrals validated, triaged and written together in a batch
 CHUNK = 20  # referrals validated and triaged between two yields to the event loop
+_singles_in_flight = 0  # single referrals being taken by this process now
 
 
 @dataclass
@@ -70,6 +72,17 @@ async def submit_referral(
     Its rows are one statement, atomic on its own, shared with the other referrals arriving
     at the same time (group_writes); a resend is found by the unique index, not a read first.
     """
+    global _singles_in_flight
+    _singles_in_flight += 1
+    try:
+        return await _submit_single(writer, caller, body, catalogue)
+    finally:
+        _singles_in_flight -= 1
+
+
+async def _submit_single(
+    writer: GroupWriter, caller: Caller, body: Any, catalogue: Catalogue
+) -> ItemResult:
     now = await _ready(writer.pool, catalogue)
     referral = validate_referral(body, caller.source, now, catalogue)
     item = _Prepared(
@@ -122,6 +135,7 @@ async def submit_batch(
     # few slices' objects are alive at once (a 10,000-item batch would otherwise keep
     # hundreds of thousands of objects, and the garbage collector's passes over them hold
     # the event loop). The next slice is validated while the last one is being written.
+    started = time.perf_counter()
     async with pool.acquire() as db, db.transaction():
         writing: asyncio.Task[_Written] | None = None
         written_items: list[_Prepared] = []
@@ -130,7 +144,8 @@ async def submit_batch(
                 fresh: list[_Prepared] = []
                 for index in range(start, min(start + WRITE_CHUNK, len(bodies))):
                     if index % CHUNK == 0:
-                        await asyncio.sleep(0)  # let other requests through
+                        await _give_way(started)
+                        started = time.perf_counter()
                     item = _prepare(bodies[index], index, caller, now, catalogue)
                     if isinstance(item, ItemResult):
                         results[index] = item
@@ -156,6 +171,16 @@ async def submit_batch(
     if any(r is not None and r.status == "created" for r in results):
         wake_workers()  # after the commit only: a wake-up never points at a rolled-back row
     return [r for r in results if r is not None]
+
+
+async def _give_way(started: float) -> None:
+    """Between two chunks of a batch: while single referrals are being taken, wait as long
+    as the chunk took, so a batch uses at most half of the process and a single referral is
+    never stuck behind it; otherwise only let the loop turn."""
+    if _singles_in_flight:
+        await asyncio.sleep(min(time.perf_counter() - started, 0.05))
+    else:
+        await asyncio.sleep(0)
 
 
 def _prepare(
@@ -236,7 +261,13 @@ async def _write(
     existing = await _existing(db, caller.client_id, [i.referral.external_ref for i in prepared])
     fresh = [item for item in prepared if item.referral.external_ref not in existing]
     numbering = _numbering(catalogue, now)
-    rows, ids = _rows(fresh, caller, now, catalogue)
+    rows, ids = RowSet(), {}
+    for start in range(0, len(fresh), CHUNK):
+        started = time.perf_counter()
+        chunk_rows, chunk_ids = _rows(fresh[start : start + CHUNK], caller, now, catalogue)
+        rows.extend(chunk_rows)
+        ids.update(chunk_ids)
+        await _give_way(started)
     won = await write_referrals(
         db,
         rows,
