@@ -7,6 +7,8 @@ from typing import Any
 
 import msgspec
 
+from triage.domain.planning import NextStep
+
 
 class Area(msgspec.Struct, frozen=True):
     code: str
@@ -43,6 +45,9 @@ class Decision(msgspec.Struct, frozen=True):
     catalogue_version: str
     # Why the priority, the groups and the flags: kept with the decision, not in the API shape.
     explanation: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    # The planner's whole first step (template, message channel), for the rows written with
+    # the decision: planned once. Not in the API shape.
+    planned_step: NextStep | None = None
 
     @property
     def primary(self) -> str:

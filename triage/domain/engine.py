@@ -96,6 +96,7 @@ def triage(
         flags.append("area_check")
 
     first_step: FirstContactStep | None = None
+    planned: NextStep | None = None
     contact_due_by: datetime | None = due_by
     if not referral.consent.to_contact:
         flags.append("no_contact_consent")
@@ -105,6 +106,7 @@ def triage(
         step = plan_next_step(catalogue.contact, catalogue.calendar, [], rules, received_at)
         if isinstance(step, NextStep):
             first_step = FirstContactStep(step.kind, step.channel, step.due_at)
+            planned = step
         # Safety beats the deadline: flagged when the victim's first safe moment is after it
         # (not when the plan's first usable step is late for want of a channel).
         if rules.safe_times.next_safe_moment(received_at) > due_by:
@@ -121,6 +123,7 @@ def triage(
         flags=flags,
         catalogue_version=catalogue.version,
         explanation=explanation,
+        planned_step=planned,
     )
 
 

@@ -13,7 +13,6 @@ import msgspec
 
 from triage.domain.catalogue import Catalogue
 from triage.domain.decision import Decision
-from triage.domain.engine import first_contact
 from triage.domain.planning import NextStep
 from triage.domain.referral import Referral
 
@@ -94,10 +93,8 @@ def add_referral_rows(
                 "updated_at": received_at,
             }
         )
-    if decision.first_contact_step is None:
-        return
-    step = first_contact(referral, received_at, catalogue)
-    if not isinstance(step, NextStep):
+    step = decision.planned_step
+    if step is None:
         return
     add_step_rows(rows, referral_id, step)
     if decision.priority == "P1":
