@@ -21,7 +21,11 @@ from triage.services.referral_rows import RowSet
 from triage.services.referral_writes import write_referrals
 
 MAX_GROUP = 64  # referrals in one statement
-WRITERS = 4  # statements in flight at once per process
+# One writer per process makes the biggest groups (least database work per referral); more
+# are started only while every writer has been on one statement for STUCK_AFTER (waiting on
+# a lock, say), so one slow statement never holds up every referral behind it.
+WRITERS = 4
+STUCK_AFTER = 0.05  # seconds
 
 
 @dataclass(frozen=True)
@@ -47,21 +51,38 @@ class GroupWriter:
         self._max_group = max_group
         self._queue: list[_Pending] = []
         self._running: set[asyncio.Task[None]] = set()
+        self._busy_since: dict[asyncio.Task[Any], float] = {}  # writer -> its statement's start
 
     async def write(self, rows: RowSet, numbering: Numbering) -> dict[uuid.UUID, str]:
         """Write `rows` (one referral's); the ids the unique index let in, with references."""
         future: asyncio.Future[dict[uuid.UUID, str]] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(numbering, rows, future))
-        if len(self._running) < self._writers:
+        if self._needs_writer():
             task = asyncio.create_task(self._drain())
             self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            self._busy_since[task] = time.monotonic()
+            task.add_done_callback(self._finished)
         # A request that goes away (client gone) leaves its write to finish: the referral is
         # there when the client sends it again, and is then answered `existing`.
         return await asyncio.shield(future)
 
+    def _needs_writer(self) -> bool:
+        if not self._running:
+            return True
+        if len(self._running) >= self._writers:
+            return False
+        now = time.monotonic()
+        return all(now - started > STUCK_AFTER for started in self._busy_since.values())
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._busy_since.pop(task, None)
+
     async def _drain(self) -> None:
+        me = asyncio.current_task()
+        assert me is not None
         while self._queue:
+            self._busy_since[me] = time.monotonic()
             numbering = self._queue[0].numbering
             group = [p for p in self._queue if p.numbering == numbering][: self._max_group]
             taken = {id(p) for p in group}
