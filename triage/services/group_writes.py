@@ -12,8 +12,10 @@ never fails the others.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
