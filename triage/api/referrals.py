@@ -90,7 +90,12 @@ class ReferralController(Controller):
             assert result.id is not None  # existing and conflict name the referral they met
             async with state.sessions() as db:
                 view = await referral_views.get_for_client(db, caller.client_id, result.id)
-        return Response(view, status_code=201 if result.status == "created" else 200)
+        # Plain JSON already (strings, numbers, lists): encoded here in one call.
+        return Response(
+            msgspec.json.encode(view),
+            media_type="application/json",
+            status_code=201 if result.status == "created" else 200,
+        )
 
     @post(
         "/batch",
