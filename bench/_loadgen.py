@@ -8,6 +8,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -17,9 +18,34 @@ class LoadResult:
     elapsed: float = 0.0
     marked_ms: list[float] = field(default_factory=list)  # latencies inside the marked window
 
+    def add(self, other: LoadResult) -> None:
+        """Another turn of the same server: its requests and time added to these."""
+        self.latencies_ms += other.latencies_ms
+        self.marked_ms += other.marked_ms
+        self.elapsed += other.elapsed
+        for status, n in other.statuses.items():
+            self.statuses[status] = self.statuses.get(status, 0) + n
+
     @property
     def rate(self) -> float:
         return len(self.latencies_ms) / self.elapsed if self.elapsed else 0.0
+
+
+class Bodies(Sequence[bytes]):
+    """Bodies handed out in order across every turn, each once: `bodies[i]` is the next one
+    whatever i is (the load generator asks by its own counter)."""
+
+    def __init__(self, bodies: list[bytes]):
+        self._bodies = bodies
+        self._next = 0
+
+    def __len__(self) -> int:
+        return len(self._bodies)
+
+    def __getitem__(self, _: Any) -> Any:
+        body = self._bodies[self._next % len(self._bodies)]
+        self._next += 1
+        return body
 
 
 def request_bytes(path: str, body: bytes, headers: dict[str, str]) -> bytes:

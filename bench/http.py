@@ -27,9 +27,10 @@ import asyncio
 import json
 import statistics
 import time
+from collections.abc import Sequence
 from datetime import date
 
-from _loadgen import LoadResult, run_load
+from _loadgen import Bodies, LoadResult, run_load
 from _servers import (
     ROOT,
     bench_database,
@@ -50,7 +51,7 @@ async def load(
     port: int,
     path: str,
     headers: dict[str, str],
-    bodies: list[bytes],
+    bodies: Sequence[bytes],
     seconds: float,
     batch_body: bytes | None = None,
 ) -> LoadResult:
@@ -94,6 +95,12 @@ def main() -> None:
         default=1,
         help="web processes, the same for the ceiling and the project",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="the ceiling and the project take turns this many times (noise hits both alike)",
+    )
     args = parser.parse_args()
     catalogue = load_catalogue()
     today = date.today()
@@ -113,24 +120,23 @@ def main() -> None:
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         env = server_env(servers)
         env["CEILING_DATABASE_URL"] = servers.database_url
-        count = 40_000
+        # Enough new referrals that the project never sees one twice (a resend is cheaper).
+        count = int(args.seconds * 6_000)
         ceiling_bodies = [
             json.dumps(b).encode()
-            for b in demo_referrals(count, catalogue, today, seed=3, prefix="C")
+            for b in demo_referrals(40_000, catalogue, today, seed=3, prefix="C")
         ]
-        project_bodies = [
-            json.dumps(b).encode()
-            for b in demo_referrals(count, catalogue, today, seed=4, prefix="P")
-        ]
-        loaded_bodies = [
-            json.dumps(b).encode()
-            for b in demo_referrals(count, catalogue, today, seed=5, prefix="L")
-        ]
+        project_bodies = Bodies(
+            [
+                json.dumps(b).encode()
+                for b in demo_referrals(count, catalogue, today, seed=4, prefix="P")
+            ]
+        )
         batch_body = json.dumps(
             {"referrals": demo_referrals(10_000, catalogue, today, seed=6, prefix="B")}
         ).encode()
 
-        port = free_port()
+        c_port, p_port = free_port(), free_port()
         ceiling = [
             sys.executable,
             "-m",
@@ -139,25 +145,37 @@ def main() -> None:
             "--host",
             "127.0.0.1",
             "--port",
-            str(port),
+            str(c_port),
             "--no-access-log",
             "--log-level",
             "warning",
             "--workers",
             str(args.workers),
         ]
-        with running(ceiling, env, port, "/ready"):
-            c = asyncio.run(load(port, "/referrals", headers, ceiling_bodies, args.seconds))
-        port = free_port()
-        project = [*serve_command(port), "--workers", str(args.workers)]
+        project = [*serve_command(p_port), "--workers", str(args.workers)]
         path = "/api/v1/referrals"
-        with running(project, env, port, "/readyz"):
-            p = asyncio.run(load(port, path, headers, project_bodies, args.seconds))
-            loaded = asyncio.run(load(port, path, headers, loaded_bodies, args.seconds, batch_body))
+        turn = args.seconds / args.rounds
+        c, p = LoadResult(), LoadResult()
+        with running(ceiling, env, c_port, "/ready"), running(project, env, p_port, "/readyz"):
+            for round_ in range(args.rounds):
+                # Alternate who goes first, so neither always follows the other's writes.
+                order = ["ceiling", "project"] if round_ % 2 == 0 else ["project", "ceiling"]
+                for side in order:
+                    if side == "ceiling":
+                        c.add(
+                            asyncio.run(load(c_port, "/referrals", headers, ceiling_bodies, turn))
+                        )
+                    else:
+                        p.add(asyncio.run(load(p_port, path, headers, project_bodies, turn)))
+            loaded = asyncio.run(
+                load(p_port, path, headers, project_bodies, args.seconds, batch_body)
+            )
         for name, result in (("ceiling", c), ("project", p), ("project_with_batch", loaded)):
             bad = {s: n for s, n in result.statuses.items() if s not in (200, 201)}
             if bad:
                 raise SystemExit(f"{name}: unexpected statuses {bad}")
+        if p.statuses.get(200) or loaded.statuses.get(200):
+            raise SystemExit("the project was sent a referral twice: raise the body count")
         c_rate, c_lat, p_rate, p_lat = c.rate, c.latencies_ms, p.rate, p.latencies_ms
         during = loaded.marked_ms
         print(f"ceiling_requests_per_s: {c_rate:.0f} requests/s")

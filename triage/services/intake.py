@@ -42,7 +42,7 @@ from triage.services.referral_writes import write_referrals
 from triage.services.wakeups import wake_workers
 
 WRITE_CHUNK = 100  # referrals validated, triaged and written together in a batch
-CHUNK = 20  # referrals validated and triaged between two yields to the event loop
+CHUNK = 10  # referrals validated and triaged between two yields to the event loop
 _singles_in_flight = 0  # single referrals being taken by this process now
 
 
@@ -174,11 +174,11 @@ async def submit_batch(
 
 
 async def _give_way(started: float) -> None:
-    """Between two chunks of a batch: while single referrals are being taken, wait as long
-    as the chunk took, so a batch uses at most half of the process and a single referral is
-    never stuck behind it; otherwise only let the loop turn."""
+    """Between two chunks of a batch: while single referrals are being taken, wait twice as
+    long as the chunk took, so a batch uses at most a third of the process and a single
+    referral is never stuck behind it; otherwise only let the loop turn."""
     if _singles_in_flight:
-        await asyncio.sleep(min(time.perf_counter() - started, 0.05))
+        await asyncio.sleep(min(2 * (time.perf_counter() - started), 0.05))
     else:
         await asyncio.sleep(0)
 
