@@ -64,7 +64,6 @@ def raw_rows(bodies: list[dict[str, Any]], client_id: uuid.UUID) -> RowSet:
             content_hash=referral.content_hash(),
             decision=decision,
             received_at=now,
-            catalogue=catalogue,
         )
         rows.referrals[-1]["reference"] = f"RAW-26-{i:06d}"
     return rows

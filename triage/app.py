@@ -95,7 +95,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         # Created on the server's event loop (asyncpg pools are bound to their loop).
-        engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        # The plain pool below serves keys and intake (the hot path); the engine serves the
+        # other endpoints, with half as many connections (PostgreSQL's default limit is 100).
+        engine = make_engine(settings.database_url, pool_size=max(2, settings.db_pool_size // 2))
         app.state.engine = engine
         app.state.sessions = make_sessionmaker(engine)
         # What start-up made (modules, the catalogue, the calendar) lives as long as the

@@ -35,7 +35,9 @@ class Settings:
     batch_max_items: int = 10_000
     default_per_minute: int = 600
     default_batches_per_minute: int = 20
-    db_pool_size: int = 24  # per web process (plain asyncpg pool for keys and intake)
+    # Per web process: the plain asyncpg pool for keys and intake; half as many (and a
+    # quarter more at peaks) for the other endpoints. Connections open only when needed.
+    db_pool_size: int = 24
     # How long a web process trusts a key it has checked: a revoked key, or a changed limit,
     # takes effect within this many seconds. 0 checks the database on every request.
     key_cache_seconds: int = 1

@@ -188,6 +188,38 @@ async def test_same_external_ref_twice_in_one_batch(
     assert [i["status"] for i in again.json()["items"]] == ["conflict", "existing"]
 
 
+async def test_duplicates_and_existing_across_write_slices(
+    client: Any, make_key: Any, sessions: Any
+) -> None:
+    """A batch is written a slice at a time: a repeat far from its first occurrence (another
+    slice), and one already stored before the batch, are still found."""
+    from triage.services.intake import WRITE_CHUNK
+
+    name, key = await make_key("police")
+    stored = referral()
+    assert (await client.post(BATCH, json={"referrals": [stored]}, headers=bearer(key))).json()[
+        "counts"
+    ]["created"] == 1
+    items = [referral() for _ in range(WRITE_CHUNK * 2 + 5)]
+    first, second = items[3], items[WRITE_CHUNK - 1]
+    items[WRITE_CHUNK + 7] = dict(first)  # same content, next slice
+    items[WRITE_CHUNK * 2 + 2] = dict(second, notes="changed later")  # third slice
+    items[WRITE_CHUNK * 2 + 4] = dict(stored)  # stored before the batch
+    body = (await client.post(BATCH, json={"referrals": items}, headers=bearer(key))).json()
+    statuses = [i["status"] for i in body["items"]]
+    assert statuses[WRITE_CHUNK + 7] == "existing"
+    assert body["items"][WRITE_CHUNK + 7]["id"] == body["items"][3]["id"]
+    assert statuses[WRITE_CHUNK * 2 + 2] == "conflict"
+    assert body["items"][WRITE_CHUNK * 2 + 2]["id"] == body["items"][WRITE_CHUNK - 1]["id"]
+    assert statuses[WRITE_CHUNK * 2 + 4] == "existing"
+    created = len(items) - 3
+    assert body["counts"] == {"created": created, "existing": 2, "invalid": 0, "conflict": 1}
+    assert [i["index"] for i in body["items"]] == list(range(len(items)))
+    assert await referral_count(sessions, name) == created + 1
+    references = [i["reference"] for i in body["items"]]
+    assert len(set(references)) == created + 1
+
+
 async def test_first_of_a_duplicate_pair_invalid(client: Any, make_key: Any, sessions: Any) -> None:
     name, key = await make_key("police")
     good = referral()

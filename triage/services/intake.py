@@ -88,7 +88,7 @@ async def _submit_single(
     item = _Prepared(
         0, referral, triage(referral, caller.source, now, catalogue), referral.content_hash()
     )
-    rows, _ = _rows([item], caller, now, catalogue)
+    rows, _ = _rows([item], caller, now)
     won = await writer.write(rows, _numbering(catalogue, now))
     if won:
         ((referral_id, reference),) = won.items()
@@ -222,7 +222,7 @@ def _numbering(catalogue: Catalogue, now: datetime) -> Numbering:
 
 
 def _rows(
-    items: Sequence[_Prepared], caller: Caller, now: datetime, catalogue: Catalogue
+    items: Sequence[_Prepared], caller: Caller, now: datetime
 ) -> tuple[RowSet, dict[uuid.UUID, _Prepared]]:
     rows = RowSet()
     ids: dict[uuid.UUID, _Prepared] = {}
@@ -238,7 +238,6 @@ def _rows(
             content_hash=item.content_hash,
             decision=item.decision,
             received_at=now,
-            catalogue=catalogue,
         )
     return rows, ids
 
@@ -264,7 +263,7 @@ async def _write(
     rows, ids = RowSet(), {}
     for start in range(0, len(fresh), CHUNK):
         started = time.perf_counter()
-        chunk_rows, chunk_ids = _rows(fresh[start : start + CHUNK], caller, now, catalogue)
+        chunk_rows, chunk_ids = _rows(fresh[start : start + CHUNK], caller, now)
         rows.extend(chunk_rows)
         ids.update(chunk_ids)
         await _give_way(started)

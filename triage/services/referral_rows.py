@@ -11,7 +11,6 @@ from typing import Any
 
 import msgspec
 
-from triage.domain.catalogue import Catalogue
 from triage.domain.decision import Decision
 from triage.domain.planning import NextStep
 from triage.domain.referral import Referral
@@ -51,7 +50,6 @@ def add_referral_rows(
     content_hash: str,
     decision: Decision,
     received_at: datetime,
-    catalogue: Catalogue,
 ) -> None:
     rows.referrals.append(
         {
