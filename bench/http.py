@@ -1,15 +1,19 @@
 """Single-referral HTTP intake against a ceiling (issue: referral intake).
 
-Both servers run under the production settings (uvicorn, one process, access logs as in
-production), with the bench client's rate limit raised. The load is 32 concurrent connections
-for `--seconds` (default 20) of POST /referrals, each with a new referral:
-- project: POST /api/v1/referrals on the real app (validated, triaged, stored with its cases
-  and first contact step, then read back);
+Both servers run under the production server settings: uvicorn with the production image's
+two web processes (`triage serve --workers 2`, deploy/Dockerfile; `--workers` changes both
+sides alike), production logging, the bench client's rate limit raised. The load is 32
+concurrent connections of POST with a new referral each time:
+- project: POST /api/v1/referrals on the real app (validated, triaged, stored with its
+  decision, cases, first contact step, message, alerts and audit event);
 - ceiling: a minimal Litestar endpoint that decodes the same body and does one insert.
-Then the project again while a 10,000-item batch is being taken, for the p99 under that load.
+The two take turns (`--rounds`, default 4, `--seconds` in all for each side), so the noise of
+a shared machine falls on both alike. Then the project again for `--seconds` while a
+10,000-item batch is being taken, for the p99 under that load.
 X = project requests/s / ceiling requests/s (goal >= 0.5; project p99 under 100 ms).
 
-Run: `.venv/bin/python bench/http.py [--seconds 20]` (DATABASE_URL/REDIS_URL or embedded).
+Run: `.venv/bin/python bench/http.py [--seconds 20] [--workers 2]` (DATABASE_URL/REDIS_URL
+or the embedded servers).
 """
 
 from __future__ import annotations
@@ -92,8 +96,9 @@ def main() -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="web processes, the same for the ceiling and the project",
+        default=2,
+        help="web processes, the same for the ceiling and the project (2: the production "
+        "image's `triage serve --workers 2`, deploy/Dockerfile)",
     )
     parser.add_argument(
         "--rounds",
