@@ -83,18 +83,23 @@ class GroupWriter:
     async def _drain(self) -> None:
         me = asyncio.current_task()
         assert me is not None
-        while self._queue:
-            self._busy_since[me] = time.monotonic()
-            numbering = self._queue[0].numbering
-            group = [p for p in self._queue if p.numbering == numbering][: self._max_group]
-            taken = {id(p) for p in group}
-            self._queue = [p for p in self._queue if id(p) not in taken]
-            try:
-                await self._write_group(numbering, group)
-            except BaseException as stopped:  # cancelled at shutdown: answer, never hang
-                for pending in group:
-                    _settle(pending, error=stopped)
-                raise
+        try:
+            while self._queue:
+                self._busy_since[me] = time.monotonic()
+                numbering = self._queue[0].numbering
+                group = [p for p in self._queue if p.numbering == numbering][: self._max_group]
+                taken = {id(p) for p in group}
+                self._queue = [p for p in self._queue if id(p) not in taken]
+                try:
+                    await self._write_group(numbering, group)
+                except BaseException as stopped:  # cancelled at shutdown: answer, never hang
+                    for pending in group:
+                        _settle(pending, error=stopped)
+                    raise
+        finally:
+            # Off the list in the same step that found the queue empty: a write queued after
+            # this (before a done-callback would run) must start a writer of its own.
+            self._finished(me)
 
     async def _write_group(self, numbering: Numbering, group: list[_Pending]) -> None:
         rows = RowSet()
