@@ -17,6 +17,7 @@ class LoadResult:
     statuses: dict[int, int] = field(default_factory=dict)
     elapsed: float = 0.0
     marked_ms: list[float] = field(default_factory=list)  # latencies inside the marked window
+    batch_seconds: float = 0.0  # how long the marked window (a batch) lasted
 
     def add(self, other: LoadResult) -> None:
         """Another turn of the same server: its requests and time added to these."""

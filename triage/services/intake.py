@@ -41,7 +41,7 @@ from triage.services.referral_rows import RowSet, add_referral_rows
 from triage.services.referral_writes import write_referrals
 from triage.services.wakeups import wake_workers
 
-WRITE_CHUNK = 100  # referrals validated, triaged and written together in a batch
+WRITE_CHUNK = 50  # referrals validated, triaged and written together in a batch
 CHUNK = 10  # referrals validated and triaged between two yields to the event loop
 _singles_in_flight = 0  # single referrals being taken by this process now
 
@@ -267,6 +267,7 @@ async def _write(
         rows.extend(chunk_rows)
         ids.update(chunk_ids)
         await _give_way(started)
+    started = time.perf_counter()
     won = await write_referrals(
         db,
         rows,
@@ -275,6 +276,7 @@ async def _write(
         digits=numbering.digits,
         actor=f"client:{caller.client_id}",
     )
+    await _give_way(started)  # the database's share too: its statement took this long
     lost = [item.referral.external_ref for i, item in ids.items() if i not in won]
     if lost:
         # A concurrent request took these external_refs first: theirs stand.
