@@ -16,12 +16,21 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.engine import plain_url
 
+# A request never waits longer than these for the database: past them it answers 503 with
+# Retry-After (an acquire or statement timeout is a TimeoutError, see db.errors).
+CONNECT_SECONDS = 10
+ACQUIRE_SECONDS = 10
+STATEMENT_SECONDS = 30
+# A row lock held by another transaction (a batch carrying the same external_ref, say) is
+# waited for this long; then the statement fails and is retried or answered 503, instead of
+# holding up every referral that shares its statement.
+LOCK_TIMEOUT = "1s"
+
 
 async def _reset(connection: asyncpg.Connection) -> None:
-    # asyncpg's default reset sends RESET ALL, UNLISTEN and more on every release: one round
-    # trip per request for state we never set. An open transaction is still never handed on.
-    if connection.is_in_transaction():
-        await connection.execute("ROLLBACK")
+    """Nothing: asyncpg has already rolled back any open transaction before calling this.
+    Its default reset sends RESET ALL, UNLISTEN and more on every release, a round trip per
+    request for session state this pool never sets."""
 
 
 async def make_pool(url: str, size: int) -> asyncpg.Pool:
@@ -33,9 +42,18 @@ async def make_pool(url: str, size: int) -> asyncpg.Pool:
         reset=_reset,
         # A connection unused for a while is closed, and opened again when needed.
         max_inactive_connection_lifetime=300,
+        timeout=CONNECT_SECONDS,
+        command_timeout=STATEMENT_SECONDS,
+        server_settings={"lock_timeout": LOCK_TIMEOUT},
     )
     assert pool is not None
     return pool
+
+
+def connection(pool: asyncpg.Pool) -> Any:
+    """`async with connection(pool) as db:` a connection, or TimeoutError (503) when none is
+    free within ACQUIRE_SECONDS."""
+    return pool.acquire(timeout=ACQUIRE_SECONDS)
 
 
 @asynccontextmanager

@@ -17,7 +17,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from redis.asyncio import Redis
 
 from db.engine import make_engine, make_sessionmaker
-from db.pool import make_pool
+from db.pool import connection, make_pool
 from triage.api.aa import AppropriateAdultController
 from triage.api.dev_outbox import dev_outbox
 from triage.api.notify_callback import notify_callback
@@ -41,8 +41,8 @@ async def healthz() -> dict[str, str]:
 @get("/readyz", include_in_schema=False)
 async def readyz(state: State) -> Any:
     try:
-        async with state.pg.acquire() as connection:
-            await connection.fetchval("SELECT 1")
+        async with connection(state.pg) as db:
+            await db.fetchval("SELECT 1")
         await state.redis.ping()
     except Exception:
         return problem(

@@ -36,8 +36,9 @@ class Settings:
     default_per_minute: int = 600
     default_batches_per_minute: int = 20
     # Per web process: the plain asyncpg pool for keys and intake; half as many (and a
-    # quarter more at peaks) for the other endpoints. Connections open only when needed.
-    db_pool_size: int = 24
+    # quarter more at peaks) for the other endpoints; so 28 at most for 16. Connections open
+    # only when needed (two web processes a container stay well under PostgreSQL's 100).
+    db_pool_size: int = 16
     # How long a web process trusts a key it has checked: a revoked key, or a changed limit,
     # takes effect within this many seconds. 0 checks the database on every request.
     key_cache_seconds: int = 1
@@ -64,7 +65,7 @@ def load_settings() -> Settings:
         notify_template_ids=os.environ.get("NOTIFY_TEMPLATE_IDS", ""),
         notify_per_minute=_int("NOTIFY_PER_MINUTE", 3000),
         claim_lease_seconds=_int("TRIAGE_CLAIM_LEASE_SECONDS", 120),
-        db_pool_size=_int("TRIAGE_DB_POOL_SIZE", 24),
+        db_pool_size=_int("TRIAGE_DB_POOL_SIZE", 16),
         key_cache_seconds=_int("TRIAGE_KEY_CACHE_SECONDS", 1),
         log_json=os.environ.get("TRIAGE_LOG_FORMAT", "json" if env == "production" else "console")
         == "json",

@@ -435,3 +435,101 @@ async def test_write_arriving_as_the_writer_finishes_is_written(
             assert await writer.write(built(), numbering)
         assert await late
     assert not stranded, "a write was left in the queue with no writer to take it"
+
+
+async def test_too_many_waiting_is_writer_busy(
+    pool: asyncpg.Pool, police: Police, sessions: Any
+) -> None:
+    """Past max_queue waiting referrals a request is refused at once (503 and Retry-After
+    at the API) instead of joining a queue the database is not keeping up with."""
+    from triage.services.group_writes import WriterBusy
+
+    writer = ObservedWriter(pool, writers=1, max_queue=2)
+    writer.release.clear()  # the first statement holds; the next referrals wait behind it
+    first = asyncio.create_task(_submit(writer, police, referral()))
+    async with asyncio.timeout(TIMEOUT):
+        await writer.entered.wait()
+    waiting = [asyncio.create_task(_submit(writer, police, referral())) for _ in range(2)]
+    await writer.until_queued(3)
+    with pytest.raises(WriterBusy):
+        await _submit(writer, police, referral())
+    writer.release.set()
+    async with asyncio.timeout(TIMEOUT):
+        results = await asyncio.gather(first, *waiting)
+    assert [r.status for r in results] == ["created"] * 3
+    assert len(await _stored(sessions, police)) == 3
+
+
+async def test_a_row_locked_elsewhere_fails_alone_and_quickly(
+    pool: asyncpg.Pool, police: Police, sessions: Any, servers: Any
+) -> None:
+    """A referral whose external_ref another open transaction is writing (a batch, say)
+    waits at most the pool's lock_timeout, then fails on its own (503 at the API: try again);
+    the referrals that shared its statement are written."""
+    from db.errors import try_again_later
+    from db.pool import LOCK_TIMEOUT
+
+    body = referral()
+    # Another transaction takes the external_ref first and stays open.
+    holder = await asyncpg.connect(_plain(servers.database_url))
+    held = holder.transaction()
+    await held.start()
+    try:
+        holder_pool = _OneConnection(holder)
+        batch = await submit_batch_in(holder_pool, police, [copy.deepcopy(body)])
+        assert batch[0].status == "created"
+
+        writer = ObservedWriter(pool, writers=1)
+        writer.release.clear()
+        others = [referral() for _ in range(5)]
+        blocked = asyncio.create_task(_submit(writer, police, copy.deepcopy(body)))
+        rest = [asyncio.create_task(_submit(writer, police, b)) for b in others]
+        await writer.until_queued(6)
+        writer.release.set()
+        started = asyncio.get_running_loop().time()
+        async with asyncio.timeout(TIMEOUT):
+            outcome = await asyncio.gather(blocked, *rest, return_exceptions=True)
+        waited = asyncio.get_running_loop().time() - started
+    finally:
+        await held.rollback()
+        await holder.close()
+    error = outcome[0]
+    assert isinstance(error, BaseException) and try_again_later(error), error
+    assert [getattr(r, "status", r) for r in outcome[1:]] == ["created"] * 5
+    # Waited for the lock about lock_timeout (once shared, once alone), never for the holder.
+    assert waited < 4 * float(LOCK_TIMEOUT.rstrip("s")) + 2, waited
+    stored = await _stored(sessions, police)
+    assert len(stored) == 5  # the holder rolled back; the blocked one wrote nothing
+
+
+def _plain(url: str) -> str:
+    from db.engine import plain_url
+
+    return plain_url(url)
+
+
+class _OneConnection:
+    """A pool of one connection already in a transaction (what submit_batch acquires)."""
+
+    def __init__(self, connection: asyncpg.Connection):
+        self._connection = connection
+
+    def acquire(self, timeout: float | None = None) -> Any:
+        connection = self._connection
+
+        class _Held:
+            async def __aenter__(self) -> asyncpg.Connection:
+                return connection
+
+            async def __aexit__(self, *_: Any) -> None:
+                return None
+
+        return _Held()
+
+
+async def submit_batch_in(pool: Any, police: Police, bodies: list[dict[str, Any]]) -> Any:
+    """A batch written inside the holder's open transaction (its own becomes a savepoint)."""
+    from triage.services.catalogues import current_catalogue
+    from triage.services.intake import submit_batch
+
+    return await submit_batch(pool, police.caller, bodies, current_catalogue())

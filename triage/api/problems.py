@@ -11,10 +11,12 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from db.errors import try_again_later
 from triage.domain.problems import InvalidInput, Problem, problem_body
+from triage.services.group_writes import WriterBusy
 from triage.services.updates import NotFound, NotOpen
 
 _log = structlog.get_logger("triage.errors")
@@ -106,37 +108,8 @@ def on_database_down(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]
     )
 
 
-# SQLSTATE classes that mean "the database cannot be reached or used now", not "the request
-# is wrong": connection exceptions, insufficient resources, operator intervention (shutdown,
-# starting up), invalid authorisation, and a database that does not exist.
-_UNREACHABLE_SQLSTATES = ("08", "53", "57P", "28", "3D000")
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """Whether an error means the database (or Redis) is out of reach: a 503, not a 500."""
-    if isinstance(exc, ConnectionError | OSError | RedisConnectionError | RedisTimeoutError):
-        return True
-    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    # asyncpg's own exception, raised by the plain pool or wrapped by SQLAlchemy's adapter:
-    # look down the chain.
-    seen: BaseException | None = exc.orig if isinstance(exc, DBAPIError) else exc
-    for _depth in range(5):
-        if seen is None:
-            break
-        if isinstance(seen, ConnectionError | OSError):
-            return True
-        sqlstate = getattr(seen, "sqlstate", None)
-        if isinstance(sqlstate, str) and sqlstate.startswith(_UNREACHABLE_SQLSTATES):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
 def on_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    if _unreachable(exc):
+    if try_again_later(exc):
         return on_database_down(_, exc)
     # Where it failed, never the exception's message: it can quote the data sent.
     frames = [
@@ -178,5 +151,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     OSError: on_database_down,
     RedisConnectionError: on_database_down,
     RedisTimeoutError: on_database_down,
+    WriterBusy: on_database_down,
     Exception: on_unexpected,
 }

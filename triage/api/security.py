@@ -8,6 +8,7 @@ from typing import Any
 
 from litestar import Request
 
+from db.pool import connection
 from triage.api.problems import ApiProblem
 from triage.api.rate_limits import RateLimiter
 from triage.services.api_keys import Caller, authenticate
@@ -28,8 +29,8 @@ async def caller_for(request: Request[Any, Any, Any], scope: str, *, batch: bool
     token = token.strip()
     caller: Caller | None = state.key_cache.get(token)
     if caller is None:
-        async with state.pg.acquire() as connection:
-            caller = await authenticate(connection, state.settings.secret_key, token)
+        async with connection(state.pg) as db:
+            caller = await authenticate(db, state.settings.secret_key, token)
         if caller is not None:
             state.key_cache.put(token, caller)
     if caller is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 import phonenumbers
 
@@ -40,7 +39,6 @@ def is_drama_number(number: phonenumbers.PhoneNumber) -> bool:
     return any(low <= national <= high for low, high in OFCOM_DRAMA_RANGES)
 
 
-@lru_cache(maxsize=4096)  # a resend or an update repeats the number; parsing is slow
 def normalise_phone(text: str) -> str | None:
     """E.164 for a number that can be dialled (UK default), else None."""
     try:

@@ -19,6 +19,8 @@ from typing import Any
 
 import asyncpg
 
+from db.errors import out_of_reach
+from db.pool import connection
 from triage.services.referral_rows import RowSet
 from triage.services.referral_writes import write_referrals
 
@@ -28,6 +30,11 @@ MAX_GROUP = 64  # referrals in one statement
 # a lock, say), so one slow statement never holds up every referral behind it.
 WRITERS = 4
 STUCK_AFTER = 0.05  # seconds
+MAX_QUEUE = 2000  # referrals waiting in one process; beyond it, 503 and Retry-After
+
+
+class WriterBusy(RuntimeError):
+    """The database is not keeping up: the client should try again shortly."""
 
 
 @dataclass(frozen=True)
@@ -47,17 +54,30 @@ class _Pending:
 
 
 class GroupWriter:
-    def __init__(self, pool: asyncpg.Pool, *, writers: int = WRITERS, max_group: int = MAX_GROUP):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        writers: int = WRITERS,
+        max_group: int = MAX_GROUP,
+        max_queue: int = MAX_QUEUE,
+    ):
         self.pool = pool
         self._writers = writers
         self._max_group = max_group
+        self._max_queue = max_queue
         self._queue: list[_Pending] = []
         self._running: set[asyncio.Task[None]] = set()
         self._busy_since: dict[asyncio.Task[Any], float] = {}  # writer -> its statement's start
 
     async def write(self, rows: RowSet, numbering: Numbering) -> dict[uuid.UUID, str]:
         """Write `rows` (one referral's); the ids the unique index let in, with references."""
+        if len(self._queue) >= self._max_queue:
+            raise WriterBusy("too many referrals waiting to be written")
         future: asyncio.Future[dict[uuid.UUID, str]] = asyncio.get_running_loop().create_future()
+        # If the requester has gone, nobody reads the outcome: take it here, so an error
+        # is not reported as "never retrieved".
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
         self._queue.append(_Pending(numbering, rows, future))
         if self._needs_writer():
             task = asyncio.create_task(self._drain())
@@ -108,10 +128,13 @@ class GroupWriter:
         try:
             won = await self._statement(rows, numbering)
         except Exception as error:
-            if len(group) == 1:
-                _settle(group[0], error=error)
+            if len(group) == 1 or out_of_reach(error):
+                # Out of reach: one by one would only fail slower. Every request answers 503.
+                for pending in group:
+                    _settle(pending, error=error)
                 return
-            # Nothing of the shared statement was written: try each on its own.
+            # Nothing of the shared statement was written (a bad row, a lock waited on too
+            # long, a deadlock): try each on its own.
             for pending in group:
                 try:
                     _settle(pending, await self._statement(pending.rows, numbering))
@@ -122,14 +145,13 @@ class GroupWriter:
             _settle(pending, won)
 
     async def _statement(self, rows: RowSet, numbering: Numbering) -> dict[uuid.UUID, str]:
-        async with self.pool.acquire() as connection:
+        async with connection(self.pool) as db:
             return await write_referrals(
-                connection,
+                db,
                 rows,
                 sequence=numbering.sequence,
                 prefix=numbering.prefix,
                 digits=numbering.digits,
-                actor="api",
             )
 
 

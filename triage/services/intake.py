@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from db.pool import connection
 from triage.domain.catalogue import Catalogue
 from triage.domain.decision import Decision
 from triage.domain.engine import triage
@@ -43,6 +44,7 @@ from triage.services.wakeups import wake_workers
 
 WRITE_CHUNK = 50  # referrals validated, triaged and written together in a batch
 CHUNK = 10  # referrals validated and triaged between two yields to the event loop
+BATCH_LOCK_TIMEOUT = "25s"  # under the pool's statement timeout (db.pool)
 _singles_in_flight = 0  # single referrals being taken by this process now
 
 
@@ -97,7 +99,7 @@ async def _submit_single(
             0, "created", referral_id, reference, view=_view(rows, referral_id, reference)
         )
     # Another request took this external_ref first: theirs stands.
-    async with writer.pool.acquire() as db:
+    async with connection(writer.pool) as db:
         existing = await _existing(db, caller.client_id, [referral.external_ref])
     return _against_existing(item, existing[referral.external_ref])
 
@@ -136,7 +138,10 @@ async def submit_batch(
     # hundreds of thousands of objects, and the garbage collector's passes over them hold
     # the event loop). The next slice is validated while the last one is being written.
     started = time.perf_counter()
-    async with pool.acquire() as db, db.transaction():
+    async with connection(pool) as db, db.transaction():
+        # A batch may wait for rows another batch holds (the same external_refs) longer
+        # than a single referral's statement is let to.
+        await db.execute(f"SET LOCAL lock_timeout = '{BATCH_LOCK_TIMEOUT}'")
         writing: asyncio.Task[_Written] | None = None
         written_items: list[_Prepared] = []
         try:
@@ -166,6 +171,8 @@ async def submit_batch(
                 writing.cancel()
                 with contextlib.suppress(BaseException):
                     await writing
+            elif writing is not None and not writing.cancelled():
+                writing.exception()  # taken here: the error that ended the batch is raised
     for item in duplicates:
         results[item.index] = _against_existing(item, settled[item.referral.external_ref])
     if any(r is not None and r.status == "created" for r in results):
@@ -207,10 +214,10 @@ async def _ready(pool: asyncpg.Pool, catalogue: Catalogue) -> datetime:
     now = production_now()
     if now is not None and is_recorded(catalogue) and has_sequence(prefix, now):
         return now
-    async with pool.acquire() as connection:
-        await record_catalogue(connection, catalogue)
-        now = await service_now(connection)
-        await ensure_sequence(connection, prefix, now)
+    async with connection(pool) as db:
+        await record_catalogue(db, catalogue)
+        now = await service_now(db)
+        await ensure_sequence(db, prefix, now)
     return now
 
 
@@ -274,7 +281,6 @@ async def _write(
         sequence=numbering.sequence,
         prefix=numbering.prefix,
         digits=numbering.digits,
-        actor=f"client:{caller.client_id}",
     )
     await _give_way(started)  # the database's share too: its statement took this long
     lost = [item.referral.external_ref for i, item in ids.items() if i not in won]

@@ -72,7 +72,7 @@ _CHILDREN = (
 
 
 # Positional parameters, in this order (asyncpg).
-_PARAMS = ("sequence", "prefix", "digits", "actor", "referrals", *(t for t, _ in _CHILDREN))
+_PARAMS = ("sequence", "prefix", "digits", "referrals", *(t for t, _ in _CHILDREN))
 
 
 def _p(name: str) -> str:
@@ -106,10 +106,10 @@ incoming AS (
     FROM json_populate_recordset(NULL::{table}, CAST({_p(table)} AS json)) AS x
     JOIN inserted ON inserted.id = x.referral_id
 )""")
-    parts.append(f"""
+    parts.append("""
 audit_written AS (
     INSERT INTO audit_events (actor, action, record_type, record_id)
-    SELECT COALESCE('client:' || inserted.client_id::text, {_p("actor")}),
+    SELECT COALESCE('client:' || inserted.client_id::text, 'intake'),
            'referral.created', 'referral', inserted.id::text
     FROM inserted
 )""")
@@ -130,17 +130,15 @@ async def write_referrals(
     sequence: str,
     prefix: str,
     digits: int,
-    actor: str,
 ) -> dict[uuid.UUID, str]:
     """Insert everything in `rows`; the ids the unique index let in, with their references.
-    The audit actor is the referral's API client, or `actor` for one without."""
+    The audit actor is the referral's API client."""
     if not rows.referrals:
         return {}
     values = {
         "sequence": sequence,
         "prefix": prefix,
         "digits": str(digits),
-        "actor": actor,
         "referrals": _json(rows.referrals),
         "triage_decisions": _json(rows.decisions),
         "cases": _json(rows.cases),

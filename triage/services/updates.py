@@ -25,7 +25,7 @@ from triage.domain.statuses import (
 )
 from triage.domain.validation import validate_referral
 from triage.services.api_keys import Caller
-from triage.services.catalogues import record_catalogue
+from triage.services.catalogues import is_recorded, record_catalogue
 from triage.services.clock import service_now
 from triage.services.referral_rows import P1_ALERT_AFTER, RowSet, add_step_rows, facts_json
 
@@ -160,8 +160,9 @@ async def apply_update(
     patch: Any,
     catalogue: Catalogue,
 ) -> None:
-    async with driver_connection(sessions) as connection:
-        await record_catalogue(connection, catalogue)
+    if not is_recorded(catalogue):
+        async with driver_connection(sessions) as connection:
+            await record_catalogue(connection, catalogue)
     async with sessions() as db:
         referral = await _locked(db, caller, referral_id)
         if referral.status in ("withdrawn", "closed"):
