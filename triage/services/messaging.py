@@ -621,19 +621,7 @@ async def next_channel(
     for channel in later:
         if channel == "phone" or channel not in texts:
             continue  # a call is staff's; a channel the template has no text for cannot go
-        await db.execute(
-            insert(models.Message).values(
-                id=uuid.uuid4(),
-                referral_id=message.referral_id,
-                contact_step_id=message.contact_step_id,
-                purpose=message.purpose,
-                channel=channel,
-                template=message.template,
-                status="queued",
-                due_at=now,
-                tries=message.tries,
-            )
-        )
+        await _queue_copy(db, message, channel, due_at=now, tries=message.tries)
         return
 
 
@@ -641,18 +629,12 @@ async def resend(db: AsyncSession, message: models.Message, now: datetime) -> bo
     """After a temporary or technical failure receipt: a new row (a new reference), later."""
     if message.tries >= MAX_TRIES:
         return False
-    await db.execute(
-        insert(models.Message).values(
-            id=uuid.uuid4(),
-            referral_id=message.referral_id,
-            contact_step_id=message.contact_step_id,
-            purpose=message.purpose,
-            channel=message.channel,
-            template=message.template,
-            status="queued",
-            due_at=now + backoff(message.tries + 1),
-            tries=message.tries + 1,
-        )
+    await _queue_copy(
+        db,
+        message,
+        message.channel,
+        due_at=now + backoff(message.tries + 1),
+        tries=message.tries + 1,
     )
     return True
 
@@ -674,3 +656,22 @@ async def deliver_all(
         for result in results.values():
             counts[result] = counts.get(result, 0) + 1
     return counts
+
+
+async def _queue_copy(
+    db: AsyncSession, message: models.Message, channel: str, *, due_at: datetime, tries: int
+) -> None:
+    """A new queued row (a new reference) for the same step, purpose and template."""
+    await db.execute(
+        insert(models.Message).values(
+            id=uuid.uuid4(),
+            referral_id=message.referral_id,
+            contact_step_id=message.contact_step_id,
+            purpose=message.purpose,
+            channel=channel,
+            template=message.template,
+            status="queued",
+            due_at=due_at,
+            tries=tries,
+        )
+    )
