@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,7 +16,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from db.migrate import upgrade
-from triage.devstack import EmbeddedStack, create_database, drop_database, wait_ready
+from triage.devstack import (  # noqa: F401 - free_port is the benches' too
+    EmbeddedStack,
+    create_database,
+    drop_database,
+    free_port,
+    wait_ready,
+)
 
 
 @dataclass
@@ -42,12 +47,6 @@ def bench_database() -> Iterator[BenchServers]:
         drop_database(url)
         if stack is not None:
             stack.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def server_env(servers: BenchServers) -> dict[str, str]:

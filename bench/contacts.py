@@ -40,23 +40,20 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from _servers import ROOT, BenchServers, bench_database, free_port
+from _servers import ROOT, BenchServers, bench_database, free_port, server_env
+
+from triage.domain import vocabulary
 
 STUB = ROOT / "tests" / "stubs" / "notify_stub.py"
 LOGS = ROOT / ".triage-data"
 MESSAGES_PER_REFERRAL = 50
-DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS = list(vocabulary.DAYS)
 TEMPLATES = {"sms": str(uuid.uuid4()), "email": str(uuid.uuid4()), "letter": str(uuid.uuid4())}
 
 
 def worker_env(servers: BenchServers, stub_url: str) -> dict[str, str]:
     return {
-        **os.environ,
-        "DATABASE_URL": servers.database_url,
-        "REDIS_URL": servers.redis_url,
-        "TRIAGE_SECRET_KEY": servers.secret,
-        "TRIAGE_ENV": "production",
-        "TRIAGE_LOG_FORMAT": "json",
+        **server_env(servers),
         "TRIAGE_NOTIFIER": "notify",
         "NOTIFY_BASE_URL": stub_url,
         "NOTIFY_API_KEY": f"bench-{uuid.uuid4()}-{uuid.uuid4()}",

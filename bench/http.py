@@ -36,7 +36,6 @@ from datetime import date
 
 from _loadgen import Bodies, LoadResult, run_load
 from _servers import (
-    ROOT,
     bench_database,
     free_port,
     make_client_key,
@@ -200,5 +199,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    _ = ROOT
     main()

@@ -13,7 +13,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 # authorisation (28), a database that does not exist (3D000), and the transient ones a retry
 # fixes: serialization failure and deadlock (40), lock not available (55P03, our
 # lock_timeout), statement cancelled (57014, a statement or lock timeout).
-_TRANSIENT_SQLSTATES = ("08", "53", "57P", "28", "3D000", "40", "55P03", "57014")
+_UNREACHABLE_SQLSTATES = ("08", "53", "57P", "28", "3D000")
+_TRANSIENT_SQLSTATES = (*_UNREACHABLE_SQLSTATES, "40", "55P03", "57014")
 
 
 def try_again_later(exc: BaseException) -> bool:
@@ -44,4 +45,4 @@ def out_of_reach(exc: BaseException) -> bool:
     if isinstance(exc, ConnectionError | OSError):
         return True
     sqlstate = getattr(exc, "sqlstate", None)
-    return isinstance(sqlstate, str) and sqlstate.startswith(("08", "53", "57P", "28", "3D000"))
+    return isinstance(sqlstate, str) and sqlstate.startswith(_UNREACHABLE_SQLSTATES)

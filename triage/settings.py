@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 
@@ -31,10 +31,6 @@ class Settings:
     # How long a claimed step or message is held before another sweep may take it again.
     claim_lease_seconds: int = 120
     single_body_limit: int = 1024 * 1024
-    batch_body_limit: int = 32 * 1024 * 1024
-    batch_max_items: int = 10_000
-    default_per_minute: int = 600
-    default_batches_per_minute: int = 20
     # Per web process: the plain asyncpg pool for keys and intake; half as many (and a
     # quarter more at peaks) for the other endpoints; so 28 at most for 16. Connections open
     # only when needed (two web processes a container stay well under PostgreSQL's 100).
@@ -43,7 +39,6 @@ class Settings:
     # takes effect within this many seconds. 0 checks the database on every request.
     key_cache_seconds: int = 1
     log_json: bool = True
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_production(self) -> bool:

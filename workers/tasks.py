@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from triage.services import audit
 from triage.services.clock import service_now
@@ -16,7 +16,10 @@ from triage.services.sweeper import purge_rendered, run_step, sweep
 from workers.celery_app import celery_app
 from workers.runtime import run, runtime
 
-RETRY_ON = (OperationalError, InterfaceError, DBAPIError, ConnectionError, OSError)
+RETRY_ON = (
+    DBAPIError,
+    OSError,
+)  # DBAPIError holds Operational/InterfaceError; OSError, ConnectionError
 RETRY = {
     "autoretry_for": RETRY_ON,
     "retry_backoff": 2,

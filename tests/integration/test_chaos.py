@@ -31,26 +31,20 @@ import pytest
 from helpers import referral
 from sqlalchemy import text
 
+from triage.devstack import free_port
+from triage.domain.vocabulary import DAYS
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 STUB = ROOT / "tests" / "stubs" / "notify_stub.py"
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
-DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 # A syntactically valid Notify key: name-<service id>-<secret>; the stub does not verify it.
 NOTIFY_KEY = f"chaos_test-{uuid.uuid4()}-{uuid.uuid4()}"
 TEMPLATES = {"sms": str(uuid.uuid4()), "email": str(uuid.uuid4()), "letter": str(uuid.uuid4())}
 CALLBACK_TOKEN = "chaos-callback-" + uuid.uuid4().hex
 LEASE_SECONDS = 5
 SENT = ("accepted", "delivered")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -130,7 +124,7 @@ def _env(servers: Any, chaos_db: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def api(servers: Any, chaos_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real app (`triage serve`), for the delivery receipts the stub posts."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("chaos-api") / "api.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -181,7 +175,7 @@ class Stub:
 
 
 def start_stub(directory: Path, callback: str | None = None) -> Stub:
-    port = _free_port()
+    port = free_port()
     log_path = directory / f"stub-{port}.log"
     args = [PYTHON, str(STUB), "--port", str(port), "--db", str(directory / f"stub-{port}.db")]
     if callback:
@@ -369,7 +363,7 @@ async def _seed(sessions: Any, count: int, per_referral: int) -> list[uuid.UUID]
         referral(
             **{
                 "contact.channels": ["phone", "sms", "email"],
-                "contact.safe_times": [{"days": DAYS, "from": "00:00", "to": "00:00"}],
+                "contact.safe_times": [{"days": list(DAYS), "from": "00:00", "to": "00:00"}],
             }
         )
         for _ in range(max(1, count // per_referral))

@@ -15,6 +15,7 @@ from typing import Any
 
 from triage.domain import validation as v
 from triage.domain.problems import Problem
+from triage.domain.vocabulary import DAYS
 
 LIST_COLUMNS = {
     "victim.vulnerabilities",
@@ -34,7 +35,6 @@ BOOL_COLUMNS = {
 }
 INT_COLUMNS = {"victim.age", "risk.dash_score"}
 CSV_ROWS_PER_YIELD = 500
-DAY_ORDER = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
 def known_columns() -> list[str]:
@@ -153,9 +153,9 @@ def _window(text: str) -> Any:
     for chunk in days_part.replace(" ", "").split(","):
         if "-" in chunk:
             first, _, last = chunk.partition("-")
-            if first in DAY_ORDER and last in DAY_ORDER:
-                i, j = DAY_ORDER.index(first), DAY_ORDER.index(last)
-                days += DAY_ORDER[i : j + 1] if i <= j else DAY_ORDER[i:] + DAY_ORDER[: j + 1]
+            if first in DAYS and last in DAYS:
+                i, j = DAYS.index(first), DAYS.index(last)
+                days += DAYS[i : j + 1] if i <= j else DAYS[i:] + DAYS[: j + 1]
                 continue
         days.append(chunk)
     return {"days": days, "from": start, "to": end}

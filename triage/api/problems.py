@@ -9,10 +9,6 @@ from typing import Any
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from db.errors import try_again_later
 from triage.domain.problems import InvalidInput, Problem, problem_body
@@ -144,13 +140,8 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ApiProblem: on_api_problem,
     InvalidInput: on_invalid,
     HTTPException: on_http,
-    OperationalError: on_database_down,
-    InterfaceError: on_database_down,
-    PoolTimeout: on_database_down,
-    ConnectionError: on_database_down,
-    OSError: on_database_down,
-    RedisConnectionError: on_database_down,
-    RedisTimeoutError: on_database_down,
     WriterBusy: on_database_down,
+    # Database and Redis errors that mean "try again later" are told apart once, by
+    # db.errors.try_again_later, in on_unexpected.
     Exception: on_unexpected,
 }

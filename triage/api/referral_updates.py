@@ -8,10 +8,9 @@ from typing import Any
 from litestar import Controller, Request, get, patch, post
 from litestar.params import FromPath
 
-from triage.api.problems import ApiProblem
 from triage.api.referrals import SINGLE_LIMIT, read_json
 from triage.api.security import caller_for
-from triage.domain.problems import Problem
+from triage.domain.problems import InvalidInput, Problem
 from triage.services import referral_views, updates
 
 
@@ -19,7 +18,7 @@ def _id(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise ApiProblem(404, "not-found", "Not found", "no such referral") from None
+        raise updates.NotFound("no such referral") from None
 
 
 class ReferralUpdateController(Controller):
@@ -61,12 +60,8 @@ class ReferralUpdateController(Controller):
         body = await read_json(request)
         reason = body.get("reason") if isinstance(body, dict) else None
         if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
-            raise ApiProblem(
-                422,
-                "validation",
-                "Invalid withdrawal",
-                "1 problem",
-                [Problem("reason", "is required (at most 500 characters)")],
+            raise InvalidInput(
+                [Problem("reason", "is required (at most 500 characters)")], "Invalid withdrawal"
             )
         target = _id(referral_id)
         await updates.withdraw(request.app.state.sessions, caller, target, reason.strip())
@@ -86,5 +81,5 @@ class ReferralUpdateController(Controller):
         async with request.app.state.sessions() as db:
             view = await referral_views.get_for_client(db, client_id, referral_id)
         if view is None:
-            raise ApiProblem(404, "not-found", "Not found", "no such referral")
+            raise updates.NotFound("no such referral")
         return view

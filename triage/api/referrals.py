@@ -13,7 +13,7 @@ from litestar.params import FromQuery
 from triage.api.csv_batch import CSV_DOC, CsvProblem, parse_csv
 from triage.api.problems import ApiProblem
 from triage.api.security import caller_for
-from triage.domain.problems import Problem
+from triage.domain.problems import InvalidInput, Problem
 from triage.services import intake, referral_views
 
 SINGLE_LIMIT = 1024 * 1024
@@ -46,12 +46,8 @@ async def read_json(request: Request[Any, Any, Any], shape: type[Any] = Any) -> 
     try:
         return msgspec.json.decode(raw, type=shape)
     except msgspec.ValidationError:
-        raise ApiProblem(
-            422,
-            "validation",
-            "Invalid batch",
-            "1 problem",
-            [Problem("referrals", "must be a list of referrals")],
+        raise InvalidInput(
+            [Problem("referrals", "must be a list of referrals")], "Invalid batch"
         ) from None
     except (msgspec.DecodeError, UnicodeDecodeError):
         # A fixed sentence: the decoder's own message is not for an answer that might quote it.
@@ -196,7 +192,7 @@ class ReferralController(Controller):
             except referral_views.BadCursor:
                 problems.append(Problem("cursor", "is not a cursor this service gave"))
         if problems:
-            raise ApiProblem(422, "validation", "Invalid query", _count(len(problems)), problems)
+            raise InvalidInput(problems, "Invalid query")
         async with request.app.state.sessions() as db:
             if external_ref is not None:
                 items = await referral_views.by_external_ref(db, caller.client_id, external_ref)
@@ -205,7 +201,3 @@ class ReferralController(Controller):
                 db, caller.client_id, since, cursor, page_size
             )
         return {"items": items, "next_cursor": next_cursor}
-
-
-def _count(n: int) -> str:
-    return f"{n} problem" + ("" if n == 1 else "s")
