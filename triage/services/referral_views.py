@@ -63,7 +63,7 @@ async def views(db: AsyncSession, referrals: Sequence[models.Referral]) -> list[
             r.status,
             r.received_at,
             r.updated_at,
-            _with_current_flags(decisions.get(r.id), r),
+            _current_triage(decisions.get(r.id), r),
             cases[r.id],
         )
         for r in referrals
@@ -112,7 +112,7 @@ def referral_view(
     }
 
 
-def _with_current_flags(
+def _current_triage(
     decision: dict[str, Any] | None, referral: models.Referral
 ) -> dict[str, Any] | None:
     if decision is None:
@@ -120,6 +120,10 @@ def _with_current_flags(
     # Flags raised by case work (service_review) live on the referral beside the decision's.
     merged = dict(decision)
     merged["flags"] = list(dict.fromkeys([*decision.get("flags", []), *referral.flags]))
+    # The deadline in force is the referral's: a re-triage only ever moves it earlier, so a
+    # later one computed by the newest decision (a P1's 24 hours after a P2's 17:00) does not
+    # stand.
+    merged["contact_due_by"] = iso_z(referral.contact_due_by)
     return merged
 
 
