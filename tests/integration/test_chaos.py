@@ -652,6 +652,9 @@ class RecordingNotifier:
         self.sent: list[uuid.UUID] = []
         self.looked_up: list[uuid.UUID] = []
 
+    async def wait_for_turn(self) -> None:
+        return None
+
     async def send(self, message: Any) -> str:
         self.sent.append(message.reference)
         return "created"

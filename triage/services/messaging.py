@@ -394,6 +394,7 @@ async def _call_provider(
         if left is None:
             return _Outcome("not_claimed")
         lease = _Lease(left, lease.budget, started)
+    await notifier.wait_for_turn()  # the provider's rate limit, before the lease is judged
     if not lease.room_for_a_call():
         # The lease could run out while the send is on its way, and another worker could then
         # claim and send the row too: give it back unsent (its next claim looks it up first).

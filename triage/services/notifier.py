@@ -57,6 +57,11 @@ class Notifier(Protocol):
     # A backend may also say how long one call can wait (`timeout`, seconds, for connecting
     # and again for the answer): a claimed row is held at least twice that before a send.
 
+    async def wait_for_turn(self) -> None:
+        """Until the provider's rate limit lets one more send go (called before the lease
+        is checked, so the wait never eats into the time a send may take)."""
+        ...
+
     async def send(self, message: Outgoing) -> str: ...
 
     async def lookup(self, reference: uuid.UUID) -> str | None: ...
@@ -67,6 +72,9 @@ class OutboxNotifier:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self.sessions = sessions
+
+    async def wait_for_turn(self) -> None:
+        return None  # no provider, no limit
 
     async def send(self, message: Outgoing) -> str:
         text = f"{message.subject}\n\n{message.body}" if message.subject else message.body
@@ -123,9 +131,11 @@ class NotifyNotifier:
         key = f"{message.template}.{message.channel}"
         return self.templates.get(key) or self.templates.get(message.channel) or ""
 
-    async def send(self, message: Outgoing) -> str:
+    async def wait_for_turn(self) -> None:
         if self.limiter is not None:
             await self.limiter.acquire()
+
+    async def send(self, message: Outgoing) -> str:
         return await self._in_thread(self._send, message)
 
     def _send(self, message: Outgoing) -> str:
