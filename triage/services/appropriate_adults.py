@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 import msgspec
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -18,6 +18,7 @@ from triage.domain.appropriate_adult import decide_aa, validate_aa_request
 from triage.domain.catalogue import Catalogue
 from triage.domain.decision import iso_z
 from triage.services.api_keys import Caller
+from triage.services.audit import record_event
 from triage.services.catalogues import record_catalogue
 from triage.services.clock import service_now
 from triage.services.references import ensure_sequence, next_references
@@ -83,13 +84,8 @@ async def submit_aa_request(
         )
         created = inserted.scalar() is not None
         if created:
-            await db.execute(
-                insert(models.AuditEvent).values(
-                    actor=f"client:{caller.client_id}",
-                    action="aa_request.created",
-                    record_type="aa_request",
-                    record_id=str(row_id),
-                )
+            await record_event(
+                db, f"client:{caller.client_id}", "aa_request.created", row_id, "aa_request"
             )
         await db.commit()
         row = (

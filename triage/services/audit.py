@@ -16,11 +16,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from db import models
 
 GRACE = timedelta(minutes=2)
 GENESIS = "0" * 64
+
+
+async def record_event(
+    db: AsyncSession, actor: str, action: str, record_id: object, record_type: str = "referral"
+) -> None:
+    """One audit event, in the caller's transaction (the table is append-only)."""
+    await db.execute(
+        insert(models.AuditEvent).values(
+            actor=actor, action=action, record_type=record_type, record_id=str(record_id)
+        )
+    )
 
 
 def _line(row: Any) -> bytes:

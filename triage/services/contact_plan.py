@@ -26,13 +26,14 @@ from triage.domain.planning import (
 from triage.domain.referral import Referral
 from triage.domain.safety import may_contact
 from triage.domain.statuses import (
-    OPEN_CASE_STATUSES,
     OPEN_STEP_STATUSES,
     STEP_TRANSITIONS,
     check,
 )
 from triage.domain.validation import usable_channels
 from triage.domain.vocabulary import CALL_OUTCOMES
+from triage.services.audit import record_event
+from triage.services.closures import cancel_queued_messages, close_open_cases
 from triage.services.referral_rows import RowSet, add_step_rows
 
 CONTACT_OUTCOMES = ("reached", "declined")
@@ -155,15 +156,11 @@ async def _close_unable_to_contact(
     db: AsyncSession, referral: models.Referral, step: models.ContactStep, now: datetime
 ) -> None:
     reason = step.closure_reason or "unable_to_contact"
-    await db.execute(
-        update(models.Case)
-        .where(models.Case.referral_id == referral.id, models.Case.status.in_(OPEN_CASE_STATUSES))
-        .values(status="closed", closure_reason=reason, closed_at=now, updated_at=now)
-    )
+    await close_open_cases(db, referral.id, reason, now)
     step.status, step.outcome, step.attempted_at = "done", "plan_ended", now
     referral.status = "closed"
     referral.updated_at = now
-    await _audit(db, "system:contact-plan", "referral.closed", referral.id)
+    await record_event(db, "system:contact-plan", "referral.closed", referral.id)
 
 
 @dataclass(frozen=True)
@@ -198,7 +195,7 @@ async def record_outcome(
     check("step", STEP_TRANSITIONS, step.status, "done")
     step.status, step.outcome, step.attempted_at, step.updated_at = "done", outcome, now, now
     referral.updated_at = now
-    await _audit(db, actor, f"call.{outcome}", step.id, record_type="contact_step")
+    await record_event(db, actor, f"call.{outcome}", step.id, record_type="contact_step")
     if outcome in CONTACT_OUTCOMES:
         # Contact: the victim was spoken to. The plan ends; pending contact stops.
         if referral.first_contact_at is None:
@@ -226,14 +223,7 @@ async def record_outcome(
         )
         await _end_pending_contact(db, referral.id, now)
         if outcome == "declined":
-            await db.execute(
-                update(models.Case)
-                .where(
-                    models.Case.referral_id == referral.id,
-                    models.Case.status.in_(OPEN_CASE_STATUSES),
-                )
-                .values(status="closed", closure_reason="declined", closed_at=now, updated_at=now)
-            )
+            await close_open_cases(db, referral.id, "declined", now)
             referral.status = "closed"
         return OutcomeResult(outcome, None)
     if outcome == "wrong_number":
@@ -261,11 +251,7 @@ async def _end_pending_contact(db: AsyncSession, referral_id: uuid.UUID, now: da
         )
         .values(status="skipped", skip_reason="plan_ended", updated_at=now, claimed_until=None)
     )
-    await db.execute(
-        update(models.Message)
-        .where(models.Message.referral_id == referral_id, models.Message.status == "queued")
-        .values(status="cancelled", failure_reason="plan_ended", final_at=now, updated_at=now)
-    )
+    await cancel_queued_messages(db, referral_id, now, "plan_ended")
 
 
 async def pause_contact(
@@ -286,12 +272,8 @@ async def pause_contact(
         )
         .values(status="paused", claimed_until=None, updated_at=now)
     )
-    await db.execute(
-        update(models.Message)
-        .where(models.Message.referral_id == referral_id, models.Message.status == "queued")
-        .values(status="cancelled", failure_reason="paused", final_at=now, updated_at=now)
-    )
-    await _audit(db, actor, "contact.paused", referral_id)
+    await cancel_queued_messages(db, referral_id, now, "paused")
+    await record_event(db, actor, "contact.paused", referral_id)
 
 
 async def resume_contact(
@@ -332,7 +314,7 @@ async def resume_contact(
                     tries=cancelled.tries,
                 )
             )
-    await _audit(db, actor, "contact.resumed", referral_id)
+    await record_event(db, actor, "contact.resumed", referral_id)
 
 
 async def _paused_messages(db: AsyncSession, step_id: uuid.UUID) -> list[models.Message]:
@@ -376,13 +358,3 @@ async def calls_due(db: AsyncSession, now: datetime, limit: int = 200) -> list[d
         {"now": now, "limit": limit},
     )
     return [dict(row._mapping) for row in rows]
-
-
-async def _audit(
-    db: AsyncSession, actor: str, action: str, record_id: uuid.UUID, record_type: str = "referral"
-) -> None:
-    await db.execute(
-        insert(models.AuditEvent).values(
-            actor=actor, action=action, record_type=record_type, record_id=str(record_id)
-        )
-    )

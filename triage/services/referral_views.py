@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import Select, select, tuple_
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from db import models
 from triage.domain.decision import iso_z
@@ -127,12 +128,18 @@ def _current_triage(
     return merged
 
 
+def _referrals() -> Select[models.Referral]:
+    """Referral rows for the views, without `facts`: the largest column, personal data, and
+    never shown by the API's referral object (raises if anything reads it by mistake)."""
+    return select(models.Referral).options(defer(models.Referral.facts, raiseload=True))
+
+
 async def get_for_client(
     db: AsyncSession, client_id: uuid.UUID, referral_id: uuid.UUID
 ) -> dict[str, Any] | None:
     row = (
         await db.execute(
-            select(models.Referral).where(
+            _referrals().where(
                 models.Referral.id == referral_id, models.Referral.client_id == client_id
             )
         )
@@ -148,7 +155,7 @@ async def by_external_ref(
     rows = (
         (
             await db.execute(
-                select(models.Referral).where(
+                _referrals().where(
                     models.Referral.client_id == client_id,
                     models.Referral.external_ref == external_ref,
                 )
@@ -185,7 +192,7 @@ async def changed_since(
     limit: int = PAGE_SIZE,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """The client's referrals changed since a time, oldest change first, keyset-paginated."""
-    query = select(models.Referral).where(models.Referral.client_id == client_id)
+    query = _referrals().where(models.Referral.client_id == client_id)
     if cursor:
         after_at, after_id = decode_cursor(cursor)
         query = query.where(

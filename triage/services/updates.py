@@ -25,8 +25,10 @@ from triage.domain.statuses import (
 )
 from triage.domain.validation import validate_referral
 from triage.services.api_keys import Caller
+from triage.services.audit import record_event
 from triage.services.catalogues import is_recorded, record_catalogue
 from triage.services.clock import service_now
+from triage.services.closures import cancel_queued_messages, close_open_cases
 from triage.services.referral_rows import P1_ALERT_AFTER, RowSet, add_step_rows, facts_json
 
 PATCHABLE = ("victim", "contact", "offence", "flags", "risk", "needs", "consent", "notes")
@@ -74,11 +76,7 @@ async def cancel_pending_contact(
         )
         .values(status="skipped", skip_reason=reason, updated_at=now, claimed_until=None)
     )
-    await db.execute(
-        update(models.Message)
-        .where(models.Message.referral_id == referral_id, models.Message.status == "queued")
-        .values(status="cancelled", updated_at=now, final_at=now)
-    )
+    await cancel_queued_messages(db, referral_id, now)
     await db.execute(
         update(models.Alert)
         .where(
@@ -111,19 +109,8 @@ async def _withdraw_locked(
     referral.withdrawn_reason = reason
     referral.updated_at = now
     await cancel_pending_contact(db, referral.id, "withdrawn", now)
-    await db.execute(
-        update(models.Case)
-        .where(models.Case.referral_id == referral.id, models.Case.status.in_(OPEN_CASE_STATUSES))
-        .values(status="closed", closure_reason="withdrawn", closed_at=now, updated_at=now)
-    )
-    await db.execute(
-        insert(models.AuditEvent).values(
-            actor=actor,
-            action="referral.withdrawn",
-            record_type="referral",
-            record_id=str(referral.id),
-        )
-    )
+    await close_open_cases(db, referral.id, "withdrawn", now)
+    await record_event(db, actor, "referral.withdrawn", referral.id)
 
 
 def merge_patch(current: dict[str, Any], patch: Any) -> dict[str, Any]:
@@ -258,14 +245,7 @@ async def apply_update(
         referral.facts = facts_json(facts)
         referral.content_hash = facts.content_hash()
         referral.updated_at = now
-        await db.execute(
-            insert(models.AuditEvent).values(
-                actor=f"client:{caller.client_id}",
-                action="referral.updated",
-                record_type="referral",
-                record_id=str(referral.id),
-            )
-        )
+        await record_event(db, f"client:{caller.client_id}", "referral.updated", referral.id)
         await db.commit()
 
 
