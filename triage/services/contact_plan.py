@@ -18,13 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db import models
 from triage.domain.catalogue import Catalogue
 from triage.domain.planning import (
+    ContactRules,
     NextStep,
     StepRecord,
     contact_rules,
     plan_next_step,
 )
 from triage.domain.referral import Referral
-from triage.domain.safety import may_contact
+from triage.domain.safety import OPEN_REFERRAL, may_contact
 from triage.domain.statuses import (
     OPEN_STEP_STATUSES,
     STEP_TRANSITIONS,
@@ -78,22 +79,36 @@ def _wrong_number(steps: list[models.ContactStep]) -> bool:
 
 
 async def _plan_next(
-    db: AsyncSession, referral: models.Referral, catalogue: Catalogue, now: datetime
+    db: AsyncSession,
+    referral: models.Referral,
+    catalogue: Catalogue,
+    now: datetime,
+    known: tuple[list[models.ContactStep], ContactRules] | None = None,
 ) -> NextStep | None:
-    """Write the plan's next step (and its message) after the last one; None when it ended."""
-    steps = await _history(db, referral.id)
-    facts = load_referral(referral.facts)
-    rules = contact_rules(facts, usable_channels(facts), catalogue)
+    """Write the plan's next step (and its message) after the last one; None when it ended.
+    `known`: the step history and contact rules when the caller has them already."""
+    if known is None:
+        facts = load_referral(referral.facts)
+        known = (
+            await _history(db, referral.id),
+            contact_rules(facts, usable_channels(facts), catalogue),
+        )
+    steps, rules = known
     history = [StepRecord(s.number, s.due_at, s.outcome, s.attempted_at) for s in steps]
     nxt = plan_next_step(catalogue.contact, catalogue.calendar, history, rules, now)
     if not isinstance(nxt, NextStep):
         return None
+    await insert_step(db, referral.id, nxt)
+    return nxt
+
+
+async def insert_step(db: AsyncSession, referral_id: uuid.UUID, step: NextStep) -> None:
+    """A planned step and its message, as rows."""
     rows = RowSet()
-    add_step_rows(rows, referral.id, nxt)
+    add_step_rows(rows, referral_id, step)
     await db.execute(insert(models.ContactStep), rows.steps)
     if rows.messages:
         await db.execute(insert(models.Message), rows.messages)
-    return nxt
 
 
 async def process_due_step(
@@ -111,6 +126,14 @@ async def process_due_step(
     await db.refresh(step, with_for_update=True)
     if step.status != "scheduled" or step.due_at > now:
         return "not_due"
+    step.claimed_until = None
+    step.updated_at = now
+    if step.kind == "close":
+        if referral.status not in OPEN_REFERRAL:
+            step.status, step.skip_reason = "skipped", "plan_ended"
+            return "skipped"
+        await _close_unable_to_contact(db, referral, step, now)
+        return "closed"
     facts = load_referral(referral.facts)
     rules = contact_rules(facts, usable_channels(facts), catalogue)
     steps = await _history(db, referral.id)
@@ -119,19 +142,10 @@ async def process_due_step(
         paused=referral.contact_paused,
         to_contact=facts.consent.to_contact,
         rules=rules,
-        channel=None if step.kind in ("call", "close") else step.channel,
+        channel=None if step.kind == "call" else step.channel,
         wrong_number=_wrong_number(steps),
         now=now,
-        closing=step.kind == "close",
     )
-    step.claimed_until = None
-    step.updated_at = now
-    if step.kind == "close":
-        if referral.status not in ("triaged", "in_contact"):
-            step.status, step.skip_reason = "skipped", "plan_ended"
-            return "skipped"
-        await _close_unable_to_contact(db, referral, step, now)
-        return "closed"
     if not verdict.allowed:
         if verdict.reason == "paused":
             step.status = "paused"
@@ -148,7 +162,7 @@ async def process_due_step(
         return "due"
     # A message-only step: its message row is the work; the plan moves on.
     step.status, step.outcome, step.attempted_at = "done", "message_queued", now
-    await _plan_next(db, referral, catalogue, now)
+    await _plan_next(db, referral, catalogue, now, known=(steps, rules))
     return "done"
 
 

@@ -29,7 +29,8 @@ from triage.services.audit import record_event
 from triage.services.catalogues import is_recorded, record_catalogue
 from triage.services.clock import service_now
 from triage.services.closures import cancel_queued_messages, close_open_cases
-from triage.services.referral_rows import P1_ALERT_AFTER, RowSet, add_step_rows, facts_json
+from triage.services.contact_plan import insert_step
+from triage.services.referral_rows import P1_ALERT_AFTER, facts_json
 
 PATCHABLE = ("victim", "contact", "offence", "flags", "risk", "needs", "consent", "notes")
 PATCHABLE_VICTIM = (
@@ -265,6 +266,8 @@ async def _ensure_plan(
             )
         )
     ).first()
+    if open_step is not None:
+        return
     any_step = (
         await db.execute(
             select(models.ContactStep.id)
@@ -272,18 +275,14 @@ async def _ensure_plan(
             .limit(1)
         )
     ).first()
-    if open_step is not None or (any_step is not None and referral.status != "triaged"):
+    if any_step is not None and referral.status != "triaged":
         return
     if any_step is not None and referral.first_contact_at is not None:
         return
     step = first_contact(facts, now, catalogue)
     if not isinstance(step, NextStep):
         return
-    rows = RowSet()
-    add_step_rows(rows, referral.id, step)
-    await db.execute(insert(models.ContactStep), rows.steps)
-    if rows.messages:
-        await db.execute(insert(models.Message), rows.messages)
+    await insert_step(db, referral.id, step)
 
 
 async def decisions(
