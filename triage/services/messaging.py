@@ -544,11 +544,11 @@ async def _requeue(
     sessions: async_sessionmaker[AsyncSession],
     message_id: uuid.UUID,
     not_before: datetime,
-    attempts: int | None = None,
+    attempts: int,
 ) -> str:
     async with sessions() as db:
         message = await lock_message(db, message_id)
-        if message.status == "sending" and attempts in (None, message.attempts):
+        if message.status == "sending" and attempts == message.attempts:
             message.status, message.due_at, message.claimed_until = "queued", not_before, None
             await db.commit()
     return "moved"
@@ -575,14 +575,14 @@ async def _finish(
     reason: str | None = None,
     *,
     catalogue: Catalogue,
-    attempts: int | None = None,
+    attempts: int,
 ) -> str:
     """Record a send's result under the row lock, only while the row is still `sending` under
-    the same claim (`attempts`, when given)."""
+    the same claim (`attempts`)."""
     async with sessions() as db:
         now = await service_now(db)
         message = await lock_message(db, message_id)
-        if message.status != "sending" or attempts not in (None, message.attempts):
+        if message.status != "sending" or attempts != message.attempts:
             return "already_done"  # a receipt or another worker got there first
         message.updated_at = now
         if result == "accepted":

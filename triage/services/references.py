@@ -60,5 +60,5 @@ async def next_references(
     rows = await db.execute(
         text(f"SELECT nextval('{name}') FROM generate_series(1, :n)"), {"n": count}
     )
-    yy = received_at.astimezone(LONDON).year % 100
-    return [f"{prefix}-{yy:02d}-{number:0{min_digits}d}" for (number,) in rows]
+    stem = reference_stem(prefix, received_at)
+    return [f"{stem}{number:0{min_digits}d}" for (number,) in rows]
