@@ -574,11 +574,11 @@ def _parse_contact(p: _Parser, raw: Any, zone: ZoneInfo) -> ContactPolicy:
     templates = p.mapping(raw.get("templates"), "contact.templates")
     placeholders: tuple[str, ...] = ()
     for item in p.items(raw.get("placeholders"), "contact.placeholders"):
-        if isinstance(item, str) and item not in DISCREET_PLACEHOLDERS:
+        if isinstance(item, str) and item not in DISCREETPLACEHOLDERS:
             # The first name at most: no catalogue can widen what a message may carry.
             p.fail(
                 "contact.placeholders",
-                f"'{item}' is not allowed (only {', '.join(DISCREET_PLACEHOLDERS)})",
+                f"'{item}' is not allowed (only {', '.join(DISCREETPLACEHOLDERS)})",
             )
             continue
         if not isinstance(item, str):
@@ -657,8 +657,8 @@ def _parse_contact(p: _Parser, raw: Any, zone: ZoneInfo) -> ContactPolicy:
     )
 
 
-DISCREET_PLACEHOLDERS = ("first_name", "sender_name", "hub_phone")
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+DISCREETPLACEHOLDERS = ("first_name", "sender_name", "hub_phone")
+PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
 def template_problems(
@@ -666,12 +666,12 @@ def template_problems(
 ) -> list[str]:
     """Why a message template is not discreet enough to send (empty when it is)."""
     problems = []
-    for name in _PLACEHOLDER.findall(text):
+    for name in PLACEHOLDER.findall(text):
         if name not in placeholders:
             problems.append(
                 f"placeholder {{{name}}} is not allowed (only {', '.join(placeholders)})"
             )
-    words = set(re.findall(r"[a-z]+", _PLACEHOLDER.sub(" ", text).lower()))
+    words = set(re.findall(r"[a-z]+", PLACEHOLDER.sub(" ", text).lower()))
     for word in sensitive:
         # Any word that starts with it: "abused", "victims" and "crimes" are as telling.
         if any(found.startswith(word) for found in words):

@@ -7,11 +7,10 @@ catalogue refuses templates with sensitive words at load (catalogue.template_pro
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from triage.domain.catalogue import ContactPolicy, template_problems
+from triage.domain.catalogue import PLACEHOLDER, ContactPolicy, template_problems
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ def render_message(
     for text in filter(None, (subject, body)):
         # Only these three are ever filled, whatever the catalogue lists: a placeholder for any
         # other field (a last name, an address) is refused, not left to a KeyError.
-        extra = [name for name in _PLACEHOLDER.findall(text) if name not in values]
+        extra = [name for name in PLACEHOLDER.findall(text) if name not in values]
         if extra:
             raise UnsafeMessage(f"placeholders not allowed in a message: {', '.join(extra)}")
     rendered = Rendered(subject.format(**values) if subject else None, body.format(**values))
@@ -50,22 +49,6 @@ def render_message(
     # name itself is a sensitive word.
     for text in filter(None, (rendered.subject, rendered.body)):
         problems = template_problems(text, policy.placeholders, policy.sensitive_words)
-        problems += [
-            f"contains a form of the sensitive word '{word}'"
-            for word in sensitive_forms(text, policy.sensitive_words)
-        ]
         if problems:
             raise UnsafeMessage("; ".join(problems))
     return rendered
-
-
-_WORD = re.compile(r"[a-z]+")
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-
-
-def sensitive_forms(text: str, sensitive: tuple[str, ...]) -> list[str]:
-    """The sensitive words found in `text` in a longer form that starts with them ("victims",
-    "abused", "stalker"): a plural reveals as much as the word (the exact word is caught by
-    catalogue.template_problems)."""
-    words = set(_WORD.findall(text.lower()))
-    return [s for s in sensitive if s not in words and any(w.startswith(s) for w in words)]
