@@ -542,24 +542,20 @@ def _refs(raw: Any) -> set[str]:
     return found
 
 
-def parse_safe_windows(p: _Parser | None, raw: Any, path: str, zone: ZoneInfo) -> SafeTimes:
+def _parse_safe_windows(p: _Parser, raw: Any, path: str, zone: ZoneInfo) -> SafeTimes:
     windows = []
-    for index, item in enumerate(p.items(raw, path) if p else raw or []):
+    for index, item in enumerate(p.items(raw, path)):
         if not isinstance(item, Mapping):
-            if p:
-                p.fail(f"{path}[{index}]", "must be a mapping with days, from and to")
+            p.fail(f"{path}[{index}]", "must be a mapping with days, from and to")
             continue
         days = item.get("days") or []
         days = days if isinstance(days, list) else [days]
         bad = [d for d in days if not isinstance(d, str) or d not in DAY_INDEX]
         if bad or not days:
-            if p:
-                p.fail(f"{path}[{index}].days", f"days must be from {', '.join(DAY_INDEX)}")
+            p.fail(f"{path}[{index}].days", f"days must be from {', '.join(DAY_INDEX)}")
             continue
-        start = (
-            p.clock(item.get("from"), f"{path}[{index}].from") if p else parse_clock(item["from"])
-        )
-        end = p.clock(item.get("to"), f"{path}[{index}].to") if p else parse_clock(item["to"])
+        start = p.clock(item.get("from"), f"{path}[{index}].from")
+        end = p.clock(item.get("to"), f"{path}[{index}].to")
         windows.append(SafeWindow(frozenset(DAY_INDEX[d] for d in days), start, end))
     return SafeTimes(tuple(windows), zone)
 
@@ -568,7 +564,7 @@ def _parse_contact(p: _Parser, raw: Any, zone: ZoneInfo) -> ContactPolicy:
     if not isinstance(raw, Mapping):
         p.fail("contact", "missing or not a mapping")
         raw = {}
-    safe = parse_safe_windows(p, raw.get("default_safe_times"), "contact.default_safe_times", zone)
+    safe = _parse_safe_windows(p, raw.get("default_safe_times"), "contact.default_safe_times", zone)
     if not safe.windows:
         p.fail("contact.default_safe_times", "at least one window is needed")
     templates = p.mapping(raw.get("templates"), "contact.templates")

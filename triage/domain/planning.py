@@ -13,10 +13,10 @@ from datetime import datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from triage.domain.calendar import WorkingCalendar, local_date, local_to_utc
-from triage.domain.catalogue import Catalogue, ContactPolicy, PlanStep, parse_safe_windows
+from triage.domain.calendar import WorkingCalendar, local_date, local_to_utc, parse_clock
+from triage.domain.catalogue import Catalogue, ContactPolicy, PlanStep
 from triage.domain.referral import Referral
-from triage.domain.safe_times import SafeTimes
+from triage.domain.safe_times import SafeTimes, safe_times_from_spec
 
 PHONE_CHANNELS = ("phone", "sms")
 MIDNIGHT = time(0, 0)
@@ -74,8 +74,8 @@ def _victim_safe_times(
     windows: tuple[tuple[tuple[str, ...], str, str], ...], zone: ZoneInfo
 ) -> SafeTimes:
     """Parsed once per distinct set of windows, so the intervals cached on it are reused."""
-    raw = [{"days": list(days), "from": start, "to": end} for days, start, end in windows]
-    return parse_safe_windows(None, raw, "contact.safe_times", zone)
+    spec = [(days, parse_clock(start), parse_clock(end)) for days, start, end in windows]
+    return safe_times_from_spec(spec, zone)
 
 
 def plan_next_step(
