@@ -161,9 +161,7 @@ _CODE = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
 class _Parser:
-    def __init__(self, data: Any, source: str):
-        self.data = data
-        self.source = source
+    def __init__(self) -> None:
         self.problems: list[str] = []
 
     def fail(self, path: str, message: str) -> None:
@@ -253,7 +251,7 @@ class _Parser:
 
 
 def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
-    p = _Parser(data, source)
+    p = _Parser()
     if not isinstance(data, Mapping):
         raise CatalogueError(source, ["the file must hold a mapping at the top level"])
 
