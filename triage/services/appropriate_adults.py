@@ -19,9 +19,7 @@ from triage.domain.catalogue import Catalogue
 from triage.domain.decision import iso_z
 from triage.services.api_keys import Caller
 from triage.services.audit import record_event
-from triage.services.catalogues import record_catalogue
-from triage.services.clock import service_now
-from triage.services.references import ensure_sequence, next_references
+from triage.services.references import next_references, ready_to_number
 
 
 def _view(row: models.AppropriateAdultRequest) -> dict[str, Any]:
@@ -41,10 +39,11 @@ async def submit_aa_request(
     sessions: async_sessionmaker[AsyncSession], caller: Caller, body: Any, catalogue: Catalogue
 ) -> tuple[str, dict[str, Any]]:
     """(`created` | `existing` | `conflict`, the request's view). Raises InvalidInput."""
-    async with driver_connection(sessions) as connection:
-        await record_catalogue(connection, catalogue)
-        now = await service_now(connection)
-        await ensure_sequence(connection, catalogue.reference_prefixes["appropriate_adult"], now)
+    now = await ready_to_number(
+        lambda: driver_connection(sessions),
+        catalogue,
+        catalogue.reference_prefixes["appropriate_adult"],
+    )
     async with sessions() as db:
         request = validate_aa_request(body, now, catalogue)
         decision = decide_aa(request, now, catalogue)

@@ -29,15 +29,8 @@ from triage.domain.referral import Referral
 from triage.domain.validation import validate_referral
 from triage.services import referral_views
 from triage.services.api_keys import Caller
-from triage.services.catalogues import is_recorded, record_catalogue
-from triage.services.clock import production_now, service_now
 from triage.services.group_writes import GroupWriter, Numbering
-from triage.services.references import (
-    ensure_sequence,
-    has_sequence,
-    reference_stem,
-    sequence_name,
-)
+from triage.services.references import ready_to_number, reference_stem, sequence_name
 from triage.services.referral_rows import RowSet, add_referral_rows
 from triage.services.referral_writes import write_referrals
 from triage.services.wakeups import wake_workers
@@ -208,17 +201,8 @@ def _prepare(
 
 
 async def _ready(pool: asyncpg.Pool, catalogue: Catalogue) -> datetime:
-    """Now, with the catalogue recorded and the year's reference sequence there (both once
-    per process; in production no round trip at all)."""
-    prefix = catalogue.reference_prefixes["victim"]
-    now = production_now()
-    if now is not None and is_recorded(catalogue) and has_sequence(prefix, now):
-        return now
-    async with connection(pool) as db:
-        await record_catalogue(db, catalogue)
-        now = await service_now(db)
-        await ensure_sequence(db, prefix, now)
-    return now
+    victim = catalogue.reference_prefixes["victim"]
+    return await ready_to_number(lambda: connection(pool), catalogue, victim)
 
 
 def _numbering(catalogue: Catalogue, now: datetime) -> Numbering:

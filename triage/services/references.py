@@ -3,13 +3,19 @@ Europe/London and a number from a sequence per prefix and year, at least 6 digit
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from triage.domain.calendar import LONDON
+from triage.domain.catalogue import Catalogue
+from triage.services.catalogues import is_recorded, record_catalogue
+from triage.services.clock import production_now, service_now
 
 _known: set[str] = set()
 
@@ -62,3 +68,19 @@ async def next_references(
     )
     stem = reference_stem(prefix, received_at)
     return [f"{stem}{number:0{min_digits}d}" for (number,) in rows]
+
+
+async def ready_to_number(
+    connect: Callable[[], AbstractAsyncContextManager[Any]], catalogue: Catalogue, prefix: str
+) -> datetime:
+    """Now, with the catalogue recorded and the year's sequence for `prefix` there (each
+    once per process; in production, after the first time, no round trip at all).
+    `connect()` gives an asyncpg connection."""
+    now = production_now()
+    if now is not None and is_recorded(catalogue) and has_sequence(prefix, now):
+        return now
+    async with connect() as db:
+        await record_catalogue(db, catalogue)
+        now = await service_now(db)
+        await ensure_sequence(db, prefix, now)
+    return now
