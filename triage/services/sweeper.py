@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -89,6 +90,11 @@ async def run_step(
     return result
 
 
+_SETTLE_ALERT = text(
+    "UPDATE alerts SET status = :status, reason = :reason, raised_at = :raised_at WHERE id = :id"
+)
+
+
 async def sweep_alerts(
     sessions: async_sessionmaker[AsyncSession], limit: int = 500
 ) -> dict[str, int]:
@@ -98,6 +104,7 @@ async def sweep_alerts(
     counts: dict[str, int] = {}
     async with sessions() as db:
         now = await service_now(db)
+        changes: list[dict[str, Any]] = []
         for row in (await db.execute(CLAIM_ALERTS, {"now": now, "limit": limit})).all():
             contacted = row.first_contact_at is not None and row.first_contact_at <= row.due_at
             if row.kind == "safe_window_after_deadline":
@@ -112,20 +119,18 @@ async def sweep_alerts(
                 status, reason = "raised", None
             # raised_at computed here: one parameter used both as the varchar column and in
             # a text comparison is refused by asyncpg (inconsistent types deduced).
-            await db.execute(
-                text(
-                    "UPDATE alerts SET status = :status, reason = :reason, raised_at = :raised_at "
-                    "WHERE id = :id"
-                ),
+            changes.append(
                 {
                     "status": status,
                     "reason": reason,
                     "raised_at": now if status == "raised" else None,
                     "id": row.id,
-                },
+                }
             )
             key = f"{row.kind}.{status}"
             counts[key] = counts.get(key, 0) + 1
+        if changes:  # one executemany for the whole sweep, not a statement per alert
+            await db.execute(_SETTLE_ALERT, changes)
         await db.commit()
     return counts
 
