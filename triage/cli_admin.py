@@ -17,14 +17,19 @@ from triage.settings import get_settings
 T = TypeVar("T")
 
 
-def run_with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    settings = get_settings()
-    if not settings.database_url:
-        click.echo("DATABASE_URL is not set (or run `triage dev`)", err=True)
+def _database_url(message: str = "DATABASE_URL is not set (or run `triage dev`)") -> str:
+    url = get_settings().database_url
+    if not url:
+        click.echo(message, err=True)
         sys.exit(2)
+    return url
+
+
+def run_with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    url = _database_url()
 
     async def go() -> T:
-        engine = make_engine(settings.database_url, null_pool=True)
+        engine = make_engine(url, null_pool=True)
         try:
             async with make_sessionmaker(engine)() as session:
                 return await work(session)
@@ -32,6 +37,23 @@ def run_with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
             await engine.dispose()
 
     return asyncio.run(go())
+
+
+def _run_or_exit(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """run_with_session, with a refused request (no such client, bad scope) said on stderr
+    and exit status 1."""
+    from triage.services.api_keys import KeyError_
+
+    try:
+        return run_with_session(work)
+    except KeyError_ as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+
+
+def _print_new_key(key: str) -> None:
+    click.echo("Store this key now; it is not shown again:", err=True)
+    click.echo(key)  # alone on the last line of stdout, for scripts
 
 
 def _secret() -> str:
@@ -53,11 +75,7 @@ def db_upgrade(revision: str) -> None:
     """Migrate DATABASE_URL (under an advisory lock: replicas may start at once)."""
     from db.migrate import upgrade
 
-    settings = get_settings()
-    if not settings.database_url:
-        click.echo("DATABASE_URL is not set", err=True)
-        sys.exit(2)
-    upgrade(settings.database_url, revision)
+    upgrade(_database_url("DATABASE_URL is not set"), revision)
     click.echo(f"database at {revision}")
 
 
@@ -71,13 +89,9 @@ def clients_group() -> None:
 @click.option("--source", type=click.Choice(["police", "professional"]), required=True)
 def clients_create(name: str, source: str) -> None:
     """Create an API client."""
-    from triage.services.api_keys import KeyError_, create_client
+    from triage.services.api_keys import create_client
 
-    try:
-        client = run_with_session(lambda db: create_client(db, name, source))
-    except KeyError_ as error:
-        click.echo(str(error), err=True)
-        sys.exit(1)
+    client = _run_or_exit(lambda db: create_client(db, name, source))
     click.echo(f"client {client.name} ({client.source}) created")
 
 
@@ -87,13 +101,9 @@ def clients_create(name: str, source: str) -> None:
 @click.option("--batches-per-minute", type=click.IntRange(1), help="Batches a minute.")
 def clients_set_limit(name: str, per_minute: int | None, batches_per_minute: int | None) -> None:
     """Set a client's rate limits."""
-    from triage.services.api_keys import KeyError_, set_limit
+    from triage.services.api_keys import set_limit
 
-    try:
-        client = run_with_session(lambda db: set_limit(db, name, per_minute, batches_per_minute))
-    except KeyError_ as error:
-        click.echo(str(error), err=True)
-        sys.exit(1)
+    client = _run_or_exit(lambda db: set_limit(db, name, per_minute, batches_per_minute))
     click.echo(
         f"{client.name}: {client.per_minute} requests and "
         f"{client.batches_per_minute} batches a minute"
@@ -116,32 +126,20 @@ def keys_group() -> None:
 )
 def keys_create(name: str, scopes: tuple[str, ...]) -> None:
     """Create a key for client NAME; the key is printed once, alone on the last line."""
-    from triage.services.api_keys import KeyError_, create_key
+    from triage.services.api_keys import create_key
 
     secret = _secret()
-    try:
-        key = run_with_session(lambda db: create_key(db, secret, name, scopes))
-    except KeyError_ as error:
-        click.echo(str(error), err=True)
-        sys.exit(1)
-    click.echo("Store this key now; it is not shown again:", err=True)
-    click.echo(key)
+    _print_new_key(_run_or_exit(lambda db: create_key(db, secret, name, scopes)))
 
 
 @keys_group.command("rotate")
 @click.argument("name")
 def keys_rotate(name: str) -> None:
     """A new key for NAME; the old ones work until revoked."""
-    from triage.services.api_keys import KeyError_, rotate_key
+    from triage.services.api_keys import rotate_key
 
     secret = _secret()
-    try:
-        key = run_with_session(lambda db: rotate_key(db, secret, name))
-    except KeyError_ as error:
-        click.echo(str(error), err=True)
-        sys.exit(1)
-    click.echo("Store this key now; it is not shown again:", err=True)
-    click.echo(key)
+    _print_new_key(_run_or_exit(lambda db: rotate_key(db, secret, name)))
 
 
 @keys_group.command("revoke")
@@ -203,43 +201,34 @@ def demo_load(count: int, client_name: str) -> None:
 
 
 def load_demo(count: int, client_name: str) -> str:
-    from sqlalchemy import select
-
-    from db.models import ApiClient
     from db.pool import make_pool
     from triage.demo import demo_referrals
     from triage.services.api_keys import Caller
     from triage.services.catalogues import current_catalogue
     from triage.services.intake import submit_batch
 
-    settings = get_settings()
+    url = _database_url()
     catalogue = current_catalogue()
 
     async def go() -> dict[str, int]:
-        engine = make_engine(settings.database_url, null_pool=True)
-        sessions = make_sessionmaker(engine)
+        pool = await make_pool(url, 1)
         try:
-            async with sessions() as db:
-                client = (
-                    await db.execute(select(ApiClient).where(ApiClient.name == client_name))
-                ).scalar()
+            client = await pool.fetchrow(
+                "SELECT id, source FROM api_clients WHERE name = $1", client_name
+            )
             if client is None:
                 raise click.ClickException(f"no client named {client_name!r}")
-            caller = Caller(client.id, client.source, frozenset(), 0, 0)
+            caller = Caller(client["id"], client["source"], frozenset(), 0, 0)
             bodies = demo_referrals(count, catalogue, date.today())
             counts: dict[str, int] = {}
-            pool = await make_pool(settings.database_url, 1)
-            try:
-                for start in range(0, len(bodies), 1000):
-                    for result in await submit_batch(
-                        pool, caller, bodies[start : start + 1000], catalogue
-                    ):
-                        counts[result.status] = counts.get(result.status, 0) + 1
-            finally:
-                await pool.close()
+            for start in range(0, len(bodies), 1000):
+                for result in await submit_batch(
+                    pool, caller, bodies[start : start + 1000], catalogue
+                ):
+                    counts[result.status] = counts.get(result.status, 0) + 1
             return counts
         finally:
-            await engine.dispose()
+            await pool.close()
 
     counts = asyncio.run(go())
     return "demo referrals: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
