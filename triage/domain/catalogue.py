@@ -26,6 +26,7 @@ from triage.domain.facts import (
 )
 from triage.domain.rules import Condition, Named, RuleContext, RuleError, compile_condition
 from triage.domain.safe_times import DAY_INDEX, SafeTimes, SafeWindow
+from triage.domain.statuses import CLOSURE_REASONS
 
 
 class CatalogueError(ValueError):
@@ -618,6 +619,9 @@ def _parse_contact(p: _Parser, raw: Any, zone: ZoneInfo) -> ContactPolicy:
         for channel in channels:
             if channel not in v.MESSAGE_CHANNELS:
                 p.fail(f"{where}.message", f"unknown channel '{channel}'")
+        closure_reason = step.get("closure_reason")
+        if closure_reason is not None and closure_reason not in CLOSURE_REASONS:
+            p.fail(f"{where}.closure_reason", f"must be one of {', '.join(CLOSURE_REASONS)}")
         plan.append(
             PlanStep(
                 number=p.integer(step.get("step"), f"{where}.step", index + 1, 1),
@@ -628,7 +632,7 @@ def _parse_contact(p: _Parser, raw: Any, zone: ZoneInfo) -> ContactPolicy:
                 other_half=bool(when.get("other_half", False)),
                 message_template=template,
                 message_channels=channels,
-                closure_reason=step.get("closure_reason"),
+                closure_reason=closure_reason,
             )
         )
     if not plan or not plan[0].at_triage:

@@ -1,7 +1,9 @@
-"""Every status of lifecycle.md and the transitions allowed between them, defined once.
+"""The referral and contact-step transitions of lifecycle.md, the closure reasons, and the
+open statuses, defined once.
 
-Service functions lock the row (SELECT ... FOR UPDATE) and call `check` before changing it, so
-a transition that is not allowed (or already done) never happens twice.
+Service functions lock the row (SELECT ... FOR UPDATE) and call `check` before changing a
+referral's or a step's status, so a transition that is not allowed (or already done) never
+happens twice. Messages are guarded by their claim token and `WHERE status = ...`.
 """
 
 from __future__ import annotations
@@ -12,33 +14,12 @@ REFERRAL_TRANSITIONS: dict[str, frozenset[str]] = {
     "closed": frozenset(),
     "withdrawn": frozenset(),
 }
-CASE_TRANSITIONS: dict[str, frozenset[str]] = {
-    "awaiting_contact": frozenset({"in_support", "waiting_list", "closed"}),
-    "waiting_list": frozenset({"in_support", "closed"}),
-    "in_support": frozenset({"closed"}),
-    "closed": frozenset({"in_support"}),  # a re-opened case goes back to in_support
-}
 STEP_TRANSITIONS: dict[str, frozenset[str]] = {
     "scheduled": frozenset({"due", "paused", "skipped"}),
     "due": frozenset({"done", "paused", "skipped"}),
     "paused": frozenset({"scheduled", "skipped"}),
     "done": frozenset(),
     "skipped": frozenset(),
-}
-MESSAGE_TRANSITIONS: dict[str, frozenset[str]] = {
-    "queued": frozenset({"sending", "cancelled", "failed"}),
-    "sending": frozenset({"accepted", "queued", "failed"}),
-    "accepted": frozenset({"delivered", "failed"}),
-    "delivered": frozenset(),
-    "failed": frozenset(),
-    "cancelled": frozenset(),
-}
-AA_TRANSITIONS: dict[str, frozenset[str]] = {
-    "allocated": frozenset({"attended", "not_attended", "cancelled"}),
-    "signposted": frozenset(),
-    "attended": frozenset(),
-    "not_attended": frozenset(),
-    "cancelled": frozenset(),
 }
 CLOSURE_REASONS = (
     "supported",
