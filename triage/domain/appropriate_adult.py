@@ -141,11 +141,13 @@ def decide_aa(
     received_at = require_utc(received_at)
     needed_at = require_utc(request.needed_at) if request.needed_at else None
     judged_at = needed_at or received_at
+    local = judged_at.astimezone(catalogue.zone)
+    attend_by = needed_at or received_at + policy.attend_within
     reasons: list[str] = []
     flags: list[str] = []
     age = None
     if request.person.date_of_birth is not None:
-        age = age_on(request.person.date_of_birth, judged_at.astimezone(catalogue.zone).date())
+        age = age_on(request.person.date_of_birth, local.date())
     if request.juvenile:
         person = "juvenile"
         reasons.append(
@@ -167,7 +169,6 @@ def decide_aa(
             reasons.append("treated as a vulnerable adult: the request is the officer's suspicion")
             flags.append("eligibility_check")
     council = policy.custody_suites[request.custody_suite]
-    local = judged_at.astimezone(catalogue.zone)
     office = (
         local.weekday() in policy.office_days
         and policy.office_from <= local.time() < policy.office_to
@@ -177,7 +178,7 @@ def decide_aa(
     )
     reasons.append(
         ("in office hours" if office else "outside office hours")
-        + f" ({local:%a %d %b %Y %H:%M} Europe/London)"
+        + f" ({local:%a %d %b %Y %H:%M} {catalogue.zone.key})"
     )
     facts = {"aa.person": person, "aa.council": council, "aa.office_hours": office, "age": age}
     for rule in policy.rules:
@@ -187,11 +188,8 @@ def decide_aa(
                 return AppropriateAdultDecision(
                     "signposted", None, rule.signpost_to, reasons, flags
                 )
-            attend_by = needed_at or received_at + policy.attend_within
             return AppropriateAdultDecision("allocated", attend_by, None, reasons, flags)
     # A catalogue whose rules leave a case uncovered must not drop a detainee: allocate.
     reasons.append("no catalogue rule matched: allocated so that nobody is left without an AA")
     flags.append("eligibility_check")
-    return AppropriateAdultDecision(
-        "allocated", needed_at or received_at + policy.attend_within, None, reasons, flags
-    )
+    return AppropriateAdultDecision("allocated", attend_by, None, reasons, flags)
