@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from triage.domain import vocabulary as v
-from triage.domain.calendar import LONDON, age_on, parse_clock
+from triage.domain.calendar import age_on, parse_clock
 from triage.domain.catalogue import Catalogue
 from triage.domain.checker import Checker
 from triage.domain.contact_details import normalise_email, normalise_phone, normalise_postcode
@@ -83,7 +83,7 @@ def _check(
     root = c.object(body, "", TOP_FIELDS)
     if root is None:
         return None
-    today = received_at.astimezone(LONDON).date()
+    today = received_at.astimezone(catalogue.zone).date()
     external_ref = c.text(root, "external_ref", "external_ref", required=True, max_length=100)
     referred_at = c.instant(root, "referred_at", "referred_at")
 
