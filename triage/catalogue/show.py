@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from triage.domain.catalogue import Catalogue
+from triage.domain.catalogue import Catalogue, Rule
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -28,7 +28,7 @@ def render_catalogue(catalogue: Catalogue) -> str:
     parts.append(
         _table(
             ["service", "when"],
-            [[r.target, r.when.describe() if r.when else "-"] for r in catalogue.allocation_rules]
+            _rule_rows(catalogue.allocation_rules)
             + [[catalogue.fallback.target, "nothing above matched"]],
         )
     )
@@ -36,14 +36,14 @@ def render_catalogue(catalogue: Catalogue) -> str:
     parts.append(
         _table(
             ["service", "when"],
-            [[r.target, r.when.describe() if r.when else "-"] for r in catalogue.signpost_rules],
+            _rule_rows(catalogue.signpost_rules),
         )
     )
     parts += ["", "ENHANCED RIGHTS"]
     parts.append(
         _table(
             ["group", "when"],
-            [[r.target, r.when.describe() if r.when else "-"] for r in catalogue.enhanced_rights],
+            _rule_rows(catalogue.enhanced_rights),
         )
     )
     parts += ["", "PRIORITY"]
@@ -67,7 +67,7 @@ def render_catalogue(catalogue: Catalogue) -> str:
     parts.append(
         _table(
             ["flag", "when"],
-            [[r.target, r.when.describe() if r.when else "-"] for r in catalogue.flag_rules],
+            _rule_rows(catalogue.flag_rules),
         )
     )
     parts += ["", "AREAS"]
@@ -107,3 +107,8 @@ def render_catalogue(catalogue: Catalogue) -> str:
         + ", ".join(f"{n} ({c})" for n, c in aa.custody_suites.items()),
     ]
     return "\n".join(parts)
+
+
+def _rule_rows(rules: Sequence[Rule]) -> list[list[str]]:
+    """Each rule's target and its condition in words."""
+    return [[r.target, r.when.describe() if r.when else "-"] for r in rules]
