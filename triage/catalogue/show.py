@@ -28,8 +28,10 @@ def render_catalogue(catalogue: Catalogue) -> str:
     parts.append(
         _table(
             ["service", "when"],
-            _rule_rows(catalogue.allocation_rules)
-            + [[catalogue.fallback.target, "nothing above matched"]],
+            [
+                *_rule_rows(catalogue.allocation_rules),
+                [catalogue.fallback.target, "nothing above matched"],
+            ],
         )
     )
     parts += ["", "SIGNPOSTS"]
