@@ -77,6 +77,17 @@ async def referral_count(sessions: Any, client_name: str) -> int:
     )
 
 
+# What written_for_client finds for a client whose referrals were all refused.
+NOTHING_WRITTEN = {
+    "referrals": 0,
+    "triage_decisions": 0,
+    "cases": 0,
+    "contact_steps": 0,
+    "messages": 0,
+    "alerts": 0,
+}
+
+
 async def written_for_client(sessions: Any, client_name: str) -> dict[str, int]:
     """Rows of every table a referral writes, for the client's referrals."""
     counts = {}

@@ -11,17 +11,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from helpers import assert_problem, bearer, referral, scalar, written_for_client
+from helpers import NOTHING_WRITTEN, assert_problem, bearer, referral, scalar, written_for_client
 from sqlalchemy import text
-
-NOTHING = {
-    "referrals": 0,
-    "triage_decisions": 0,
-    "cases": 0,
-    "contact_steps": 0,
-    "messages": 0,
-    "alerts": 0,
-}
 
 
 @asynccontextmanager
@@ -71,7 +62,7 @@ async def test_single_referral_all_or_nothing(
         if status == 503:
             assert int(response.headers["retry-after"]) > 0
         assert "Sam" not in response.text and "900123" not in response.text
-    assert await written_for_client(sessions, name) == NOTHING
+    assert await written_for_client(sessions, name) == NOTHING_WRITTEN
     # Safe to retry: the same request now succeeds, once.
     retry = await client.post("/api/v1/referrals", json=body, headers=bearer(key))
     assert retry.status_code == 201, retry.text
@@ -89,7 +80,7 @@ async def test_batch_all_or_nothing(
             "/api/v1/referrals/batch", json={"referrals": items}, headers=bearer(key)
         )
         assert_problem(response, status)
-    assert await written_for_client(sessions, name) == NOTHING
+    assert await written_for_client(sessions, name) == NOTHING_WRITTEN
     retry = await client.post(
         "/api/v1/referrals/batch", json={"referrals": items}, headers=bearer(key)
     )
