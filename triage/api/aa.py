@@ -6,8 +6,9 @@ from typing import Any
 
 from litestar import Controller, Request, Response, post
 
+from triage.api.bodies import read_json
 from triage.api.problems import ApiProblem
-from triage.api.referrals import SINGLE_LIMIT, read_json
+from triage.api.referrals import SINGLE_LIMIT
 from triage.api.security import caller_for
 from triage.services.appropriate_adults import submit_aa_request
 

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from triage.domain import validation as v
-from triage.domain.problems import Problem
+from triage.domain.problems import Problem, Unreadable
 from triage.domain.vocabulary import DAYS
 
 LIST_COLUMNS = {
@@ -78,9 +78,18 @@ def _column_path(index: int, name: str) -> str:
     return f"columns[{index}]"
 
 
-async def parse_csv(text: str) -> list[dict[str, Any]]:
-    """The referrals in a CSV batch; yields to the event loop every few hundred rows."""
-    reader = csv.reader(io.StringIO(text))
+class TooManyRows(ValueError):
+    """More rows than a batch may hold: reading stopped at the first one over."""
+
+
+async def parse_csv(raw: bytes, max_rows: int) -> list[dict[str, Any] | Unreadable]:
+    """The referrals in a CSV batch, read a line at a time from the body (never the whole of it
+    as text at once), stopping at row `max_rows + 1` (TooManyRows). A row that cannot be read
+    as the columns say is an `Unreadable` item in its place; only a wrong header (CsvProblem)
+    fails the file. UnicodeDecodeError when the body is not UTF-8; csv.Error for a cell over
+    the csv module's field size limit. Yields to the event loop every few hundred rows."""
+    lines = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8-sig", newline="")
+    reader = csv.reader(lines)
     header = [h.strip() for h in next(reader, [])]
     problems = []
     seen: set[str] = set()
@@ -102,16 +111,20 @@ async def parse_csv(text: str) -> list[dict[str, Any]]:
         )
     if problems:
         raise CsvProblem(problems)
-    bodies = []
+    bodies: list[dict[str, Any] | Unreadable] = []
     index = -1
     for row in reader:
         if not any(cell.strip() for cell in row):
             continue  # blank lines are not referrals
         index += 1
+        if index >= max_rows:
+            raise TooManyRows(f"more than {max_rows} rows")
         if index % CSV_ROWS_PER_YIELD == 0:
             await asyncio.sleep(0)
         if len(row) > len(header):
-            problems.append(Problem(f"referrals[{index}]", "has more cells than the header row"))
+            bodies.append(
+                Unreadable([Problem(f"referrals[{index}]", "has more cells than the header row")])
+            )
             continue
         body: dict[str, Any] = {}
         for key, cell in zip(header, row, strict=False):
@@ -120,8 +133,6 @@ async def parse_csv(text: str) -> list[dict[str, Any]]:
                 continue
             _set(body, key, _convert(key, value))
         bodies.append(body)
-    if problems:
-        raise CsvProblem(problems)
     return bodies
 
 

@@ -8,17 +8,20 @@ answers 200 (Notify would otherwise retry for ever) and is logged without person
 from __future__ import annotations
 
 import hmac
+import re
 import uuid
 from typing import Any
 
-import msgspec
 import structlog
 from litestar import Request, post
 
+from triage.api.bodies import decode_json
 from triage.api.problems import ApiProblem
+from triage.domain.problems import InvalidInput, Problem
 from triage.services.receipts import apply_receipt
 
 log = structlog.get_logger("triage.receipts")
+PROVIDER_STATUS = re.compile(r"[a-z][a-z-]{0,39}")
 
 
 @post(
@@ -38,14 +41,17 @@ async def notify_callback(request: Request[Any, Any, Any]) -> dict[str, str]:
         or not hmac.compare_digest(token.strip().encode(), expected.encode())
     ):
         raise ApiProblem(401, "unauthorised", "Unauthorised", "a valid bearer token is required")
-    try:
-        body = msgspec.json.decode(await request.body())
-    except msgspec.DecodeError:
-        raise ApiProblem(400, "malformed-json", "Malformed JSON", "the body is not JSON") from None
+    body = decode_json(await request.body())
     reference = body.get("reference") if isinstance(body, dict) else None
     status = body.get("status") if isinstance(body, dict) else None
     if not isinstance(status, str):
         raise ApiProblem(400, "bad-receipt", "Bad receipt", "status is required")
+    if not PROVIDER_STATUS.fullmatch(status):
+        # Kept verbatim in a 40-character column: anything else is not a provider's status.
+        raise InvalidInput(
+            [Problem("status", "must be a provider status (lower case and hyphens, 1 to 40)")],
+            "Invalid receipt",
+        )
     try:
         message_id = uuid.UUID(str(reference))
     except ValueError:

@@ -8,9 +8,11 @@ from typing import Any
 from litestar import Controller, Request, get, patch, post
 from litestar.params import FromPath
 
-from triage.api.referrals import SINGLE_LIMIT, read_json
+from triage.api.bodies import read_json
+from triage.api.referrals import SINGLE_LIMIT
 from triage.api.security import caller_for
-from triage.domain.problems import InvalidInput, Problem
+from triage.domain.checker import Checker
+from triage.domain.problems import InvalidInput
 from triage.services import referral_views, updates
 
 
@@ -58,13 +60,15 @@ class ReferralUpdateController(Controller):
     ) -> dict[str, Any]:
         caller = await caller_for(request, "referrals:write")
         body = await read_json(request)
-        reason = body.get("reason") if isinstance(body, dict) else None
-        if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
-            raise InvalidInput(
-                [Problem("reason", "is required (at most 500 characters)")], "Invalid withdrawal"
-            )
+        checker = Checker()
+        fields = checker.object(body, "", ("reason",)) or {}
+        reason = checker.text(
+            fields, "reason", "reason", required=True, max_length=500, free_text=True
+        )
+        if checker.problems or reason is None:
+            raise InvalidInput(checker.problems, "Invalid withdrawal")
         target = _id(referral_id)
-        await updates.withdraw(request.app.state.sessions, caller, target, reason.strip())
+        await updates.withdraw(request.app.state.sessions, caller, target, reason)
         return await self._view(request, caller.client_id, target)
 
     @get("/decisions", summary="Every decision made for the referral, oldest first")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 from datetime import datetime
 from typing import Any
 
@@ -10,50 +11,24 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromQuery
 
-from triage.api.csv_batch import CSV_DOC, CsvProblem, parse_csv
+from triage.api.bodies import (
+    BATCH_MAX_ITEMS,
+    media_type,
+    read_json,
+    read_json_batch,
+    too_many_items,
+)
+from triage.api.csv_batch import CSV_DOC, CsvProblem, TooManyRows, parse_csv
 from triage.api.problems import ApiProblem
 from triage.api.security import caller_for
+from triage.domain.checker import CONTROL_MESSAGE, clean_text
 from triage.domain.problems import InvalidInput, Problem
 from triage.services import intake, referral_views
 
 SINGLE_LIMIT = 1024 * 1024
 BATCH_LIMIT = 32 * 1024 * 1024
-BATCH_MAX_ITEMS = 10_000
 DEFAULT_PAGE = 100
 MAX_PAGE = 500
-
-
-def _media_type(request: Request[Any, Any, Any]) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-class _Batch(msgspec.Struct):
-    """A JSON batch, its referrals left undecoded: each is decoded when its chunk is
-    validated, so a 10,000-item body never holds the event loop in one long decode."""
-
-    referrals: list[msgspec.Raw]
-
-
-async def read_json(request: Request[Any, Any, Any], shape: type[Any] = Any) -> Any:
-    if _media_type(request) != "application/json":
-        raise ApiProblem(
-            415,
-            "unsupported-media-type",
-            "Unsupported media type",
-            "send the body as application/json",
-        )
-    raw = await request.body()
-    try:
-        return msgspec.json.decode(raw, type=shape)
-    except msgspec.ValidationError:
-        raise InvalidInput(
-            [Problem("referrals", "must be a list of referrals")], "Invalid batch"
-        ) from None
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        # A fixed sentence: the decoder's own message is not for an answer that might quote it.
-        raise ApiProblem(
-            400, "malformed-json", "Malformed JSON", "the body is not valid JSON in UTF-8"
-        ) from None
 
 
 class ReferralController(Controller):
@@ -102,7 +77,7 @@ class ReferralController(Controller):
     )
     async def batch(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         caller = await caller_for(request, "referrals:write", batch=True)
-        media = _media_type(request)
+        media = media_type(request)
         if media not in ("text/csv", "application/json"):
             raise ApiProblem(
                 415,
@@ -110,27 +85,32 @@ class ReferralController(Controller):
                 "Unsupported media type",
                 "send the batch as application/json or text/csv",
             )
+        raw = await request.body()
+        bodies: list[Any]
         if media == "text/csv":
-            raw = await request.body()
             try:
-                bodies: list[Any] = await parse_csv(raw.decode("utf-8-sig"))
+                bodies = await parse_csv(raw, BATCH_MAX_ITEMS)
             except UnicodeDecodeError:
                 raise ApiProblem(
                     400, "malformed-csv", "Malformed CSV", "the body must be UTF-8 text"
+                ) from None
+            except TooManyRows:
+                raise too_many_items() from None
+            except csv.Error:
+                # The csv module's field size limit (a cell over 131,072 characters): nothing
+                # after such a cell can be read reliably.
+                raise ApiProblem(
+                    422,
+                    "validation",
+                    "Invalid CSV",
+                    f"a cell is longer than {csv.field_size_limit():,} characters",
                 ) from None
             except CsvProblem as bad:
                 raise ApiProblem(
                     422, "validation", "Invalid CSV", f"{len(bad.problems)} problems", bad.problems
                 ) from None
         else:
-            bodies = (await read_json(request, _Batch)).referrals
-        if len(bodies) > BATCH_MAX_ITEMS:
-            raise ApiProblem(
-                413,
-                "too-many-items",
-                "Request body too large",
-                f"a batch holds at most {BATCH_MAX_ITEMS} referrals",
-            )
+            bodies = await read_json_batch(raw)
         state = request.app.state
         results = await intake.submit_batch(state.pg, caller, bodies, state.catalogue)
         counts = {"created": 0, "existing": 0, "invalid": 0, "conflict": 0}
@@ -176,6 +156,8 @@ class ReferralController(Controller):
                 page_size = 0
             if not 1 <= page_size <= MAX_PAGE:
                 problems.append(Problem("limit", f"must be a whole number from 1 to {MAX_PAGE}"))
+        if external_ref is not None and clean_text(external_ref) is None:
+            problems.append(Problem("external_ref", CONTROL_MESSAGE))
         since = None
         if external_ref is None and updated_since is not None:
             try:

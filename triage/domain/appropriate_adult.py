@@ -126,7 +126,7 @@ def validate_aa_request(
         person=person,
         juvenile=c.boolean(root, "juvenile", "juvenile"),
         needed_at=c.instant(root, "needed_at", "needed_at"),
-        reason=c.text(root, "reason", "reason", max_length=500),
+        reason=c.text(root, "reason", "reason", max_length=500, free_text=True),
         requester=requester,
     )
     if c.problems:

@@ -15,6 +15,32 @@ from triage.domain.problems import Problem
 
 T = TypeVar("T")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# C0 control characters: PostgreSQL refuses NUL in text and JSON, and the others have no place
+# in a name, a reference or a code. Free text (notes, descriptions, reasons) may carry tabs and
+# line breaks; a Windows line break (CR LF) is read as a line break.
+_CONTROL = re.compile(r"[\x00-\x1f]")
+_CONTROL_IN_FREE_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f]")
+CONTROL_MESSAGE = "must not contain control characters"
+FREE_TEXT_CONTROL_MESSAGE = "must not contain control characters (other than tabs and line breaks)"
+# A field name quoted back in a path: only a plain identifier, never whatever a sender put in
+# a key (it could be anything, control characters and personal data included).
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def clean_text(value: str, *, free_text: bool = False) -> str | None:
+    """`value` with CR LF read as LF in free text, or None when it carries a control character
+    that is not allowed (C0, other than tab and line feed in free text)."""
+    if free_text:
+        value = value.replace("\r\n", "\n")
+        return None if _CONTROL_IN_FREE_TEXT.search(value) else value
+    return None if _CONTROL.search(value) else value
+
+
+def field_path(path: str, key: object) -> str:
+    """The dotted path of a field a sender named: the name only when it is a plain identifier."""
+    if isinstance(key, str) and _FIELD_NAME.match(key):
+        return _join(path, key)
+    return _join(path, "(a field name that is not allowed)")
 
 
 class Checker:
@@ -39,7 +65,7 @@ class Checker:
             return None
         allowed_set = set(allowed)
         for extra in sorted(set(value) - allowed_set):
-            self.add(_join(path, extra), "is not a known field")
+            self.add(field_path(path, extra), "is not a known field")
         return value
 
     def text(
@@ -50,7 +76,9 @@ class Checker:
         *,
         required: bool = False,
         max_length: int = 200,
+        free_text: bool = False,
     ) -> str | None:
+        """A string, stripped; `free_text` allows tabs and line breaks inside it."""
         value = parent.get(key)
         if value is None:
             if required:
@@ -59,7 +87,11 @@ class Checker:
         if not isinstance(value, str):
             self.add(path, "must be a string")
             return None
-        value = value.strip()
+        cleaned = clean_text(value, free_text=free_text)
+        if cleaned is None:
+            self.add(path, FREE_TEXT_CONTROL_MESSAGE if free_text else CONTROL_MESSAGE)
+            return None
+        value = cleaned.strip()
         if not value:
             if required:
                 self.add(path, "must not be empty")

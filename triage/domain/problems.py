@@ -29,3 +29,10 @@ def problem_body(problems: list[Problem], title: str = "Invalid referral") -> di
         "detail": f"{count} problem" + ("" if count == 1 else "s"),
         "errors": [{"path": p.path, "message": p.message} for p in problems],
     }
+
+
+class Unreadable(msgspec.Struct, frozen=True):
+    """A batch item that could not be read as an item at all (a CSV row with more cells than
+    the header): it stands in its place, to be answered `invalid` with these problems."""
+
+    problems: list[Problem]

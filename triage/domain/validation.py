@@ -154,7 +154,7 @@ def _check(
         safe_times=_safe_times(c, contact_raw),
         voicemail_ok=bool(c.boolean(contact_raw, "voicemail_ok", "contact.voicemail_ok")),
         letter_ok=bool(c.boolean(contact_raw, "letter_ok", "contact.letter_ok")),
-        notes=c.text(contact_raw, "notes", "contact.notes", max_length=2000),
+        notes=c.text(contact_raw, "notes", "contact.notes", max_length=2000, free_text=True),
     )
 
     offence_given = root.get("offence")
@@ -175,7 +175,9 @@ def _check(
     offence = Offence(
         category=category or "other",
         ho_code=c.text(offence_raw, "ho_code", "offence.ho_code", max_length=20),
-        description=c.text(offence_raw, "description", "offence.description", max_length=4000),
+        description=c.text(
+            offence_raw, "description", "offence.description", max_length=4000, free_text=True
+        ),
         occurred_on=occurred_on,
         hate_motivations=c.choices(
             offence_raw, "hate_motivations", "offence.hate_motivations", v.HATE_MOTIVATIONS
@@ -203,7 +205,7 @@ def _check(
                 referrer_raw, "email", "referrer.email", normalise_email, EMAIL_MESSAGE, 254
             ),
         )
-    notes = c.text(root, "notes", "notes", max_length=8000)
+    notes = c.text(root, "notes", "notes", max_length=8000, free_text=True)
 
     consent_raw = c.mapping(root, "consent", "consent", CONSENT_FIELDS)
     given = consent_raw or {}

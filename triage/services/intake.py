@@ -24,7 +24,8 @@ from db.pool import connection
 from triage.domain.catalogue import Catalogue
 from triage.domain.decision import Decision
 from triage.domain.engine import triage
-from triage.domain.problems import InvalidInput, Problem
+from triage.domain.json_input import nesting_depth_over
+from triage.domain.problems import InvalidInput, Problem, Unreadable
 from triage.domain.referral import Referral
 from triage.domain.validation import validate_referral
 from triage.services import referral_views
@@ -187,8 +188,16 @@ def _prepare(
     body: Any, index: int, caller: Caller, now: datetime, catalogue: Catalogue
 ) -> _Prepared | ItemResult:
     """One batch item validated and triaged, or its `invalid` result."""
+    if isinstance(body, Unreadable):
+        return ItemResult(index, "invalid", errors=list(body.problems))
     try:
         if isinstance(body, msgspec.Raw):  # left undecoded by the API until now
+            if nesting_depth_over(body):
+                return ItemResult(
+                    index,
+                    "invalid",
+                    errors=[Problem(f"referrals[{index}]", "is nested too deeply")],
+                )
             body = msgspec.json.decode(body)
         referral = validate_referral(
             body, caller.source, now, catalogue, prefix=f"referrals[{index}]"

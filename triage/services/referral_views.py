@@ -177,7 +177,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         stamp, referral_id = json.loads(raw)
         after_at, after_id = datetime.fromisoformat(stamp), uuid.UUID(referral_id)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, RecursionError) as error:
         raise BadCursor("cursor is not one this service gave") from error
     if after_at.tzinfo is None:  # every cursor given carries its offset
         raise BadCursor("cursor is not one this service gave")

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db import models
 from db.pool import driver_connection
 from triage.domain.catalogue import Catalogue
+from triage.domain.checker import field_path
 from triage.domain.decision import iso_z
 from triage.domain.engine import first_contact, triage
 from triage.domain.planning import NextStep
@@ -123,13 +124,16 @@ def merge_patch(current: dict[str, Any], patch: Any) -> dict[str, Any]:
     for key in patch:
         if key not in PATCHABLE:
             problems.append(
-                Problem(key, "cannot be changed by PATCH (one of: " + ", ".join(PATCHABLE) + ")")
+                Problem(
+                    field_path("", key),
+                    "cannot be changed by PATCH (one of: " + ", ".join(PATCHABLE) + ")",
+                )
             )
     victim_patch = patch.get("victim")
     if isinstance(victim_patch, dict):
         for key in victim_patch:
             if key not in PATCHABLE_VICTIM:
-                problems.append(Problem(f"victim.{key}", "cannot be changed by PATCH"))
+                problems.append(Problem(field_path("victim", key), "cannot be changed by PATCH"))
     if problems:
         raise InvalidInput(problems)
     merged = dict(current)
