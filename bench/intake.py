@@ -41,7 +41,7 @@ from triage.catalogue.loader import load_catalogue
 from triage.demo import demo_referrals
 from triage.devstack import serve_command
 from triage.domain.engine import triage
-from triage.domain.validation import validate_referral
+from triage.domain.validation import consent_given, validate_referral
 from triage.services.referral_rows import RowSet, add_referral_rows
 
 BATCH = 1000
@@ -62,6 +62,7 @@ def raw_rows(bodies: list[dict[str, Any]], client_id: uuid.UUID) -> RowSet:
             source="police",
             referral=referral,
             content_hash=referral.content_hash(),
+            consent_given=consent_given(body, "police"),
             decision=decision,
             received_at=now,
         )

@@ -95,6 +95,10 @@ class Referral(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     # The normalised referral as received (api.md shape): the facts and the people in them.
     facts: Mapped[dict[str, Any]]
+    # Consent to the referral: `given` (explicitly, or confirmed by a professional, or by the
+    # victim referring themselves) or `defaulted` (a police referral that policy lets through
+    # without it). A change that makes explicit consent necessary needs it to be `given`.
+    referral_consent: Mapped[str] = mapped_column(String(10))
     priority: Mapped[str] = mapped_column(String(2))
     contact_due_by: Mapped[datetime | None]
     flags: Mapped[list[str]] = mapped_column(server_default=text("'{}'"))

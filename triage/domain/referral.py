@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date, datetime
+from typing import Any
 
 import msgspec
 
@@ -95,4 +96,15 @@ class Referral(msgspec.Struct, omit_defaults=True):
 
     def content_hash(self) -> str:
         """SHA-256 of the normalised content: the idempotency comparison for resends."""
-        return hashlib.sha256(msgspec.json.encode(self, order="sorted")).hexdigest()
+        return content_hash_of(msgspec.to_builtins(self))
+
+
+def content_hash_of(facts: dict[str, Any]) -> str:
+    """SHA-256 of a referral's normalised content as the sender sent it (`facts`, the stored
+    JSON shape): never of a value derived from the clock. The victim's age derived from a date
+    of birth changes on every birthday, so with a date of birth the age is left out (an age
+    sent beside it was checked against it at intake, and says nothing more)."""
+    victim = facts.get("victim")
+    if isinstance(victim, dict) and victim.get("date_of_birth") is not None and "age" in victim:
+        facts = {**facts, "victim": {k: v for k, v in victim.items() if k != "age"}}
+    return hashlib.sha256(msgspec.json.encode(facts, order="sorted")).hexdigest()

@@ -273,6 +273,16 @@ def _check_consent(
             return
 
 
+def consent_given(body: Any, source: str) -> bool:
+    """Whether consent to the referral was given (explicitly by a police sender, confirmed by
+    a professional, or by a victim referring themselves) rather than defaulted, as policy
+    allows a police referral of, say, a theft. For a body `validate_referral` accepted."""
+    if source != "police":
+        return True
+    consent = body.get("consent") if isinstance(body, dict) else None
+    return isinstance(consent, dict) and consent.get("to_referral") is True
+
+
 def usable_channels(referral: Referral) -> list[str]:
     """The listed channels that have what they need, in the victim's order of preference."""
     victim, contact = referral.victim, referral.contact

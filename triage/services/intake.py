@@ -22,12 +22,13 @@ import msgspec
 
 from db.pool import connection
 from triage.domain.catalogue import Catalogue
+from triage.domain.checker import clean_text
 from triage.domain.decision import Decision
 from triage.domain.engine import triage
 from triage.domain.json_input import nesting_depth_over
 from triage.domain.problems import InvalidInput, Problem, Unreadable
 from triage.domain.referral import Referral
-from triage.domain.validation import validate_referral
+from triage.domain.validation import consent_given, validate_referral
 from triage.services import referral_views
 from triage.services.api_keys import Caller
 from triage.services.group_writes import GroupWriter, Numbering
@@ -50,6 +51,7 @@ class ItemResult:
     reference: str | None = None
     errors: list[Problem] | None = None
     view: dict[str, Any] | None = None  # the API's referral object, for a single created one
+    body: Any = None  # an invalid item's decoded body: it may be a resend of an accepted one
 
 
 @dataclass
@@ -58,6 +60,7 @@ class _Prepared:
     referral: Referral
     decision: Decision
     content_hash: str
+    consent_given: bool
 
 
 async def submit_referral(
@@ -80,10 +83,15 @@ async def _submit_single(
     writer: GroupWriter, caller: Caller, body: Any, catalogue: Catalogue
 ) -> ItemResult:
     now = await _ready(writer.pool, catalogue)
-    referral = validate_referral(body, caller.source, now, catalogue)
-    item = _Prepared(
-        0, referral, triage(referral, caller.source, now, catalogue), referral.content_hash()
-    )
+    try:
+        item = _prepare_valid(body, 0, caller, now, catalogue, prefix="")
+    except InvalidInput:
+        async with connection(writer.pool) as db:
+            resent = await _resends_of_accepted(db, caller, {0: body}, catalogue)
+        if 0 in resent:
+            return resent[0]
+        raise
+    referral = item.referral
     rows, _ = _rows([item], caller, now)
     won = await writer.write(rows, _numbering(catalogue, now))
     if won:
@@ -169,6 +177,15 @@ async def submit_batch(
                 writing.exception()  # taken here: the error that ended the batch is raised
     for item in duplicates:
         results[item.index] = _against_existing(item, settled[item.referral.external_ref])
+    invalid = {
+        r.index: r.body for r in results if r is not None and r.status == "invalid" and r.body
+    }
+    if invalid:
+        async with connection(pool) as db:
+            for index, resent in (
+                await _resends_of_accepted(db, caller, invalid, catalogue)
+            ).items():
+                results[index] = resent
     if any(r is not None and r.status == "created" for r in results):
         wake_workers()  # after the commit only: a wake-up never points at a rolled-back row
     return [r for r in results if r is not None]
@@ -190,23 +207,65 @@ def _prepare(
     """One batch item validated and triaged, or its `invalid` result."""
     if isinstance(body, Unreadable):
         return ItemResult(index, "invalid", errors=list(body.problems))
+    if isinstance(body, msgspec.Raw):  # left undecoded by the API until now
+        if nesting_depth_over(body):
+            return ItemResult(
+                index, "invalid", errors=[Problem(f"referrals[{index}]", "is nested too deeply")]
+            )
+        body = msgspec.json.decode(body)
     try:
-        if isinstance(body, msgspec.Raw):  # left undecoded by the API until now
-            if nesting_depth_over(body):
-                return ItemResult(
-                    index,
-                    "invalid",
-                    errors=[Problem(f"referrals[{index}]", "is nested too deeply")],
-                )
-            body = msgspec.json.decode(body)
-        referral = validate_referral(
-            body, caller.source, now, catalogue, prefix=f"referrals[{index}]"
-        )
+        return _prepare_valid(body, index, caller, now, catalogue, prefix=f"referrals[{index}]")
     except InvalidInput as invalid:
-        return ItemResult(index, "invalid", errors=invalid.problems)
+        return ItemResult(index, "invalid", errors=invalid.problems, body=body)
+
+
+def _prepare_valid(
+    body: Any, index: int, caller: Caller, now: datetime, catalogue: Catalogue, prefix: str
+) -> _Prepared:
+    """A body validated and triaged; InvalidInput with every problem (paths under `prefix`)."""
+    referral = validate_referral(body, caller.source, now, catalogue, prefix=prefix)
     return _Prepared(
-        index, referral, triage(referral, caller.source, now, catalogue), referral.content_hash()
+        index,
+        referral,
+        triage(referral, caller.source, now, catalogue),
+        referral.content_hash(),
+        consent_given(body, caller.source),
     )
+
+
+async def _resends_of_accepted(
+    db: asyncpg.Connection, caller: Caller, bodies: dict[int, Any], catalogue: Catalogue
+) -> dict[int, ItemResult]:
+    """Of bodies that are invalid now, those that are resends of referrals already accepted:
+    validated as they were when first received (an age given beside a date of birth no longer
+    matches it after the victim's birthday), with the same content. A resend answers 200
+    whenever it comes; anything else stays invalid."""
+    refs: dict[int, str] = {}
+    for index, body in bodies.items():
+        ref = body.get("external_ref") if isinstance(body, dict) else None
+        if isinstance(ref, str) and ref.strip() and clean_text(ref) is not None:
+            refs[index] = ref.strip()
+    if not refs:
+        return {}
+    rows = await db.fetch(
+        "SELECT external_ref, id, reference, content_hash, received_at FROM referrals "
+        "WHERE client_id = $1 AND external_ref = ANY($2::text[])",
+        caller.client_id,
+        sorted(set(refs.values())),
+    )
+    accepted = {r[0]: r for r in rows}
+    found: dict[int, ItemResult] = {}
+    for index, ref in refs.items():
+        row = accepted.get(ref)
+        if row is None:
+            continue
+        try:
+            then = validate_referral(bodies[index], caller.source, row[4], catalogue)
+        except InvalidInput:
+            continue
+        if then.content_hash() == row[3]:
+            found[index] = ItemResult(index, "existing", row[1], row[2])
+    return found
 
 
 async def _ready(pool: asyncpg.Pool, catalogue: Catalogue) -> datetime:
@@ -236,6 +295,7 @@ def _rows(
             source=caller.source,
             referral=item.referral,
             content_hash=item.content_hash,
+            consent_given=item.consent_given,
             decision=item.decision,
             received_at=now,
         )

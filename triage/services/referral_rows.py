@@ -48,6 +48,7 @@ def add_referral_rows(
     source: str,
     referral: Referral,
     content_hash: str,
+    consent_given: bool,
     decision: Decision,
     received_at: datetime,
 ) -> None:
@@ -62,6 +63,7 @@ def add_referral_rows(
             "referred_at": referral.referred_at,
             "content_hash": content_hash,
             "facts": facts_json(referral),
+            "referral_consent": "given" if consent_given else "defaulted",
             "priority": decision.priority,
             "contact_due_by": decision.contact_due_by,
             "flags": list(decision.flags),

@@ -27,6 +27,7 @@ _REFERRAL_COLUMNS = (
     "referred_at",
     "content_hash",
     "facts",
+    "referral_consent",
     "priority",
     "contact_due_by",
     "flags",

@@ -24,7 +24,7 @@ from triage.domain.statuses import (
     REFERRAL_TRANSITIONS,
     can,
 )
-from triage.domain.validation import validate_referral
+from triage.domain.validation import consent_given, validate_referral
 from triage.services.api_keys import Caller
 from triage.services.audit import record_event
 from triage.services.catalogues import is_recorded, record_catalogue
@@ -121,6 +121,8 @@ def merge_patch(current: dict[str, Any], patch: Any) -> dict[str, Any]:
     problems: list[Problem] = []
     if not isinstance(patch, dict):
         raise InvalidInput([Problem("", "must be an object")])
+    if not patch:
+        raise InvalidInput([Problem("", "nothing to change: give at least one field")])
     for key in patch:
         if key not in PATCHABLE:
             problems.append(
@@ -161,6 +163,15 @@ async def apply_update(
             raise NotOpen(f"a {referral.status} referral cannot be changed")
         now = await service_now(db)
         body = merge_patch(referral.facts, patch)
+        if referral.referral_consent != "given":
+            # Consent that policy defaulted is not consent given: the merged referral carries
+            # `to_referral` only when this change gives it, so a change that needs explicit
+            # consent (a sexual offence, domestic abuse) is refused without it.
+            patch_consent = patch.get("consent")
+            if not (isinstance(patch_consent, dict) and "to_referral" in patch_consent):
+                stored = body.get("consent")
+                if isinstance(stored, dict):
+                    body["consent"] = {k: v for k, v in stored.items() if k != "to_referral"}
         if isinstance(body.get("consent"), dict) and body["consent"].get("to_referral") is False:
             await _withdraw_locked(
                 db, referral, "consent to referral withdrawn", now, f"client:{caller.client_id}"
@@ -168,6 +179,12 @@ async def apply_update(
             await db.commit()
             return
         facts = validate_referral(body, referral.source, referral.received_at, catalogue)
+        given = referral.referral_consent == "given" or consent_given(body, referral.source)
+        if facts.content_hash() == referral.content_hash and given == (
+            referral.referral_consent == "given"
+        ):
+            return  # nothing changes: no new decision
+        referral.referral_consent = "given" if given else "defaulted"
         decision = triage(facts, referral.source, referral.received_at, catalogue)
         await db.execute(
             insert(models.TriageDecision).values(
