@@ -213,6 +213,12 @@ class Message(Base):
     body: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
     final_at: Mapped[datetime | None]
+    # When the provider call of the current claim began (written by the re-check immediately
+    # before the call): a stop cancels a `sending` message only while this is null.
+    call_started_at: Mapped[datetime | None]
+    # A stop (pause, withdrawal, ...) that arrived while the call was under way: the message
+    # is recorded as sent and shown to staff as sent after the stop.
+    stopped_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=_now())
     updated_at: Mapped[datetime] = mapped_column(server_default=_now())
     __table_args__ = (

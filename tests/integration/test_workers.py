@@ -21,6 +21,7 @@ import pytest
 from contact_support import (
     ENGLAND,
     ROOT,
+    local,
     london,
     messages_of,
     move_clock_to,
@@ -362,13 +363,24 @@ async def test_a_stuck_row_of_a_paused_referral_is_looked_up_before_it_is_cancel
     now = await service_time(sessions)
     reached, lost = [await add_message(sessions, created["id"], now) for _ in range(2)]
     await claim_messages(sessions, 10_000, LEASE)
+    # The worker re-checked `reached` and started its call (as messaging.BEGIN_CALL records),
+    # the provider took it, then the worker died; `lost` never got that far.
+    async with sessions() as db:
+        await db.execute(
+            text("UPDATE messages SET call_started_at = now() WHERE id = :i"), {"i": reached}
+        )
+        await db.commit()
     await notifier.send(Outgoing(reached, "sms", "please_contact_us", "+447700900123", None, "x"))
     async with sessions() as db:
         await pause_contact(db, uuid.UUID(created["id"]), "staff:test", now)
         await db.commit()
+    # The pause cancels at once what never reached the provider; the one whose call was under
+    # way is left to the worker's lookup, marked as stopped during its call.
+    assert (await message(sessions, lost)).status == "cancelled"
+    assert (await message(sessions, reached)).stopped_at is not None
     await move_clock_to(sessions, now + LEASE + timedelta(minutes=1))
     results = await send_due(sessions, notifier)
-    assert results[reached] == "accepted" and results[lost] == "cancelled"
+    assert results[reached] == "accepted" and lost not in results
     assert (await message(sessions, reached)).status == "accepted"
     lost_row = await message(sessions, lost)
     assert (lost_row.status, lost_row.failure_reason) == ("cancelled", "paused")
@@ -468,3 +480,147 @@ async def test_messages_of_a_referral_are_rows_first(
     [intro] = await messages_of(sessions, created["id"])
     assert (intro.status, intro.template, intro.channel) == ("queued", "introduction", "sms")
     assert intro.body is None and intro.recipient is None and intro.sent_at is None
+
+
+# -- stop means stop (issue 9, point 2) ---------------------------------------------------------
+
+
+class _Gate:
+    """An outbox notifier that holds every send at one point until released: in the rate
+    limit's wait (`where="turn"`, before the re-check) or inside the provider call itself
+    (`where="send"`, after it)."""
+
+    def __init__(self, sessions: Any, where: str) -> None:
+        from triage.services.notifier import OutboxNotifier
+
+        self.inner = OutboxNotifier(sessions)
+        self.timeout = self.inner.timeout
+        self.where = where
+        self.reached = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def _hold(self) -> None:
+        self.reached.set()
+        await self.release.wait()
+
+    async def wait_for_turn(self) -> None:
+        if self.where == "turn":
+            await self._hold()
+
+    async def send(self, outgoing: Any) -> str:
+        if self.where == "send":
+            await self._hold()
+        return await self.inner.send(outgoing)
+
+    async def lookup(self, reference: uuid.UUID) -> str | None:
+        return await self.inner.lookup(reference)
+
+
+async def _stop(
+    how: str, client: Any, police: dict[str, str], sessions: Any, created: dict[str, Any]
+) -> None:
+    """One of the stops that must keep a claimed message from the provider."""
+    from triage.services.catalogues import current_catalogue
+    from triage.services.contact_plan import pause_contact, process_due_step, record_outcome
+
+    referral_id = uuid.UUID(created["id"])
+    url = f"/api/v1/referrals/{created['id']}"
+    if how == "pause":
+        async with sessions() as db:
+            await pause_contact(db, referral_id, "staff:test", await service_time(sessions))
+            await db.commit()
+    elif how == "withdraw":
+        answer = await client.post(f"{url}/withdraw", json={"reason": "asked"}, headers=police)
+        assert answer.status_code == 200, answer.text
+    elif how == "no_contact_consent":
+        answer = await client.patch(url, json={"consent": {"to_contact": False}}, headers=police)
+        assert answer.status_code == 200, answer.text
+    else:  # a call outcome: declined, wrong_number
+        [step] = await steps_of(sessions, created["id"])
+        async with sessions() as db:
+            now = await service_time(sessions)
+            await process_due_step(db, step.id, current_catalogue(), now)
+            await record_outcome(db, step.id, how, "staff:test", current_catalogue(), now)
+            await db.commit()
+
+
+STOPS = ["pause", "withdraw", "no_contact_consent", "declined", "wrong_number"]
+
+
+@pytest.mark.parametrize("how", STOPS)
+async def test_a_stop_while_a_send_waits_for_its_turn_keeps_it_from_the_provider(
+    client: Any, police: dict[str, str], sessions: Any, how: str
+) -> None:
+    """The worker claimed and rendered the introduction, then waits for the provider's rate
+    limit; staff stop contact meanwhile. Released, it must not send: the row is cancelled."""
+    from triage.services.catalogues import current_catalogue
+    from triage.services.messaging import claim_messages, deliver
+
+    created = await daytime_referral(client, police, sessions)
+    [intro] = await messages_of(sessions, created["id"])
+    assert intro.channel == "sms"
+    [claim] = [c for c in await claim_messages(sessions, 10_000, LEASE) if c.id == intro.id]
+    gate = _Gate(sessions, "turn")
+    sending = asyncio.create_task(deliver(sessions, gate, current_catalogue(), claim))
+    await asyncio.wait_for(gate.reached.wait(), 10)
+    assert (await message(sessions, intro.id)).status == "sending"
+    await _stop(how, client, police, sessions, created)
+    row = await message(sessions, intro.id)
+    assert row.status == "cancelled", (how, row.status)  # cancelled by the stop itself
+    gate.release.set()
+    result = await asyncio.wait_for(sending, 10)
+    assert result != "accepted", result
+    assert await outbox_of(sessions, [intro.id]) == []  # it never reached the provider
+    row = await message(sessions, intro.id)
+    assert row.status == "cancelled" and row.call_started_at is None
+
+
+async def test_a_stop_during_the_provider_call_is_recorded_as_sent_after_the_stop(
+    client: Any, police: dict[str, str], sessions: Any
+) -> None:
+    from triage.services.catalogues import current_catalogue
+    from triage.services.messaging import claim_messages, deliver
+
+    created = await daytime_referral(client, police, sessions)
+    [intro] = await messages_of(sessions, created["id"])
+    [claim] = [c for c in await claim_messages(sessions, 10_000, LEASE) if c.id == intro.id]
+    gate = _Gate(sessions, "send")
+    sending = asyncio.create_task(deliver(sessions, gate, current_catalogue(), claim))
+    await asyncio.wait_for(gate.reached.wait(), 10)
+    await _stop("pause", client, police, sessions, created)
+    row = await message(sessions, intro.id)
+    assert row.status == "sending" and row.stopped_at is not None  # not cancelled: it may be out
+    gate.release.set()
+    assert await asyncio.wait_for(sending, 10) == "accepted"
+    row = await message(sessions, intro.id)
+    assert row.status == "accepted" and row.stopped_at is not None
+    assert row.call_started_at is not None and row.call_started_at <= row.stopped_at
+    assert await sent_once(sessions, intro.id)
+
+
+async def test_the_safe_window_is_judged_again_after_the_rate_limit_wait(
+    client: Any, police: dict[str, str], sessions: Any, notifier: Any
+) -> None:
+    """Checked at 19:59, released at 20:01 (default safe times end at 20:00): not sent now,
+    back in the queue for the next safe moment, never cancelled."""
+    from triage.services.catalogues import current_catalogue
+    from triage.services.messaging import claim_messages, deliver
+
+    friday = first_friday_after(await service_time(sessions))
+    await move_clock_to(sessions, london(friday, 19, 59))
+    created = await submit(client, police, plain())
+    [intro] = await messages_of(sessions, created["id"])
+    [claim] = [c for c in await claim_messages(sessions, 10_000, LEASE) if c.id == intro.id]
+    gate = _Gate(sessions, "turn")
+    sending = asyncio.create_task(deliver(sessions, gate, current_catalogue(), claim))
+    await asyncio.wait_for(gate.reached.wait(), 10)
+    await move_clock_to(sessions, london(friday, 20, 1))
+    gate.release.set()
+    assert await asyncio.wait_for(sending, 10) == "rechecked"
+    assert await outbox_of(sessions, [intro.id]) == []
+    assert (await message(sessions, intro.id)).status == "queued"
+    # The next sweep looks it up (never sent) and moves it to Saturday 08:00.
+    results = await send_due(sessions, notifier)
+    assert results[intro.id] == "moved"
+    row = await message(sessions, intro.id)
+    assert (row.status, local(row.due_at).hour) == ("queued", 8)

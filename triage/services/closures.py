@@ -1,17 +1,30 @@
 """Ending a referral's open work, the same way wherever it ends (plan ended, declined,
-withdrawn, paused, no consent): its open cases closed, its queued messages cancelled."""
+withdrawn, paused, no consent, wrong number): its open steps stopped, its messages stopped,
+its open cases closed.
+
+Stopping a message means every message of the referral whose provider call has not started:
+`queued` ones, and `sending` ones claimed by a worker that has not yet called the provider
+(`call_started_at` is null). The worker re-checks the referral in one statement immediately
+before the call (messaging.BEGIN_CALL), under a share lock on the referral's row, so once a
+stop has committed no message of the referral reaches the provider. A message whose call had
+already started is left to finish: it is recorded as sent, marked `stopped_at`, and shown to
+staff as sent after the stop.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import and_, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import models
-from triage.domain.statuses import OPEN_CASE_STATUSES
+from triage.domain.statuses import OPEN_CASE_STATUSES, OPEN_STEP_STATUSES
+
+# Alerts that only make sense while contact is still being attempted.
+CONTACT_ALERTS = ("p1_not_reached", "safe_window_after_deadline")
 
 
 async def close_open_cases(
@@ -24,16 +37,89 @@ async def close_open_cases(
     )
 
 
-async def cancel_queued_messages(
-    db: AsyncSession, referral_id: uuid.UUID, now: datetime, reason: str | None = None
+async def stop_messages(
+    db: AsyncSession,
+    referral_id: uuid.UUID,
+    now: datetime,
+    reason: str,
+    channels: Sequence[str] | None = None,
 ) -> None:
-    """Queued messages cancelled; `reason` recorded when given (otherwise a reason a
-    temporary failure left on the row stays)."""
-    values: dict[str, Any] = {"status": "cancelled", "final_at": now, "updated_at": now}
-    if reason is not None:
-        values["failure_reason"] = reason
+    """Cancel the referral's messages (of `channels`, when given) whose provider call has not
+    started; mark those whose call is under way `stopped_at`."""
+    mine = [models.Message.referral_id == referral_id]
+    if channels is not None:
+        mine.append(models.Message.channel.in_(list(channels)))
     await db.execute(
         update(models.Message)
-        .where(models.Message.referral_id == referral_id, models.Message.status == "queued")
-        .values(**values)
+        .where(
+            *mine,
+            or_(
+                models.Message.status == "queued",
+                and_(
+                    models.Message.status == "sending",
+                    models.Message.call_started_at.is_(None),
+                ),
+            ),
+        )
+        .values(
+            status="cancelled",
+            final_at=now,
+            updated_at=now,
+            claimed_until=None,
+            failure_reason=reason,
+        )
     )
+    await db.execute(
+        update(models.Message)
+        .where(
+            *mine,
+            models.Message.status == "sending",
+            models.Message.call_started_at.is_not(None),
+            models.Message.stopped_at.is_(None),
+        )
+        .values(stopped_at=now)
+    )
+
+
+async def stop_pending_contact(
+    db: AsyncSession,
+    referral_id: uuid.UUID,
+    now: datetime,
+    reason: str,
+    *,
+    pause: bool = False,
+    cancel_alerts: bool = False,
+) -> None:
+    """Stop a referral's pending contact at once: its open step `skipped` with `reason` (or
+    `paused`, to be rescheduled by a resume), its messages stopped, and with `cancel_alerts`
+    the alerts that only matter while contact is attempted. The deadline alert stays: a
+    breach is reported whatever stopped the contact."""
+    if pause:
+        await db.execute(
+            update(models.ContactStep)
+            .where(
+                models.ContactStep.referral_id == referral_id,
+                models.ContactStep.status.in_(("scheduled", "due")),
+            )
+            .values(status="paused", claimed_until=None, updated_at=now)
+        )
+    else:
+        await db.execute(
+            update(models.ContactStep)
+            .where(
+                models.ContactStep.referral_id == referral_id,
+                models.ContactStep.status.in_(OPEN_STEP_STATUSES),
+            )
+            .values(status="skipped", skip_reason=reason, updated_at=now, claimed_until=None)
+        )
+    await stop_messages(db, referral_id, now, reason)
+    if cancel_alerts:
+        await db.execute(
+            update(models.Alert)
+            .where(
+                models.Alert.referral_id == referral_id,
+                models.Alert.status == "pending",
+                models.Alert.kind.in_(CONTACT_ALERTS),
+            )
+            .values(status="cancelled")
+        )

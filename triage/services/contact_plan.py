@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db import models
 from triage.domain.catalogue import Catalogue
 from triage.domain.planning import (
+    PHONE_CHANNELS,
     ContactRules,
     NextStep,
     StepRecord,
@@ -27,14 +28,13 @@ from triage.domain.planning import (
 from triage.domain.referral import Referral
 from triage.domain.safety import OPEN_REFERRAL, may_contact
 from triage.domain.statuses import (
-    OPEN_STEP_STATUSES,
     STEP_TRANSITIONS,
     check,
 )
 from triage.domain.validation import usable_channels
 from triage.domain.vocabulary import CALL_OUTCOMES
 from triage.services.audit import record_event
-from triage.services.closures import cancel_queued_messages, close_open_cases
+from triage.services.closures import close_open_cases, stop_messages, stop_pending_contact
 from triage.services.referral_rows import RowSet, add_step_rows
 
 CONTACT_OUTCOMES = ("reached", "declined")
@@ -235,37 +235,15 @@ async def record_outcome(
             )
             .values(status="resolved")
         )
-        await _end_pending_contact(db, referral.id, now)
+        await stop_pending_contact(db, referral.id, now, "plan_ended")
         if outcome == "declined":
             await close_open_cases(db, referral.id, "declined", now)
             referral.status = "closed"
         return OutcomeResult(outcome, None)
     if outcome == "wrong_number":
         # Stop messages to that number at once.
-        await db.execute(
-            update(models.Message)
-            .where(
-                models.Message.referral_id == referral.id,
-                models.Message.status == "queued",
-                models.Message.channel == "sms",
-            )
-            .values(status="cancelled", final_at=now, updated_at=now)
-        )
+        await stop_messages(db, referral.id, now, "wrong_number", channels=PHONE_CHANNELS)
     return OutcomeResult(outcome, await _plan_next(db, referral, catalogue, now))
-
-
-async def _end_pending_contact(db: AsyncSession, referral_id: uuid.UUID, now: datetime) -> None:
-    """After contact: open steps skipped (`plan_ended`), queued messages cancelled. Unlike
-    updates.cancel_pending_contact (withdrawal, consent), alerts are left to the caller."""
-    await db.execute(
-        update(models.ContactStep)
-        .where(
-            models.ContactStep.referral_id == referral_id,
-            models.ContactStep.status.in_(OPEN_STEP_STATUSES),
-        )
-        .values(status="skipped", skip_reason="plan_ended", updated_at=now, claimed_until=None)
-    )
-    await cancel_queued_messages(db, referral_id, now, "plan_ended")
 
 
 async def pause_contact(
@@ -278,15 +256,7 @@ async def pause_contact(
         return
     referral.contact_paused = True
     referral.updated_at = now
-    await db.execute(
-        update(models.ContactStep)
-        .where(
-            models.ContactStep.referral_id == referral_id,
-            models.ContactStep.status.in_(("scheduled", "due")),
-        )
-        .values(status="paused", claimed_until=None, updated_at=now)
-    )
-    await cancel_queued_messages(db, referral_id, now, "paused")
+    await stop_pending_contact(db, referral_id, now, "paused", pause=True)
     await record_event(db, actor, "contact.paused", referral_id)
 
 

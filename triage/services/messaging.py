@@ -141,12 +141,27 @@ async def deliver(
 
 
 @dataclass(frozen=True)
+class _Checked:
+    """What the safe contact rules were judged on when a row was prepared, to judge them again
+    immediately before the provider call: the referral as it was then (`seen`, its
+    updated_at, which every change of status, pause, consent, contact details or call
+    outcome moves on) and the service clock then (`at`, `started` on this worker's monotonic
+    clock)."""
+
+    referral_id: uuid.UUID
+    seen: datetime
+    rules: ContactRules
+    closing: bool
+
+
+@dataclass(frozen=True)
 class _Ready:
     """A claimed row, checked and rendered under its lock, to go to the provider."""
 
     claimed: Claimed
     outgoing: Outgoing
     not_before: datetime | None  # not safe now: only looked up (it may already be sent)
+    checked: _Checked
     # No longer allowed (paused, withdrawn, ...) but an earlier attempt may have reached the
     # provider: looked up, then recorded as accepted when found, else cancelled.
     cancel_reason: str | None = None
@@ -188,6 +203,7 @@ PREPARE = (
         models.Referral.status.label("referral_status"),
         models.Referral.contact_paused,
         models.Referral.facts,
+        models.Referral.updated_at.label("referral_updated_at"),
         _steps.kind.label("step_kind"),
         exists()
         .where(_wrong.referral_id == models.Message.referral_id, _wrong.outcome == "wrong_number")
@@ -230,6 +246,103 @@ RELEASE = text("""
     FROM unnest(CAST(:ids AS uuid[]), CAST(:attempts AS integer[])) AS v(id, attempts)
     WHERE m.id = v.id AND m.status = 'sending' AND m.attempts = v.attempts
 """)
+
+
+# The re-check immediately before a provider call, in one short statement (never a
+# transaction held across the call): the row is still ours (this claim, `sending`) and the
+# referral still allows this message (open, not paused, contact consent, the channel listed,
+# a letter allowed, no wrong number for a text) and has not changed since the row was checked
+# and rendered (`seen`: any change moves updated_at on, and the safe times are judged again
+# in Python just before). The share lock on the referral waits for a stop being committed
+# (a pause holds the row for update), so a stop either commits first and is seen here, or
+# finds the call started and marks the message `stopped_at`.
+BEGIN_CALL = text("""
+    UPDATE messages AS m SET call_started_at = :now
+    FROM (
+        SELECT r.id FROM referrals r
+        WHERE r.id = :referral_id
+          AND r.updated_at = :seen
+          AND (r.status IN ('triaged', 'in_contact') OR (:closing AND r.status = 'closed'))
+          AND NOT r.contact_paused
+          AND COALESCE(CAST(r.facts #>> '{consent,to_contact}' AS boolean), true)
+          AND (r.facts -> 'contact' -> 'channels') @> jsonb_build_array(CAST(:channel AS text))
+          AND (CAST(:channel AS text) <> 'letter'
+               OR COALESCE(CAST(r.facts #>> '{contact,letter_ok}' AS boolean), false))
+          AND (CAST(:channel AS text) NOT IN ('phone', 'sms') OR NOT EXISTS (
+                SELECT 1 FROM contact_steps s
+                WHERE s.referral_id = r.id AND s.outcome = 'wrong_number'))
+        FOR SHARE
+    ) AS r
+    WHERE m.id = :id AND m.referral_id = r.id AND m.status = 'sending'
+      AND m.attempts = :attempts
+    RETURNING m.id
+""")
+
+# Not sent by this claim (the re-check refused it): back to the queue, to be checked afresh
+# by the next sweep (which cancels it if contact is no longer allowed; a row claimed more
+# than once is looked up at the provider first, as always).
+REQUEUE_UNSENT = text("""
+    UPDATE messages SET status = 'queued', claimed_until = NULL, call_started_at = NULL,
+        updated_at = :now
+    WHERE id = :id AND status = 'sending' AND attempts = :attempts
+    RETURNING id
+""")
+
+
+async def _begin_call(sessions: async_sessionmaker[AsyncSession], ready: _Ready) -> bool:
+    """Whether the provider may be called for this row now: the safe contact rules judged
+    again on the referral as checked, and the row and the referral re-checked in one
+    statement, committed before the call."""
+    checked = ready.checked
+    async with sessions() as db:
+        now = await service_now(db)
+        if not _still_safe(ready, now):
+            return False
+        row = (
+            await db.execute(
+                BEGIN_CALL,
+                {
+                    "now": now,
+                    "referral_id": checked.referral_id,
+                    "seen": checked.seen,
+                    "closing": checked.closing,
+                    "channel": ready.outgoing.channel,
+                    "id": ready.claimed.id,
+                    "attempts": ready.claimed.attempts,
+                },
+            )
+        ).first()
+        await db.commit()
+    return row is not None
+
+
+def _still_safe(ready: _Ready, now: datetime) -> bool:
+    """The safe contact rules judged again at `now` on the referral as it was checked (the
+    statement that follows makes sure it has not changed since)."""
+    checked = ready.checked
+    verdict = may_contact(
+        referral_status="triaged",  # the statement checks the status itself
+        paused=False,  # and the pause, the consent and the wrong number
+        to_contact=True,
+        rules=checked.rules,
+        channel=ready.outgoing.channel,
+        wrong_number=False,
+        now=now,
+        closing=checked.closing,
+    )
+    return verdict.allowed and verdict.not_before is None
+
+
+async def _requeue_unsent(sessions: async_sessionmaker[AsyncSession], claimed: Claimed) -> str:
+    async with sessions() as db:
+        now = await service_now(db)
+        row = (
+            await db.execute(
+                REQUEUE_UNSENT, {"id": claimed.id, "attempts": claimed.attempts, "now": now}
+            )
+        ).first()
+        await db.commit()
+    return "rechecked" if row is not None else "not_claimed"
 
 
 async def _prepare_chunk(
@@ -321,7 +434,10 @@ async def _prepare_chunk(
                 rendered.subject,
                 rendered.body,
             )
-            ready.append(_Ready(item, outgoing, verdict.not_before, cancel_reason))
+            checked = _Checked(
+                row.referral_id, row.referral_updated_at, rules, row.step_kind == "close"
+            )
+            ready.append(_Ready(item, outgoing, verdict.not_before, checked, cancel_reason))
             # The lease is extended to `hold` below, or kept when it is already longer.
             lefts.append(max(hold, (row.claimed_until or now) - now))
         found = {row.id for row in rows}
@@ -399,6 +515,10 @@ async def _call_provider(
         # The lease could run out while the send is on its way, and another worker could then
         # claim and send the row too: give it back unsent (its next claim looks it up first).
         return _Outcome("released")
+    if not await _begin_call(sessions, ready):
+        # A stop (pause, withdrawal, consent, wrong number, ...) or a change since the row
+        # was checked: it does not go now.
+        return _Outcome("recheck")
     try:
         provider_status = await notifier.send(ready.outgoing)
     except PermanentFailure as error:
@@ -487,6 +607,8 @@ async def _deliver_chunk(
     for item, outcome in others:
         if outcome.result == "not_claimed":
             results[item.claimed.id] = outcome.result
+        elif outcome.result == "recheck":
+            results[item.claimed.id] = await _requeue_unsent(sessions, item.claimed)
         elif outcome.result == "cancel":
             results[item.claimed.id] = await _cancel(
                 sessions, item.claimed.id, outcome.reason or "", item.claimed.attempts
@@ -550,6 +672,7 @@ async def _requeue(
         message = await lock_message(db, message_id)
         if message.status == "sending" and attempts == message.attempts:
             message.status, message.due_at, message.claimed_until = "queued", not_before, None
+            message.call_started_at = None  # looked up: the provider does not have it
             await db.commit()
     return "moved"
 
@@ -597,6 +720,7 @@ async def _finish(
         elif result == "temporary" and message.attempts < MAX_ATTEMPTS:
             message.status, message.due_at = "queued", now + backoff(message.attempts)
             message.claimed_until, message.failure_reason = None, reason
+            message.call_started_at = None  # the provider refused it: nothing is on its way
         elif result == "permanent":
             message.status, message.final_at, message.failure_reason = "failed", now, reason
             message.provider_status = "permanent-failure"

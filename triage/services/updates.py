@@ -29,7 +29,7 @@ from triage.services.api_keys import Caller
 from triage.services.audit import record_event
 from triage.services.catalogues import is_recorded, record_catalogue
 from triage.services.clock import service_now
-from triage.services.closures import cancel_queued_messages, close_open_cases
+from triage.services.closures import close_open_cases, stop_pending_contact
 from triage.services.contact_plan import insert_step
 from triage.services.referral_rows import P1_ALERT_AFTER, facts_json
 
@@ -66,30 +66,6 @@ async def _locked(db: AsyncSession, caller: Caller, referral_id: uuid.UUID) -> m
     return row
 
 
-async def cancel_pending_contact(
-    db: AsyncSession, referral_id: uuid.UUID, reason: str, now: datetime
-) -> None:
-    """Stop every open step and queued message of a referral at once."""
-    await db.execute(
-        update(models.ContactStep)
-        .where(
-            models.ContactStep.referral_id == referral_id,
-            models.ContactStep.status.in_(OPEN_STEP_STATUSES),
-        )
-        .values(status="skipped", skip_reason=reason, updated_at=now, claimed_until=None)
-    )
-    await cancel_queued_messages(db, referral_id, now)
-    await db.execute(
-        update(models.Alert)
-        .where(
-            models.Alert.referral_id == referral_id,
-            models.Alert.status == "pending",
-            models.Alert.kind.in_(("p1_not_reached", "safe_window_after_deadline")),
-        )
-        .values(status="cancelled")
-    )
-
-
 async def withdraw(
     sessions: async_sessionmaker[AsyncSession], caller: Caller, referral_id: uuid.UUID, reason: str
 ) -> None:
@@ -110,7 +86,7 @@ async def _withdraw_locked(
     referral.status = "withdrawn"
     referral.withdrawn_reason = reason
     referral.updated_at = now
-    await cancel_pending_contact(db, referral.id, "withdrawn", now)
+    await stop_pending_contact(db, referral.id, now, "withdrawn", cancel_alerts=True)
     await close_open_cases(db, referral.id, "withdrawn", now)
     await record_event(db, actor, "referral.withdrawn", referral.id)
 
@@ -258,7 +234,9 @@ async def apply_update(
         referral.contact_due_by = due
 
         if not facts.consent.to_contact:
-            await cancel_pending_contact(db, referral.id, "no_contact_consent", now)
+            await stop_pending_contact(
+                db, referral.id, now, "no_contact_consent", cancel_alerts=True
+            )
             flags.add("no_contact_consent")  # also in the decision; kept explicit
         else:
             flags.discard("no_contact_consent")
