@@ -247,7 +247,8 @@ class Alert(Base):
 
     __tablename__ = "alerts"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"), index=True)
+    # None for an alert about the service itself (the provider refusing our settings).
+    referral_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("referrals.id"), index=True)
     kind: Mapped[str] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(12))  # pending | raised | resolved | cancelled
     due_at: Mapped[datetime]
@@ -256,6 +257,13 @@ class Alert(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=_now())
     __table_args__ = (
         Index("ix_alerts_pending", "due_at", postgresql_where=text("status = 'pending'")),
+        # One open alert of a kind about the service itself (not a referral) at a time.
+        Index(
+            "uq_alerts_service_open",
+            "kind",
+            unique=True,
+            postgresql_where=text("referral_id IS NULL AND status IN ('pending', 'raised')"),
+        ),
     )
 
 

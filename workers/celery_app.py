@@ -70,9 +70,21 @@ def check_broker() -> None:
         ) from None
 
 
+def check_notifier() -> None:
+    """Refuse to start a worker whose notifier settings cannot send every message the
+    catalogue uses (a missing template id would fail each of them at the provider)."""
+    from triage.services.catalogues import current_catalogue
+    from triage.services.notifier import check_notifier_settings
+
+    problem = check_notifier_settings(get_settings(), current_catalogue())
+    if problem:
+        raise SystemExit(problem)
+
+
 @signals.worker_init.connect
 def _worker_init(**_: Any) -> None:
     check_broker()
+    check_notifier()
 
 
 @signals.beat_init.connect

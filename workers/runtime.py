@@ -42,10 +42,12 @@ def runtime() -> Runtime:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
 
+        catalogue = current_catalogue()
+
         async def build() -> tuple[AsyncEngine, async_sessionmaker[AsyncSession], Notifier]:
             engine = make_engine(settings.database_url, pool_size=4)
             sessions = make_sessionmaker(engine)
-            return engine, sessions, make_notifier(settings, sessions)
+            return engine, sessions, make_notifier(settings, sessions, catalogue)
 
         engine, sessions, notifier = loop.run_until_complete(build())
         _runtime = Runtime(
@@ -53,7 +55,7 @@ def runtime() -> Runtime:
             engine,
             sessions,
             notifier,
-            current_catalogue(),
+            catalogue,
             timedelta(seconds=settings.claim_lease_seconds),
         )
     return _runtime

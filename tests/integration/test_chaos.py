@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -29,6 +28,7 @@ from typing import Any
 import httpx
 import pytest
 from helpers import referral
+from notify_stub_support import PYTHON, ROOT, Stub, start_stub, stop_process, tail
 from sqlalchemy import text
 
 from triage.devstack import free_port
@@ -36,43 +36,12 @@ from triage.domain.vocabulary import DAYS
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-STUB = ROOT / "tests" / "stubs" / "notify_stub.py"
-PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
 # A syntactically valid Notify key: name-<service id>-<secret>; the stub does not verify it.
 NOTIFY_KEY = f"chaos_test-{uuid.uuid4()}-{uuid.uuid4()}"
 TEMPLATES = {"sms": str(uuid.uuid4()), "email": str(uuid.uuid4()), "letter": str(uuid.uuid4())}
 CALLBACK_TOKEN = "chaos-callback-" + uuid.uuid4().hex
 LEASE_SECONDS = 5
 SENT = ("accepted", "delivered")
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def _stop(process: subprocess.Popen[bytes], grace: float = 10) -> None:
-    """SIGTERM the process group, then SIGKILL it if it does not go in time."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)  # the prefork children too
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        process.wait(5)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 # -- the chaos database ------------------------------------------------------------------
@@ -139,64 +108,18 @@ def api(servers: Any, chaos_db: str, tmp_path_factory: pytest.TempPathFactory) -
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"triage serve exited at start:\n{_tail(log_path)}")
+                raise RuntimeError(f"triage serve exited at start:\n{tail(log_path)}")
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"triage serve not ready in 30 s:\n{_tail(log_path)}")
+                raise RuntimeError(f"triage serve not ready in 30 s:\n{tail(log_path)}")
             time.sleep(0.2)
         yield f"http://127.0.0.1:{port}"
     finally:
-        _stop(process)
-
-
-@dataclass
-class Stub:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def control(self, **changes: Any) -> dict[str, Any]:
-        answer = httpx.post(f"{self.url}/_control", json=changes, timeout=10)
-        answer.raise_for_status()
-        return dict(answer.json())
-
-    def sends(self) -> list[dict[str, Any]]:
-        return list(httpx.get(f"{self.url}/_sends", timeout=30).json()["sends"])
-
-    def requests(self) -> list[dict[str, Any]]:
-        return list(httpx.get(f"{self.url}/_requests", timeout=30).json()["requests"])
-
-    def stats(self) -> dict[str, Any]:
-        return dict(httpx.get(f"{self.url}/_stats", timeout=10).json())
-
-
-def start_stub(directory: Path, callback: str | None = None) -> Stub:
-    port = free_port()
-    log_path = directory / f"stub-{port}.log"
-    args = [PYTHON, str(STUB), "--port", str(port), "--db", str(directory / f"stub-{port}.db")]
-    if callback:
-        args += ["--callback-url", callback, "--callback-token", CALLBACK_TOKEN]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"the stub exited at start:\n{_tail(log_path)}")
-        try:
-            httpx.get(f"{url}/_stats", timeout=1).raise_for_status()
-            return Stub(url, process, log_path)
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                _stop(process)
-                raise RuntimeError("the stub did not start in 15 s") from None
-            time.sleep(0.1)
+        stop_process(process)
 
 
 @dataclass
@@ -250,18 +173,18 @@ class Workers:
             except ProcessLookupError:
                 pass
         for process in self.running.values():
-            _stop(process, grace=10)
+            stop_process(process, grace=10)
         self.running.clear()
 
     def check_alive(self) -> None:
         for name, process in self.running.items():
             if process.poll() is not None:
                 raise AssertionError(
-                    f"worker {name} exited ({process.returncode}):\n{_tail(self.logs[name])}"
+                    f"worker {name} exited ({process.returncode}):\n{tail(self.logs[name])}"
                 )
 
     def report(self) -> str:
-        return "\n".join(f"--- {n}\n{_tail(p)}" for n, p in self.logs.items())
+        return "\n".join(f"--- {n}\n{tail(p)}" for n, p in self.logs.items())
 
 
 class SweepDriver:
@@ -308,7 +231,7 @@ def stub(tmp_path: Path) -> Iterator[Stub]:
     try:
         yield started
     finally:
-        _stop(started.process, grace=5)
+        stop_process(started.process, grace=5)
 
 
 @pytest.fixture
@@ -494,7 +417,9 @@ async def test_sigkill_a_worker_mid_run(
     """2 workers on 2,000 queued messages; one is SIGKILLed mid-run and restarted: each
     reference reaches the stub exactly once, and every message ends `delivered` once the
     stub's receipts reach the callback."""
-    stub = start_stub(tmp_path, callback=f"{api}/api/v1/notify/callback")
+    stub = start_stub(
+        tmp_path, callback=f"{api}/api/v1/notify/callback", callback_token=CALLBACK_TOKEN
+    )
     try:
         ids = await seed(chaos_sessions, 2000)
         workers.provider = stub.url
@@ -533,7 +458,7 @@ async def test_sigkill_a_worker_mid_run(
         stats = stub.stats()
         assert stats["sends"] == len(ids) and not stats["duplicates"], stats
     finally:
-        _stop(stub.process, grace=5)
+        stop_process(stub.process, grace=5)
 
 
 async def test_flush_redis_mid_run(

@@ -15,12 +15,13 @@ Authentication: the client's JWT bearer must be present; it is not verified.
 
 Control (no authentication; bind it to localhost):
 
-- POST /_control {"delay_seconds": x, "fail": "none|permanent|temporary|timeout",
+- POST /_control {"delay_seconds": x, "fail": "none|permanent|temporary|timeout|auth|template",
   "times": n | null, "timeout_seconds": s, "receipts": bool, "receipt_status": "delivered",
   "lookup_fail": bool}. `fail` applies to the next `times` sends (null: every send until told
   otherwise). `timeout` records the notification (the provider has it) and then holds the
   answer for `timeout_seconds` (longer than the client's timeout), as a provider whose answer
-  was lost. `permanent` answers 400 and `temporary` 500, recording nothing. `lookup_fail`
+  was lost. `permanent` answers 400 and `temporary` 500, recording nothing; `auth` answers 403
+  (a bad API key) and `template` 400 "Template not found" (our settings wrong). `lookup_fail`
   makes the lookup by reference answer 500. Answers the whole control state.
 - GET /_control: the control state.
 - GET /_sends: every notification the stub took, oldest first, with its reference
@@ -62,7 +63,7 @@ DEFAULT_CONTROL: dict[str, Any] = {
     "receipt_status": "delivered",
     "lookup_fail": False,
 }
-FAILURES = ("none", "permanent", "temporary", "timeout")
+FAILURES = ("none", "permanent", "temporary", "timeout", "auth", "template")
 TYPES = {"sms": "sms", "email": "email", "letter": "letter"}
 
 SCHEMA = """
@@ -439,6 +440,14 @@ def make_handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
             if fail == "temporary":
                 stub.store.log(reference, kind, "temporary")
                 self._error(500, "Exception", "Internal server error")
+                return
+            if fail == "auth":  # a revoked or wrong API key
+                stub.store.log(reference, kind, "auth")
+                self._error(403, "AuthError", "Invalid token: API key not found")
+                return
+            if fail == "template":  # a template id that is not the service's
+                stub.store.log(reference, kind, "template")
+                self._error(400, "BadRequestError", "Template not found")
                 return
             row = {
                 "id": str(uuid.uuid4()),

@@ -44,11 +44,15 @@ from triage.services.notifier import (
     Notifier,
     Outgoing,
     PermanentFailure,
+    ProviderMisconfigured,
     ProviderUnsure,
     TemporaryFailure,
 )
 
 MAX_ATTEMPTS = 6  # sends of one row (temporary failures and unsure answers)
+# While the provider refuses our settings (a bad key, a template that is not ours), messages
+# wait this long in the queue between tries; fixing the settings sends them on the next try.
+OUTAGE_RETRY = timedelta(minutes=1)
 MAX_TRIES = 3  # rows in a resend chain after failure receipts
 UNSURE_LEASE = timedelta(seconds=30)  # how soon an unsure send is looked up again
 CALL_MARGIN = timedelta(seconds=5)  # on top of the longest a provider call can take
@@ -466,6 +470,48 @@ async def _prepare_chunk(
     return ready, done, min(lefts, default=hold)
 
 
+HOLD_FOR_OUTAGE = text("""
+    UPDATE messages AS m
+    SET status = 'queued', due_at = :retry_at, claimed_until = NULL, call_started_at = NULL,
+        attempts = m.attempts - 1, updated_at = :now
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:attempts AS integer[])) AS v(id, attempts)
+    WHERE m.id = v.id AND m.status = 'sending' AND m.attempts = v.attempts
+""")
+
+# One open provider outage alert at a time (a partial unique index holds it to one).
+RAISE_OUTAGE = text("""
+    INSERT INTO alerts (id, referral_id, kind, status, due_at, raised_at, reason)
+    VALUES (:id, NULL, 'provider_outage', 'raised', :now, :now, :reason)
+    ON CONFLICT DO NOTHING
+""")
+
+RESOLVE_OUTAGE = text("""
+    UPDATE alerts SET status = 'resolved'
+    WHERE kind = 'provider_outage' AND referral_id IS NULL AND status = 'raised'
+""")
+
+
+async def _hold_for_outage(
+    sessions: async_sessionmaker[AsyncSession], held: list[_Ready], reason: str
+) -> None:
+    """The provider refused our settings: not the recipients' failure. The messages go back to
+    the queue (this claim not counted against them) and the duty lead is alerted; sending
+    resumes by itself once the settings are fixed."""
+    async with sessions() as db:
+        now = await service_now(db)
+        await db.execute(
+            HOLD_FOR_OUTAGE,
+            {
+                "ids": [item.claimed.id for item in held],
+                "attempts": [item.claimed.attempts for item in held],
+                "retry_at": now + OUTAGE_RETRY,
+                "now": now,
+            },
+        )
+        await db.execute(RAISE_OUTAGE, {"id": uuid.uuid4(), "now": now, "reason": reason[:40]})
+        await db.commit()
+
+
 def _failed(message_id: uuid.UUID, now: datetime, reason: str) -> dict[str, Any]:
     return {"id": message_id, "status": "failed", "final_at": now, "failure_reason": reason}
 
@@ -486,12 +532,21 @@ async def _extend(
     return None if row is None else row.claimed_until - now
 
 
+@dataclass
+class _Outage:
+    """Set by the first send of a chunk that the provider refuses for our settings: the rest
+    of the chunk is not sent (it would be refused the same way)."""
+
+    reason: str | None = None
+
+
 async def _call_provider(
     sessions: async_sessionmaker[AsyncSession],
     notifier: Notifier,
     ready: _Ready,
     lease: _Lease,
     hold: timedelta,
+    outage: _Outage,
 ) -> _Outcome:
     """Look up (when an earlier attempt may have reached the provider), then send."""
     if ready.claimed.attempts > 1:
@@ -515,12 +570,17 @@ async def _call_provider(
         # The lease could run out while the send is on its way, and another worker could then
         # claim and send the row too: give it back unsent (its next claim looks it up first).
         return _Outcome("released")
+    if outage.reason is not None:
+        return _Outcome("outage", reason=outage.reason)
     if not await _begin_call(sessions, ready):
         # A stop (pause, withdrawal, consent, wrong number, ...) or a change since the row
         # was checked: it does not go now.
         return _Outcome("recheck")
     try:
         provider_status = await notifier.send(ready.outgoing)
+    except ProviderMisconfigured as error:
+        outage.reason = str(error)
+        return _Outcome("outage", reason=outage.reason)
     except PermanentFailure as error:
         return _Outcome("permanent", reason=str(error))
     except TemporaryFailure as error:
@@ -549,15 +609,17 @@ async def _deliver_chunk(
         return results
     lease = _Lease(left, call_budget(notifier), started)
     gate = asyncio.Semaphore(max(1, parallel))
+    outage = _Outage()
 
     async def one(item: _Ready) -> _Outcome:
         async with gate:
-            return await _call_provider(sessions, notifier, item, lease, hold)
+            return await _call_provider(sessions, notifier, item, lease, hold, outage)
 
     outcomes = await asyncio.gather(*(one(item) for item in ready), return_exceptions=True)
     errors: list[BaseException] = []
     accepted: list[tuple[_Ready, str]] = []
     released: list[_Ready] = []
+    held: list[_Ready] = []
     others: list[tuple[_Ready, _Outcome]] = []
     for item, outcome in zip(ready, outcomes, strict=True):
         if isinstance(outcome, BaseException):
@@ -569,8 +631,14 @@ async def _deliver_chunk(
             accepted.append((item, outcome.provider_status or "created"))
         elif outcome.result == "released":
             released.append(item)
+        elif outcome.result == "outage":
+            held.append(item)
         else:
             others.append((item, outcome))
+    if held:
+        await _hold_for_outage(sessions, held, outage.reason or "provider refused our settings")
+        for item in held:
+            results[item.claimed.id] = "outage"
     if accepted or released:
         async with sessions() as db:
             now = await service_now(db)
@@ -591,6 +659,8 @@ async def _deliver_chunk(
                     # Not marked: a receipt or another worker got there first.
                     done = item.claimed.id in marked
                     results[item.claimed.id] = "accepted" if done else "already_done"
+                # The provider takes our messages again: an outage alert is over.
+                await db.execute(RESOLVE_OUTAGE, {"now": now})
             if released:
                 # Never sent by this claim: free for the next sweep at once.
                 await db.execute(

@@ -25,6 +25,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import models
+from triage.domain.catalogue import Catalogue
 from triage.settings import Settings
 
 T = TypeVar("T")
@@ -51,6 +52,34 @@ class TemporaryFailure(Exception):
 
 class ProviderUnsure(Exception):
     """Timed out or cut off: the provider may or may not have taken it."""
+
+
+class ProviderMisconfigured(Exception):
+    """The provider refused us, not the recipient: a bad or revoked API key, a template id
+    that is not ours, a trial-mode or team-only key. Nothing about the message is wrong, so it
+    is an outage: the message stays queued and the duty lead is alerted."""
+
+
+# Words in a provider's 400 answer that mean our settings are wrong, not the recipient.
+_CONFIGURATION_WORDS = (
+    "template",
+    "personalisation",
+    "api key",
+    "team-only",
+    "trial mode",
+    "not allowed to send",
+    "service is",
+)
+
+
+def _configuration_error(error: Any) -> bool:
+    """Whether a provider's 400 answer is about our settings (see _CONFIGURATION_WORDS)."""
+    try:
+        found = error.message
+    except Exception:  # the answer could not be read: treat it as the recipient's
+        return False
+    text = json.dumps(found).lower() if not isinstance(found, str) else found.lower()
+    return any(word in text for word in _CONFIGURATION_WORDS)
 
 
 class Notifier(Protocol):
@@ -172,7 +201,13 @@ class NotifyNotifier:
                 # as 503): the provider may have it.
                 raise ProviderUnsure("no answer from the provider") from None
             status = getattr(error, "status_code", 0) or 0
-            if status in (400, 403):
+            if status in (401, 403):
+                raise ProviderMisconfigured(
+                    f"provider refused our credentials ({status})"
+                ) from None
+            if status == 400 and _configuration_error(error):
+                raise ProviderMisconfigured("provider refused our settings (400)") from None
+            if status == 400:
                 raise PermanentFailure(f"provider refused ({status})") from None
             raise TemporaryFailure(f"provider error ({status})") from None
         except APIError:
@@ -212,10 +247,55 @@ class ProviderRateLimit:
             await asyncio.sleep(60 - now % 60 + 0.01)
 
 
-def make_notifier(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> Notifier:
-    if settings.notifier == "notify":
+def missing_templates(catalogue: Catalogue, templates: dict[str, str]) -> list[str]:
+    """The catalogue's messages (`template.channel`) with no provider template id, either
+    their own or their channel's."""
+    missing = []
+    for name, texts in sorted(catalogue.contact.templates.items()):
+        for channel in sorted(texts or {}):
+            if not (templates.get(f"{name}.{channel}") or templates.get(channel)):
+                missing.append(f"{name}.{channel}")
+    return missing
+
+
+def _template_ids(settings: Settings) -> dict[str, str]:
+    try:
         templates = json.loads(settings.notify_template_ids or "{}")
-        notifier = NotifyNotifier(settings, templates)
+    except ValueError:
+        raise RuntimeError("NOTIFY_TEMPLATE_IDS is not valid JSON") from None
+    if not isinstance(templates, dict):
+        raise RuntimeError("NOTIFY_TEMPLATE_IDS must be a JSON object")
+    return {str(k): str(v) for k, v in templates.items() if v}
+
+
+def check_notifier_settings(settings: Settings, catalogue: Catalogue) -> str | None:
+    """Why these settings cannot make a notifier that sends every message the catalogue
+    uses, or None."""
+    if settings.notifier not in ("notify", "outbox"):
+        return "TRIAGE_NOTIFIER must be notify or outbox"
+    if settings.notifier == "outbox":
+        if settings.is_production:
+            return "the outbox notifier is refused in production: set TRIAGE_NOTIFIER=notify"
+        return None
+    if not settings.notify_api_key:
+        return "NOTIFY_API_KEY must be set for the notify notifier"
+    try:
+        missing = missing_templates(catalogue, _template_ids(settings))
+    except RuntimeError as error:
+        return str(error)
+    if missing:
+        return "NOTIFY_TEMPLATE_IDS has no template id for: " + ", ".join(missing)
+    return None
+
+
+def make_notifier(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], catalogue: Catalogue
+) -> Notifier:
+    problem = check_notifier_settings(settings, catalogue)
+    if problem:
+        raise RuntimeError(problem)
+    if settings.notifier == "notify":
+        notifier = NotifyNotifier(settings, _template_ids(settings))
         if settings.redis_url and settings.notify_per_minute:
             from redis.asyncio import Redis
 
@@ -224,6 +304,4 @@ def make_notifier(settings: Settings, sessions: async_sessionmaker[AsyncSession]
                 Redis.from_url(settings.redis_url), settings.notify_per_minute
             )
         return notifier
-    if settings.is_production:
-        raise RuntimeError("the outbox notifier is refused in production: set TRIAGE_NOTIFIER")
     return OutboxNotifier(sessions)

@@ -1,0 +1,169 @@
+"""A provider that refuses our settings is an outage, not the victim's failure (issue 9,
+point 9): a bad API key (403) or a template that is not ours leaves the messages queued, alerts
+the duty lead once (an alert of no referral), and sending resumes when the settings are fixed;
+a worker refuses to start without a template id for every message the catalogue uses."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from contact_support import (
+    london,
+    messages_of,
+    move_clock_to,
+    one,
+    plain,
+    quiet_monday,
+    reset_clock,
+    service_time,
+    submit,
+)
+from helpers import rows
+from notify_stub_support import PYTHON, ROOT, Stub, start_stub, stop_process
+
+LEASE = timedelta(seconds=120)
+KEY = f"outage_test-{uuid.uuid4()}-{uuid.uuid4()}"
+TEMPLATES = {"sms": str(uuid.uuid4()), "email": str(uuid.uuid4()), "letter": str(uuid.uuid4())}
+
+
+@pytest.fixture(autouse=True)
+async def clock(sessions: Any) -> AsyncIterator[None]:
+    await reset_clock(sessions)
+    yield
+    await reset_clock(sessions)
+
+
+@pytest.fixture
+def stub(tmp_path: Path) -> Iterator[Stub]:
+    started = start_stub(tmp_path)
+    try:
+        yield started
+    finally:
+        stop_process(started.process, grace=5)
+
+
+def notify_settings(stub_url: str, templates: dict[str, str] = TEMPLATES) -> Any:
+    from triage.settings import get_settings
+
+    return dataclasses.replace(
+        get_settings(),
+        notifier="notify",
+        notify_api_key=KEY,
+        notify_base_url=stub_url,
+        notify_template_ids=json.dumps(templates),
+        notify_per_minute=0,
+    )
+
+
+@pytest.fixture
+def notifier(stub: Stub, sessions: Any) -> Any:
+    from triage.services.catalogues import current_catalogue
+    from triage.services.notifier import make_notifier
+
+    return make_notifier(notify_settings(stub.url), sessions, current_catalogue())
+
+
+async def send_due(sessions: Any, notifier: Any) -> dict[uuid.UUID, str]:
+    from triage.services.catalogues import current_catalogue
+    from triage.services.messaging import claim_messages, deliver
+
+    results: dict[uuid.UUID, str] = {}
+    for item in await claim_messages(sessions, 10_000, LEASE):
+        results[item.id] = await deliver(sessions, notifier, current_catalogue(), item)
+    return results
+
+
+async def open_outage_alerts(sessions: Any) -> list[Any]:
+    return await rows(
+        sessions,
+        "SELECT * FROM alerts WHERE kind = 'provider_outage' AND status = 'raised'",
+    )
+
+
+@pytest.mark.parametrize("refusal", ["auth", "template"])
+async def test_our_settings_refused_is_an_outage_not_a_failure(
+    client: Any, police: dict[str, str], sessions: Any, stub: Stub, notifier: Any, refusal: str
+) -> None:
+    await move_clock_to(sessions, london(quiet_monday(await service_time(sessions)), 10))
+    first = await submit(client, police, plain())
+    [intro] = await messages_of(sessions, first["id"])
+    stub.control(fail=refusal, times=None)
+
+    assert (await send_due(sessions, notifier))[intro.id] == "outage"
+    row = await one(sessions, "SELECT * FROM messages WHERE id = :i", i=intro.id)
+    assert (row.status, row.attempts, row.call_started_at) == ("queued", 0, None)
+    assert row.failure_reason is None and row.final_at is None
+    assert len(await messages_of(sessions, first["id"])) == 1  # no next channel, no resend
+    [alert] = await open_outage_alerts(sessions)
+    assert alert.referral_id is None and alert.raised_at is not None
+
+    # Still refused a minute later, with another referral's message too: one alert only.
+    second = await submit(client, police, plain())
+    await move_clock_to(sessions, await service_time(sessions) + timedelta(minutes=2))
+    results = await send_due(sessions, notifier)
+    [second_intro] = await messages_of(sessions, second["id"])
+    assert results[intro.id] == results[second_intro.id] == "outage"
+    assert len(await open_outage_alerts(sessions)) == 1
+
+    # Settings fixed (here: the provider takes them again): both go, once each.
+    stub.control(fail="none")
+    await move_clock_to(sessions, await service_time(sessions) + timedelta(minutes=2))
+    results = await send_due(sessions, notifier)
+    assert results[intro.id] == "accepted" and results[second_intro.id] == "accepted"
+    assert await open_outage_alerts(sessions) == []
+    ours = {str(intro.id), str(second_intro.id)}
+    sent = [s["reference"] for s in stub.sends() if s["reference"] in ours]
+    assert sorted(sent) == sorted(ours)  # each once
+
+
+async def test_the_recipients_own_refusal_is_still_permanent(
+    client: Any, police: dict[str, str], sessions: Any, stub: Stub, notifier: Any
+) -> None:
+    await move_clock_to(sessions, london(quiet_monday(await service_time(sessions)), 10))
+    created = await submit(client, police, plain())
+    [intro] = await messages_of(sessions, created["id"])
+    stub.control(fail="permanent", times=1)  # "Can't send to this recipient"
+    assert (await send_due(sessions, notifier))[intro.id] == "permanent"
+    after = await messages_of(sessions, created["id"])
+    assert [(m.channel, m.status) for m in after] == [("sms", "failed"), ("email", "queued")]
+    assert await open_outage_alerts(sessions) == []
+
+
+def test_a_notifier_without_every_template_is_refused() -> None:
+    from triage.services.catalogues import current_catalogue
+    from triage.services.notifier import check_notifier_settings
+
+    problem = check_notifier_settings(
+        notify_settings("http://127.0.0.1:9", {"sms": "x"}), current_catalogue()
+    )
+    assert problem is not None and "introduction.email" in problem
+    assert (
+        check_notifier_settings(notify_settings("http://127.0.0.1:9"), current_catalogue()) is None
+    )
+
+
+def test_a_worker_refuses_to_start_without_every_template(servers: Any) -> None:
+    env = {
+        **os.environ,
+        "TRIAGE_NOTIFIER": "notify",
+        "NOTIFY_API_KEY": KEY,
+        "NOTIFY_TEMPLATE_IDS": json.dumps({"sms": str(uuid.uuid4())}),
+    }
+    done = subprocess.run(
+        [PYTHON, "-m", "triage.cli", "worker", "--concurrency", "1", "--loglevel", "WARNING"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert b"NOTIFY_TEMPLATE_IDS has no template id for" in done.stdout + done.stderr
