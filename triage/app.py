@@ -22,11 +22,11 @@ from triage.api.aa import AppropriateAdultController
 from triage.api.dev_outbox import dev_outbox
 from triage.api.notify_callback import notify_callback
 from triage.api.problems import EXCEPTION_HANDLERS, problem
-from triage.api.rate_limits import RateLimiter
+from triage.api.rate_limits import FailedKeyChecks, RateLimiter
 from triage.api.referral_updates import ReferralUpdateController
 from triage.api.referrals import ReferralController
 from triage.logs import RequestLogMiddleware, configure_logging
-from triage.services.api_keys import KeyCache
+from triage.services.api_keys import KeyDirectory
 from triage.services.catalogues import current_catalogue
 from triage.services.group_writes import GroupWriter
 from triage.services.wakeups import set_waker
@@ -84,10 +84,9 @@ def _sweep_waker(settings: Settings) -> Callable[[], None] | None:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
-    if not settings.database_url or not settings.redis_url:
-        raise RuntimeError("DATABASE_URL and REDIS_URL must be set (or use `triage dev`)")
-    if not settings.secret_key:
-        raise RuntimeError("TRIAGE_SECRET_KEY must be set: API keys are hashed under it")
+    problems = settings.web_problems()
+    if problems:
+        raise RuntimeError("; ".join(problems))
     configure_logging(json_logs=settings.log_json)
     catalogue = current_catalogue()
     set_waker(_sweep_waker(settings))
@@ -110,7 +109,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.intake_writer = GroupWriter(app.state.pg)
         app.state.redis = Redis.from_url(settings.redis_url)
         app.state.rate_limiter = RateLimiter(app.state.redis)
-        app.state.key_cache = KeyCache(settings.secret_key, settings.key_cache_seconds)
+        app.state.key_directory = KeyDirectory(settings.secret_key, settings.key_cache_seconds)
+        app.state.failed_key_checks = FailedKeyChecks(
+            app.state.redis, settings.secret_key, settings.failed_key_checks_per_minute
+        )
         try:
             yield
         finally:

@@ -19,10 +19,15 @@ from triage.domain.problems import InvalidInput, problem_body
 def main() -> None:
     """Victim referral triage and case tracking."""
     from triage.cli_run import load_dev_env
-    from triage.settings import get_settings
+    from triage.settings import SettingsError, get_settings
 
     load_dev_env()
     get_settings.cache_clear()
+    try:
+        get_settings()
+    except SettingsError as error:
+        click.echo(str(error), err=True)
+        sys.exit(2)
 
 
 def _parse_time(value: str | None) -> datetime:

@@ -165,6 +165,7 @@ def clock_advance(duration: str) -> None:
     """Move the clock forward by DURATION (2d, 36h, 90m, 1d12h)."""
     from triage.services.clock import ClockRefused, advance, parse_duration
 
+    refuse_in_production("triage clock advance")
     try:
         by = parse_duration(duration)
         offset = run_with_session(lambda db: advance(db, by))
@@ -179,6 +180,7 @@ def clock_reset() -> None:
     """Put the clock back to the system time."""
     from triage.services.clock import ClockRefused, reset
 
+    refuse_in_production("triage clock reset")
     try:
         run_with_session(reset)
     except ClockRefused as error:
@@ -196,8 +198,15 @@ def demo_group() -> None:
 @click.option("--referrals", "count", default=200, show_default=True, type=click.IntRange(0))
 @click.option("--client", "client_name", default="Demo Police", show_default=True)
 def demo_load(count: int, client_name: str) -> None:
-    """Load COUNT demo referrals through the intake service as CLIENT."""
+    """Load COUNT demo referrals through the intake service as CLIENT (dev and test only)."""
+    refuse_in_production("triage demo load")
     click.echo(load_demo(count, client_name))
+
+
+def refuse_in_production(what: str) -> None:
+    if get_settings().is_production:
+        click.echo(f"{what} is refused in production (TRIAGE_ENV=production)", err=True)
+        sys.exit(1)
 
 
 def load_demo(count: int, client_name: str) -> str:

@@ -6,6 +6,13 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
+ENVIRONMENTS = ("production", "dev", "test")
+MIN_SECRET_BYTES = 32  # in production: the HMAC key of every API key
+
+
+class SettingsError(ValueError):
+    """Settings the service refuses to start with."""
+
 
 def _int(name: str, default: int) -> int:
     value = os.environ.get(name)
@@ -38,15 +45,36 @@ class Settings:
     # How long a web process trusts a key it has checked: a revoked key, or a changed limit,
     # takes effect within this many seconds. 0 checks the database on every request.
     key_cache_seconds: int = 1
+    # Failed key checks a minute from one client address before it is answered 429.
+    failed_key_checks_per_minute: int = 60
     log_json: bool = True
 
     @property
     def is_production(self) -> bool:
         return self.env == "production"
 
+    def web_problems(self) -> list[str]:
+        """Why the web app must not start with these settings (none when it may)."""
+        problems = []
+        if self.env not in ENVIRONMENTS:
+            problems.append(f"TRIAGE_ENV must be one of {', '.join(ENVIRONMENTS)}")
+        if not self.database_url or not self.redis_url:
+            problems.append("DATABASE_URL and REDIS_URL must be set (or use `triage dev`)")
+        if not self.secret_key:
+            problems.append("TRIAGE_SECRET_KEY must be set: API keys are hashed under it")
+        elif self.is_production and len(self.secret_key.encode()) < MIN_SECRET_BYTES:
+            problems.append(
+                f"TRIAGE_SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes in production"
+            )
+        return problems
+
 
 def load_settings() -> Settings:
     env = os.environ.get("TRIAGE_ENV", "production")
+    if env not in ENVIRONMENTS:
+        # Anything else is refused, never read as "not production": `prod` once let the clock
+        # move and the outbox notifier stand in for the real one.
+        raise SettingsError(f"TRIAGE_ENV must be one of {', '.join(ENVIRONMENTS)} (not {env!r})")
     return Settings(
         env=env,
         database_url=os.environ.get("DATABASE_URL", ""),
@@ -62,6 +90,7 @@ def load_settings() -> Settings:
         claim_lease_seconds=_int("TRIAGE_CLAIM_LEASE_SECONDS", 120),
         db_pool_size=_int("TRIAGE_DB_POOL_SIZE", 16),
         key_cache_seconds=_int("TRIAGE_KEY_CACHE_SECONDS", 1),
+        failed_key_checks_per_minute=_int("TRIAGE_FAILED_KEY_CHECKS_PER_MINUTE", 60),
         log_json=os.environ.get("TRIAGE_LOG_FORMAT", "json" if env == "production" else "console")
         == "json",
     )

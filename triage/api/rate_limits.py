@@ -13,6 +13,8 @@ window ends can only make the limit refuse a little early, never late.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -80,3 +82,31 @@ class RateLimiter:
     def _forget_old(self, window: int) -> None:
         if len(self._leases) > 1000:
             self._leases = {k: v for k, v in self._leases.items() if v.window == window}
+
+
+# Count a failed key check and give it an expiry when it is new: one atomic round trip.
+_FAILED = """
+local total = redis.call('INCR', KEYS[1])
+if total == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return total
+"""
+
+
+class FailedKeyChecks:
+    """Failed key checks per client address and minute, in Redis (so across every web
+    process). Past the limit an address is answered 429 for a key that does not check out:
+    a stream of made-up keys is slowed at the address it comes from. Only failures are
+    counted, and a key that checks out is never refused for them, so nobody who knows a key's
+    prefix can make the real key answer 429. The address is kept as an HMAC under the server
+    secret, never as it is."""
+
+    def __init__(self, redis: Redis, secret: str, per_minute: int):
+        self._script: AsyncScript = redis.register_script(_FAILED)
+        self._secret = secret.encode()
+        self.per_minute = per_minute
+
+    async def over_limit(self, address: str, now: float) -> bool:
+        """Count one failure from `address`; whether the address is now over its limit."""
+        mark = hmac.new(self._secret, address.encode(), hashlib.sha256).hexdigest()[:32]
+        total = int(await self._script(keys=[f"authfail:{mark}:{int(now // 60)}"], args=[120]))
+        return total > self.per_minute

@@ -11,7 +11,7 @@ from litestar import Request
 from db.pool import connection
 from triage.api.problems import ApiProblem
 from triage.api.rate_limits import RateLimiter
-from triage.services.api_keys import Caller, authenticate
+from triage.services.api_keys import Caller, KeyDirectory
 
 
 async def caller_for(request: Request[Any, Any, Any], scope: str, *, batch: bool = False) -> Caller:
@@ -26,14 +26,19 @@ async def caller_for(request: Request[Any, Any, Any], scope: str, *, batch: bool
             headers={"WWW-Authenticate": "Bearer"},
         )
     state = request.app.state
-    token = token.strip()
-    caller: Caller | None = state.key_cache.get(token)
+    directory: KeyDirectory = state.key_directory
+    caller = await directory.caller(lambda: connection(state.pg), token.strip())
     if caller is None:
-        async with connection(state.pg) as db:
-            caller = await authenticate(db, state.settings.secret_key, token)
-        if caller is not None:
-            state.key_cache.put(token, caller)
-    if caller is None:
+        now = time.time()
+        address = request.client.host if request.client else ""
+        if await state.failed_key_checks.over_limit(address, now):
+            raise ApiProblem(
+                429,
+                "rate-limited",
+                "Too many requests",
+                "too many failed key checks from this address",
+                headers={"Retry-After": str(max(1, 60 - int(now % 60)))},
+            )
         raise ApiProblem(
             401,
             "unauthorised",

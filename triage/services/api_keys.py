@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import re
 import secrets
 import string
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Any
 
-import asyncpg
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -129,15 +133,17 @@ _KEY_LOOKUP = (
     "FROM api_keys k JOIN api_clients c ON c.id = k.client_id "
     "WHERE k.prefix = $1 AND k.revoked_at IS NULL"
 )
+_ACTIVE_PREFIXES = "SELECT prefix FROM api_keys WHERE revoked_at IS NULL"
+_KEY_SHAPE = re.compile(r"trg_([A-Za-z0-9]{8})_[A-Za-z0-9]{32}")
 
 
-async def authenticate(connection: asyncpg.Connection, secret: str, key: str) -> Caller | None:
-    """The caller a key belongs to; None for a malformed, unknown, revoked or wrong key.
-    Runs on every API request: one prepared query on a plain asyncpg connection."""
-    parts = key.split("_")
-    if len(parts) != 3 or parts[0] != "trg" or len(parts[1]) != 8 or len(parts[2]) != 32:
-        return None
-    row = await connection.fetchrow(_KEY_LOOKUP, parts[1])
+def key_prefix(key: str) -> str | None:
+    """The prefix of a key of the right shape (`trg_<8>_<32>`, letters and digits), else None."""
+    match = _KEY_SHAPE.fullmatch(key)
+    return match.group(1) if match else None
+
+
+def _check(secret: str, key: str, row: Any) -> Caller | None:
     digest = key_hash(secret, key)
     if row is None:
         hmac.compare_digest(digest, bytes(32))  # the same work whether or not the prefix exists
@@ -148,28 +154,87 @@ async def authenticate(connection: asyncpg.Connection, secret: str, key: str) ->
     return Caller(client_id, source, frozenset(scopes), per_minute, batches_per_minute)
 
 
-class KeyCache:
-    """Callers of keys checked in the last `seconds`, by the key's HMAC (never the key): most
-    requests then need no key query. A revoked key, or a changed limit or scope, takes
-    effect within `seconds`; unknown and bad keys are never kept."""
+class KeyDirectory:
+    """The key checks of one web process, so that most requests (and every made-up key) cost
+    no database query.
 
-    def __init__(self, secret: str, seconds: float, max_entries: int = 10_000):
+    - The prefixes of the active keys, read at most once every `refresh_seconds` (a quarter
+      of a second), and only when a request names a prefix not among them. A prefix still
+      unknown after that is looked up on its own only while this process has looked up fewer
+      than
+      `misses_per_second` such prefixes in the last second (a key created a moment ago works
+      at once), and its absence is remembered for `miss_seconds`. However many made-up keys
+      arrive, they cost at most one read of the prefixes and `misses_per_second` queries a
+      second.
+    - The row of each key prefix looked at in the last `seconds` (found or not), checked here
+      by HMAC: a wrong secret sent again and again with a real prefix costs one query a
+      second, and a revoked key, or a changed limit or scope, takes effect within `seconds`.
+
+    `seconds` 0 turns both off: every request queries the database."""
+
+    def __init__(
+        self,
+        secret: str,
+        seconds: float,
+        refresh_seconds: float = 0.25,
+        misses_per_second: int = 50,
+        miss_seconds: float = 10.0,
+        max_entries: int = 10_000,
+    ):
         self._secret = secret
         self._seconds = seconds
+        self._refresh_seconds = refresh_seconds
+        self._misses_per_second = misses_per_second
+        self._miss_seconds = miss_seconds
         self._max_entries = max_entries
-        self._entries: dict[bytes, tuple[float, Caller]] = {}
+        self._prefixes: frozenset[str] = frozenset()
+        self._prefixes_at = -float("inf")
+        self._rows: dict[str, tuple[float, Any]] = {}
+        self._misses: list[float] = []  # when prefixes not in the set were looked up
+        self._refreshing: asyncio.Lock | None = None
 
-    def get(self, key: str) -> Caller | None:
+    async def caller(
+        self, connect: Callable[[], AbstractAsyncContextManager[Any]], key: str
+    ) -> Caller | None:
+        """The caller of `key`, or None; `connect()` gives an asyncpg connection when one is
+        needed."""
+        prefix = key_prefix(key)
+        if prefix is None:
+            return None
         if self._seconds <= 0:
-            return None
-        entry = self._entries.get(key_hash(self._secret, key))
-        if entry is None or entry[0] < time.monotonic():
-            return None
-        return entry[1]
+            async with connect() as db:
+                return _check(self._secret, key, await db.fetchrow(_KEY_LOOKUP, prefix))
+        now = time.monotonic()
+        cached = self._rows.get(prefix)
+        if prefix not in self._prefixes and (cached is None or cached[0] < now):
+            await self._refresh(connect)
+            if prefix not in self._prefixes and not self._may_look_up_a_miss(now):
+                return None  # no such key, and no query for it
+        if cached is None or cached[0] < now:
+            async with connect() as db:
+                row = await db.fetchrow(_KEY_LOOKUP, prefix)
+            if len(self._rows) >= self._max_entries:
+                self._rows.clear()
+            # Found: trusted for `seconds`. Not found: remembered as missing a while longer.
+            keep = self._seconds if row is not None else max(self._seconds, self._miss_seconds)
+            cached = self._rows[prefix] = (now + keep, row)
+        return _check(self._secret, key, cached[1])
 
-    def put(self, key: str, caller: Caller) -> None:
-        if self._seconds <= 0:
+    def _may_look_up_a_miss(self, now: float) -> bool:
+        self._misses = [t for t in self._misses if now - t < 1.0]
+        if len(self._misses) >= self._misses_per_second:
+            return False
+        self._misses.append(now)
+        return True
+
+    async def _refresh(self, connect: Callable[[], AbstractAsyncContextManager[Any]]) -> None:
+        if time.monotonic() - self._prefixes_at < self._refresh_seconds:
             return
-        if len(self._entries) >= self._max_entries:
-            self._entries.clear()
-        self._entries[key_hash(self._secret, key)] = (time.monotonic() + self._seconds, caller)
+        if self._refreshing is None:
+            self._refreshing = asyncio.Lock()
+        async with self._refreshing:  # one refresh at a time; the others use its answer
+            if time.monotonic() - self._prefixes_at < self._refresh_seconds:
+                return
+            async with connect() as db:
+                found = frozenset(r[0] for r in await db.fetch(_ACTIVE_PREFIXES))
+            self._prefixes, self._prefixes_at = found, time.monotonic()

@@ -4,6 +4,7 @@ in the database so the web app, the workers and the tests agree on "now" (lifecy
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import asyncpg
 from sqlalchemy import text
@@ -16,26 +17,30 @@ class ClockRefused(RuntimeError):
     pass
 
 
-_OFFSET = "SELECT offset_seconds FROM clock_offset WHERE id = 1"
+# The database's clock, the one every web process and worker host shares: leases, claims and
+# due times are judged by it, never by a host's own clock (two hosts whose clocks differ would
+# otherwise each think the other's lease had run out). Outside production, plus the offset.
+_DATABASE_NOW = "SELECT clock_timestamp()"
+_DATABASE_NOW_WITH_OFFSET = (
+    "SELECT clock_timestamp() + make_interval(secs => CAST(COALESCE("
+    "(SELECT offset_seconds FROM clock_offset WHERE id = 1), 0) AS double precision))"
+)
 
 
 def production_now() -> datetime | None:
-    """Now, without asking the database: in production the clock cannot be moved. None
-    elsewhere (the offset is in the database)."""
+    """Now by this host's clock, without asking the database, in production only (where the
+    clock cannot be moved): for the intake hot path, whose receipt time is a record, not a
+    lease. None elsewhere (the offset is in the database)."""
     return datetime.now(UTC) if get_settings().is_production else None
 
 
 async def service_now(db: AsyncSession | AsyncConnection | asyncpg.Connection) -> datetime:
-    """Now, on a SQLAlchemy session or connection or on a plain asyncpg connection."""
-    fixed = production_now()
-    if fixed is not None:
-        return fixed
-    system = datetime.now(UTC)
+    """Now by the database's clock (plus the offset outside production), on a SQLAlchemy
+    session or connection or on a plain asyncpg connection."""
+    query = _DATABASE_NOW if get_settings().is_production else _DATABASE_NOW_WITH_OFFSET
     if isinstance(db, AsyncSession | AsyncConnection):
-        offset = (await db.execute(text(_OFFSET))).scalar_one_or_none()
-    else:
-        offset = await db.fetchval(_OFFSET)
-    return system + timedelta(seconds=offset or 0)
+        return cast(datetime, (await db.execute(text(query))).scalar_one())
+    return cast(datetime, await db.fetchval(query))
 
 
 async def advance(db: AsyncSession, by: timedelta) -> timedelta:
