@@ -161,11 +161,10 @@ class KeyDirectory:
     - The prefixes of the active keys, read at most once every `refresh_seconds` (a quarter
       of a second), and only when a request names a prefix not among them. A prefix still
       unknown after that is looked up on its own only while this process has looked up fewer
-      than
-      `misses_per_second` such prefixes in the last second (a key created a moment ago works
-      at once), and its absence is remembered for `miss_seconds`. However many made-up keys
-      arrive, they cost at most one read of the prefixes and `misses_per_second` queries a
-      second.
+      than `misses_per_second` such prefixes in the last second (a key created a moment ago
+      works at once), and its absence is remembered for `miss_seconds`. However many made-up
+      keys arrive, they cost at most four reads of the prefixes and `misses_per_second`
+      queries a second.
     - The row of each key prefix looked at in the last `seconds` (found or not), checked here
       by HMAC: a wrong secret sent again and again with a real prefix costs one query a
       second, and a revoked key, or a changed limit or scope, takes effect within `seconds`.
