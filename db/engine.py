@@ -25,10 +25,13 @@ def plain_url(url: str) -> str:
 
 
 def make_engine(url: str, *, pool_size: int = 10, null_pool: bool = False) -> AsyncEngine:
+    # hide_parameters: an error's text never carries a statement's parameters (recipients,
+    # message bodies, names), whoever logs it.
     if null_pool:
-        return create_async_engine(async_url(url), poolclass=NullPool)
+        return create_async_engine(async_url(url), poolclass=NullPool, hide_parameters=True)
     return create_async_engine(
         async_url(url),
+        hide_parameters=True,
         pool_size=pool_size,
         max_overflow=pool_size // 2,
         # No pre-ping: it costs a round trip on every checkout. A dead connection fails its

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import traceback
 import uuid
 from typing import Any
 
@@ -93,3 +94,28 @@ class RequestLogMiddleware:
                 ms=round((time.perf_counter() - started) * 1000, 1),
             )
             structlog.contextvars.clear_contextvars()
+
+
+def describe_error(error: BaseException) -> dict[str, Any]:
+    """What may be logged of an error: its kind, where it happened and the database's code,
+    never its text (a database error's text can quote the values of the statement that
+    failed, and any message can quote the data that was sent)."""
+    frames = [
+        f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}:{frame.name}"
+        for frame in traceback.extract_tb(error.__traceback__)
+    ][-8:]
+    cause = getattr(error, "orig", None) or error.__cause__ or error.__context__
+    return {
+        "exc_type": type(error).__name__,
+        "frames": frames,
+        "cause_type": type(cause).__name__ if cause else None,
+        "sqlstate": next(
+            (
+                code
+                for seen in (error, cause)
+                for code in (getattr(seen, "sqlstate", None), getattr(seen, "pgcode", None))
+                if isinstance(code, str)
+            ),
+            None,
+        ),
+    }

@@ -37,6 +37,9 @@ class Settings:
     notify_per_minute: int = 3000
     # How long a claimed step or message is held before another sweep may take it again.
     claim_lease_seconds: int = 120
+    # Retries of a task after a database or network error (with backoff up to two minutes),
+    # before it is given up; the next sweep takes its rows again.
+    task_max_retries: int = 8
     single_body_limit: int = 1024 * 1024
     # Per web process: the plain asyncpg pool for keys and intake; half as many (and a
     # quarter more at peaks) for the other endpoints; so 28 at most for 16. Connections open
@@ -88,6 +91,7 @@ def load_settings() -> Settings:
         notify_template_ids=os.environ.get("NOTIFY_TEMPLATE_IDS", ""),
         notify_per_minute=_int("NOTIFY_PER_MINUTE", 3000),
         claim_lease_seconds=_int("TRIAGE_CLAIM_LEASE_SECONDS", 120),
+        task_max_retries=_int("TRIAGE_TASK_MAX_RETRIES", 8),
         db_pool_size=_int("TRIAGE_DB_POOL_SIZE", 16),
         key_cache_seconds=_int("TRIAGE_KEY_CACHE_SECONDS", 1),
         failed_key_checks_per_minute=_int("TRIAGE_FAILED_KEY_CHECKS_PER_MINUTE", 60),

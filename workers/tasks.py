@@ -4,33 +4,71 @@ row's status under a lock)."""
 
 from __future__ import annotations
 
+import functools
+import json
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
+from triage.logs import describe_error
 from triage.services import audit
 from triage.services.clock import service_now
 from triage.services.messaging import claim_message, deliver
 from triage.services.sweeper import purge_rendered, run_step, sweep
+from triage.settings import get_settings
 from workers.celery_app import celery_app
 from workers.runtime import run, runtime
 
-RETRY_ON = (
-    DBAPIError,
-    OSError,
-)  # DBAPIError holds Operational/InterfaceError; OSError, ConnectionError
+# DBAPIError holds Operational/InterfaceError; OSError, ConnectionError.
+RETRY_ON = (DBAPIError, OSError)
+
+
+class TaskFailed(Exception):
+    """A task's error as Celery may log it (on a retry, and when retries run out): the kind of
+    error, where and the database's code, never its text, which can quote the parameters of
+    the statement that failed (recipients, message bodies)."""
+
+
+class TaskWillRetry(TaskFailed):
+    """A database or network error: the task is retried with backoff."""
+
+
 RETRY = {
-    "autoretry_for": RETRY_ON,
+    "autoretry_for": (TaskWillRetry,),
     "retry_backoff": 2,
     "retry_backoff_max": 120,
     "retry_jitter": True,
-    "max_retries": 8,
+    "max_retries": get_settings().task_max_retries,
     "acks_late": True,
 }
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def guarded(work: Callable[P, R]) -> Callable[P, R]:
+    """Run a task's body; an error leaves it as TaskFailed or TaskWillRetry carrying only
+    describe_error's account of it (the original is not chained: its text stays out of the
+    logs)."""
+
+    @functools.wraps(work)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return work(*args, **kwargs)
+        except RETRY_ON as error:
+            described = json.dumps(describe_error(error))
+            raise TaskWillRetry(described) from None
+        except Exception as error:
+            described = json.dumps(describe_error(error))
+            raise TaskFailed(described) from None
+
+    return run
+
 
 @celery_app.task(name="triage.sweep", **RETRY)
+@guarded
 def sweep_task() -> dict[str, Any]:
     rt = runtime()
     report = run(sweep(rt.sessions, rt.notifier, rt.catalogue, rt.lease))
@@ -41,12 +79,14 @@ def sweep_task() -> dict[str, Any]:
 
 
 @celery_app.task(name="triage.process_step", **RETRY)
+@guarded
 def process_step_task(step_id: str) -> str:
     rt = runtime()
     return run(run_step(rt.sessions, rt.catalogue, uuid.UUID(step_id)))
 
 
 @celery_app.task(name="triage.send_message", **RETRY)
+@guarded
 def send_message_task(message_id: str) -> str:
     """One message by id (wake-ups and the naive design the bench compares against). When
     retries run out the row keeps its lease and the sweep, which has its own attempt limit
@@ -63,6 +103,7 @@ def send_message_task(message_id: str) -> str:
 
 
 @celery_app.task(name="triage.audit.seal", **RETRY)
+@guarded
 def seal_audit_task() -> int:
     rt = runtime()
 
@@ -74,5 +115,6 @@ def seal_audit_task() -> int:
 
 
 @celery_app.task(name="triage.retention.purge", **RETRY)
+@guarded
 def purge_task() -> int:
     return run(purge_rendered(runtime().sessions))

@@ -33,7 +33,7 @@ def _run(connection: Connection) -> None:
 async def _main(url: str) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    engine = create_async_engine(async_url(url), poolclass=NullPool)
+    engine = create_async_engine(async_url(url), poolclass=NullPool, hide_parameters=True)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()

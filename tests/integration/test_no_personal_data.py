@@ -265,3 +265,156 @@ async def _redis_value(redis: Redis, key: bytes) -> str:
     else:
         value = b""
     return repr(value)
+
+
+# -- worker and beat logs (issue 9, point 10) -------------------------------------------------
+
+FAIL_RENDERING = """
+CREATE FUNCTION refuse_rendering() RETURNS trigger AS $$
+BEGIN
+    IF NEW.body IS NOT NULL AND OLD.body IS NULL THEN
+        RAISE EXCEPTION 'rendering refused by the test';
+    END IF;
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER refuse_rendering BEFORE UPDATE ON messages
+FOR EACH ROW EXECUTE FUNCTION refuse_rendering();
+"""
+
+
+def start_triage(args: list[str], env: dict[str, str], log_path: Any) -> Any:
+    """`triage ARGS` in its own process group, its output in `log_path`."""
+    import subprocess
+
+    from notify_stub_support import PYTHON, ROOT
+
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [PYTHON, "-m", "triage.cli", *args],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+async def test_no_personal_data_in_worker_and_beat_logs(servers: Any, tmp_path: Any) -> None:
+    """Real worker and beat processes send a referral's messages while the database refuses the
+    statement that carries the rendered text and the recipient (so the error, retried, is
+    logged); then the refusal is lifted and the message goes. Their logs hold none of it."""
+    import asyncio
+    import dataclasses
+    import os
+    import subprocess
+    import time
+
+    import asyncpg
+    from litestar.testing import AsyncTestClient
+    from notify_stub_support import stop_process
+    from sqlalchemy import text
+
+    from db.engine import make_engine, make_sessionmaker, plain_url
+    from db.migrate import upgrade
+    from triage.app import create_app
+    from triage.devstack import create_database, drop_database
+    from triage.services.api_keys import create_client, create_key
+    from triage.services.catalogues import forget_recorded
+    from triage.services.references import forget_sequences
+    from triage.settings import get_settings
+
+    owner_url = getattr(servers, "owner_url", servers.database_url)
+    url = await asyncio.to_thread(create_database, owner_url, "triage_logs")
+    app_url = url
+    if hasattr(servers, "owner_url"):
+        from triage.devstack import with_database
+
+        app_url = with_database(servers.database_url, url.rsplit("/", 1)[1].split("?")[0])
+    processes: list[subprocess.Popen[bytes]] = []
+    engine = None
+    try:
+        await asyncio.to_thread(upgrade, url)
+        admin = await asyncpg.connect(plain_url(url))
+        try:
+            await admin.execute(FAIL_RENDERING)
+        finally:
+            await admin.close()
+        # This process has made sure of the year's reference sequence and recorded the
+        # catalogue in the suite's database: not in this one.
+        forget_sequences()
+        forget_recorded()
+        settings = dataclasses.replace(get_settings(), database_url=app_url)
+        engine = make_engine(app_url, null_pool=True)
+        sessions = make_sessionmaker(engine)
+        async with sessions() as db:
+            await create_client(db, "log-test", "police")
+            key = await create_key(db, settings.secret_key, "log-test")
+        body = personal(
+            crime_number(),
+            **{
+                "contact.channels": ["sms", "email"],
+                "contact.safe_times": [
+                    {
+                        "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                        "from": "00:00",
+                        "to": "00:00",
+                    }
+                ],
+            },
+        )
+        async with AsyncTestClient(app=create_app(settings)) as app_client:
+            created = await app_client.post("/api/v1/referrals", json=body, headers=bearer(key))
+            assert created.status_code == 201, created.text
+        env = {
+            **os.environ,
+            "DATABASE_URL": app_url,
+            "TRIAGE_ENV": "test",
+            "TRIAGE_NOTIFIER": "outbox",
+            # Claims taken again at once, so that the retry meets the same refusal.
+            "TRIAGE_CLAIM_LEASE_SECONDS": "0",
+            # Give up after one retry, so that the error is logged as Celery logs a task
+            # that failed for good (with its traceback), not only as a retry.
+            "TRIAGE_TASK_MAX_RETRIES": "1",
+        }
+        logs = {name: tmp_path / f"{name}.log" for name in ("worker", "beat")}
+        commands = {
+            "worker": ["worker", "--concurrency", "1", "--loglevel", "INFO"],
+            "beat": ["beat", "--schedule", str(tmp_path / "beat"), "--loglevel", "INFO"],
+        }
+        for name, args in commands.items():
+            processes.append(start_triage(args, env, logs[name]))
+
+        async def message_states() -> list[Any]:
+            async with sessions() as db:
+                return list(
+                    await db.execute(
+                        text("SELECT status, attempts FROM messages WHERE referral_id = :r"),
+                        {"r": created.json()["id"]},
+                    )
+                )
+
+        deadline = time.monotonic() + 40
+        while "raised unexpected" not in logs["worker"].read_text(errors="replace"):
+            assert time.monotonic() < deadline, logs["worker"].read_text(errors="replace")[-3000:]
+            await asyncio.sleep(0.5)
+        admin = await asyncpg.connect(plain_url(url))
+        try:
+            await admin.execute("DROP TRIGGER refuse_rendering ON messages")
+        finally:
+            await admin.close()
+        while not any(state.status == "accepted" for state in await message_states()):
+            assert time.monotonic() < deadline, await message_states()
+            await asyncio.sleep(0.5)
+    finally:
+        for process in processes:
+            stop_process(process, grace=5)
+        if engine is not None:
+            await engine.dispose()
+        await asyncio.to_thread(drop_database, url)
+        forget_sequences()
+        forget_recorded()
+    for name, path in logs.items():
+        text_logged = path.read_text(errors="replace")
+        assert not leaks(text_logged), (name, leaks(text_logged))
+    assert "raised unexpected" in logs["worker"].read_text()  # the error path was exercised

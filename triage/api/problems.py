@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +11,7 @@ from litestar.exceptions import HTTPException
 
 from db.errors import try_again_later
 from triage.domain.problems import InvalidInput, Problem, problem_body
+from triage.logs import describe_error
 from triage.services.group_writes import WriterBusy
 from triage.services.updates import NotFound, NotOpen
 
@@ -108,18 +108,7 @@ def on_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if try_again_later(exc):
         return on_database_down(_, exc)
     # Where it failed, never the exception's message: it can quote the data sent.
-    frames = [
-        f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}:{f.name}"
-        for f in traceback.extract_tb(exc.__traceback__)
-    ][-8:]
-    cause = getattr(exc, "orig", None) or exc.__cause__
-    _log.error(
-        "unhandled_exception",
-        exc_type=type(exc).__name__,
-        frames=frames,
-        cause_type=type(cause).__name__ if cause else None,
-        sqlstate=getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None),
-    )
+    _log.error("unhandled_exception", **describe_error(exc))
     return problem(
         500, "server-error", "Server error", "the service could not answer; nothing was written"
     )
