@@ -293,6 +293,16 @@ class AppropriateAdultRequest(Base):
     )
 
 
+class StatusTransition(Base):
+    """The status changes the database allows, per table (triage/domain/statuses.py, written
+    by the migrations): a trigger on each table refuses any other."""
+
+    __tablename__ = "status_transitions"
+    record: Mapped[str] = mapped_column(String(40), primary_key=True)
+    from_status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    to_status: Mapped[str] = mapped_column(String(20), primary_key=True)
+
+
 class ClockOffset(Base):
     """The service clock's offset (dev and tests only): one row, shared by web and workers."""
 

@@ -101,12 +101,21 @@ class FailedKeyChecks:
     secret, never as it is."""
 
     def __init__(self, redis: Redis, secret: str, per_minute: int):
+        self._redis = redis
         self._script: AsyncScript = redis.register_script(_FAILED)
         self._secret = secret.encode()
         self.per_minute = per_minute
 
+    def _key(self, address: str, now: float) -> str:
+        mark = hmac.new(self._secret, address.encode(), hashlib.sha256).hexdigest()[:32]
+        return f"authfail:{mark}:{int(now // 60)}"
+
     async def over_limit(self, address: str, now: float) -> bool:
         """Count one failure from `address`; whether the address is now over its limit."""
-        mark = hmac.new(self._secret, address.encode(), hashlib.sha256).hexdigest()[:32]
-        total = int(await self._script(keys=[f"authfail:{mark}:{int(now // 60)}"], args=[120]))
+        total = int(await self._script(keys=[self._key(address, now)], args=[120]))
         return total > self.per_minute
+
+    async def is_over(self, address: str, now: float) -> bool:
+        """Whether `address` is over its limit already (nothing counted)."""
+        total = await self._redis.get(self._key(address, now))
+        return total is not None and int(total) > self.per_minute

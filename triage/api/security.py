@@ -10,7 +10,7 @@ from litestar import Request
 
 from db.pool import connection
 from triage.api.problems import ApiProblem
-from triage.api.rate_limits import RateLimiter
+from triage.api.rate_limits import FailedKeyChecks, RateLimiter
 from triage.services.api_keys import Caller, KeyDirectory
 
 
@@ -27,11 +27,18 @@ async def caller_for(request: Request[Any, Any, Any], scope: str, *, batch: bool
         )
     state = request.app.state
     directory: KeyDirectory = state.key_directory
-    caller = await directory.caller(lambda: connection(state.pg), token.strip())
+    failed: FailedKeyChecks = state.failed_key_checks
+    address = request.client.host if request.client else ""
+
+    async def address_in_good_standing() -> bool:
+        return not await failed.is_over(address, time.time())
+
+    caller = await directory.caller(
+        lambda: connection(state.pg), token.strip(), address_in_good_standing
+    )
     if caller is None:
         now = time.time()
-        address = request.client.host if request.client else ""
-        if await state.failed_key_checks.over_limit(address, now):
+        if await failed.over_limit(address, now):
             raise ApiProblem(
                 429,
                 "rate-limited",

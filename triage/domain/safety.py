@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from triage.domain.planning import PHONE_CHANNELS, ContactRules
-
-OPEN_REFERRAL = ("triaged", "in_contact")
+from triage.domain.statuses import OPEN_REFERRAL_STATUSES
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ def may_contact(
     """May we contact this victim on `channel` now? (channel None: a call to be made by staff)."""
     if referral_status == "withdrawn":
         return Verdict(False, "withdrawn")
-    if referral_status not in OPEN_REFERRAL and not closing:
+    if referral_status not in OPEN_REFERRAL_STATUSES and not closing:
         return Verdict(False, "plan_ended")
     if not to_contact:
         return Verdict(False, "no_contact_consent")

@@ -1,26 +1,124 @@
-"""The referral and contact-step transitions of lifecycle.md, the closure reasons, and the
-open statuses, defined once.
+"""Every record's statuses and the transitions lifecycle.md allows, defined once: referral,
+case, contact step, message and alert (the survey invitation joins them when surveys come).
 
-Service functions lock the row (SELECT ... FOR UPDATE) and call `check` before changing a
-referral's or a step's status, so a transition that is not allowed (or already done) never
-happens twice. Messages are guarded by their claim token and `WHERE status = ...`.
+Service functions lock the row (SELECT ... FOR UPDATE) and `check` a transition before they
+make it, or select the rows to change by `sources` (the statuses a transition may start
+from). The database holds the same tables (`status_transitions`, written by the migrations
+from these) and a trigger on each table refuses any other change of status, whoever writes
+it; a test keeps the two the same.
 """
 
 from __future__ import annotations
 
-REFERRAL_TRANSITIONS: dict[str, frozenset[str]] = {
-    "triaged": frozenset({"in_contact", "closed", "withdrawn"}),
-    "in_contact": frozenset({"closed", "withdrawn"}),
-    "closed": frozenset(),
-    "withdrawn": frozenset(),
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class TransitionRefused(ValueError):
+    def __init__(self, kind: str, current: str, wanted: str):
+        super().__init__(f"a {kind} that is {current} cannot become {wanted}")
+        self.kind, self.current, self.wanted = kind, current, wanted
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """One record's statuses: where a new row starts (`initial`), where each status may go
+    next (`transitions`; a status with nowhere to go is final) and its table."""
+
+    record: str
+    table: str
+    initial: frozenset[str]
+    transitions: Mapping[str, frozenset[str]]
+
+    @property
+    def statuses(self) -> tuple[str, ...]:
+        return tuple(self.transitions)
+
+    def can(self, current: str, wanted: str) -> bool:
+        return wanted in self.transitions.get(current, frozenset())
+
+    def check(self, current: str, wanted: str) -> None:
+        if not self.can(current, wanted):
+            raise TransitionRefused(self.record, current, wanted)
+
+    def sources(self, wanted: str) -> tuple[str, ...]:
+        """The statuses from which `wanted` may be reached (for set-based updates)."""
+        return tuple(s for s, after in self.transitions.items() if wanted in after)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(a, b) for a, after in self.transitions.items() for b in sorted(after)]
+
+
+REFERRAL = Lifecycle(
+    "referral",
+    "referrals",
+    frozenset({"triaged"}),
+    {
+        "triaged": frozenset({"in_contact", "closed", "withdrawn"}),
+        "in_contact": frozenset({"closed", "withdrawn"}),
+        # A case re-opened brings its closed referral back into contact (never a withdrawn
+        # one: a new referral is needed).
+        "closed": frozenset({"in_contact"}),
+        "withdrawn": frozenset(),
+    },
+)
+CASE = Lifecycle(
+    "case",
+    "cases",
+    frozenset({"awaiting_contact"}),
+    {
+        "awaiting_contact": frozenset({"in_support", "waiting_list", "closed"}),
+        "waiting_list": frozenset({"in_support", "closed"}),
+        "in_support": frozenset({"closed"}),
+        "closed": frozenset({"in_support"}),  # re-opened, with a reason
+    },
+)
+STEP = Lifecycle(
+    "contact step",
+    "contact_steps",
+    frozenset({"scheduled"}),
+    {
+        # A message step and the closing step are done when they fall due; a call is due
+        # first, in the calls-due list, then done with its outcome.
+        "scheduled": frozenset({"due", "done", "paused", "skipped"}),
+        "due": frozenset({"done", "paused", "skipped"}),
+        "paused": frozenset({"scheduled", "skipped"}),
+        "done": frozenset(),
+        "skipped": frozenset(),
+    },
+)
+MESSAGE = Lifecycle(
+    "message",
+    "messages",
+    frozenset({"queued"}),
+    {
+        # A receipt can overtake our own record of a send (queued or sending -> its result).
+        "queued": frozenset({"sending", "cancelled", "accepted", "delivered", "failed"}),
+        # Back to queued: not safe yet, a temporary failure, a provider outage, a re-check
+        # that refused the call.
+        "sending": frozenset({"queued", "accepted", "delivered", "failed", "cancelled"}),
+        "accepted": frozenset({"delivered", "failed"}),
+        "delivered": frozenset(),
+        "failed": frozenset(),
+        "cancelled": frozenset(),
+    },
+)
+ALERT = Lifecycle(
+    "alert",
+    "alerts",
+    # Raised at once: an alert about the service itself (a provider outage).
+    frozenset({"pending", "raised"}),
+    {
+        "pending": frozenset({"raised", "resolved", "cancelled"}),
+        "raised": frozenset({"resolved"}),
+        "resolved": frozenset(),
+        "cancelled": frozenset(),
+    },
+)
+LIFECYCLES: dict[str, Lifecycle] = {
+    lifecycle.record: lifecycle for lifecycle in (REFERRAL, CASE, STEP, MESSAGE, ALERT)
 }
-STEP_TRANSITIONS: dict[str, frozenset[str]] = {
-    "scheduled": frozenset({"due", "paused", "skipped"}),
-    "due": frozenset({"done", "paused", "skipped"}),
-    "paused": frozenset({"scheduled", "skipped"}),
-    "done": frozenset(),
-    "skipped": frozenset(),
-}
+
 CLOSURE_REASONS = (
     "supported",
     "declined",
@@ -30,20 +128,6 @@ CLOSURE_REASONS = (
     "duplicate",
     "withdrawn",
 )
-OPEN_STEP_STATUSES = ("scheduled", "due", "paused")
+OPEN_REFERRAL_STATUSES = ("triaged", "in_contact")
 OPEN_CASE_STATUSES = ("awaiting_contact", "waiting_list", "in_support")
-
-
-class TransitionRefused(ValueError):
-    def __init__(self, kind: str, current: str, wanted: str):
-        super().__init__(f"a {kind} that is {current} cannot become {wanted}")
-        self.kind, self.current, self.wanted = kind, current, wanted
-
-
-def can(transitions: dict[str, frozenset[str]], current: str, wanted: str) -> bool:
-    return wanted in transitions.get(current, frozenset())
-
-
-def check(kind: str, transitions: dict[str, frozenset[str]], current: str, wanted: str) -> None:
-    if not can(transitions, current, wanted):
-        raise TransitionRefused(kind, current, wanted)
+OPEN_STEP_STATUSES = ("scheduled", "due", "paused")

@@ -10,7 +10,7 @@ import secrets
 import string
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -162,9 +162,10 @@ class KeyDirectory:
       of a second), and only when a request names a prefix not among them. A prefix still
       unknown after that is looked up on its own only while this process has looked up fewer
       than `misses_per_second` such prefixes in the last second (a key created a moment ago
-      works at once), and its absence is remembered for `miss_seconds`. However many made-up
-      keys arrive, they cost at most four reads of the prefixes and `misses_per_second`
-      queries a second.
+      works at once), and only for an address under its limit of failed checks; its absence
+      is remembered for `miss_seconds`. However many made-up keys arrive, they cost at most
+      four reads of the prefixes a second, a query each for the first few from an address,
+      and never more than `misses_per_second` queries a second.
     - The row of each key prefix looked at in the last `seconds` (found or not), checked here
       by HMAC: a wrong secret sent again and again with a real prefix costs one query a
       second, and a revoked key, or a changed limit or scope, takes effect within `seconds`.
@@ -193,10 +194,15 @@ class KeyDirectory:
         self._refreshing: asyncio.Lock | None = None
 
     async def caller(
-        self, connect: Callable[[], AbstractAsyncContextManager[Any]], key: str
+        self,
+        connect: Callable[[], AbstractAsyncContextManager[Any]],
+        key: str,
+        may_look_up: Callable[[], Awaitable[bool]] | None = None,
     ) -> Caller | None:
         """The caller of `key`, or None; `connect()` gives an asyncpg connection when one is
-        needed."""
+        needed. A prefix not among the active ones is looked up on its own only when
+        `may_look_up()` agrees (the caller's address is not over its limit of failed
+        checks)."""
         prefix = key_prefix(key)
         if prefix is None:
             return None
@@ -207,7 +213,9 @@ class KeyDirectory:
         cached = self._rows.get(prefix)
         if prefix not in self._prefixes and (cached is None or cached[0] < now):
             await self._refresh(connect)
-            if prefix not in self._prefixes and not self._may_look_up_a_miss(now):
+            if prefix not in self._prefixes and not (
+                self._may_look_up_a_miss(now) and (may_look_up is None or await may_look_up())
+            ):
                 return None  # no such key, and no query for it
         if cached is None or cached[0] < now:
             async with connect() as db:

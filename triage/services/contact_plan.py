@@ -26,11 +26,8 @@ from triage.domain.planning import (
     plan_next_step,
 )
 from triage.domain.referral import Referral
-from triage.domain.safety import OPEN_REFERRAL, may_contact
-from triage.domain.statuses import (
-    STEP_TRANSITIONS,
-    check,
-)
+from triage.domain.safety import may_contact
+from triage.domain.statuses import OPEN_REFERRAL_STATUSES, STEP, TransitionRefused
 from triage.domain.validation import usable_channels
 from triage.domain.vocabulary import CALL_OUTCOMES
 from triage.services.audit import record_event
@@ -129,7 +126,7 @@ async def process_due_step(
     step.claimed_until = None
     step.updated_at = now
     if step.kind == "close":
-        if referral.status not in OPEN_REFERRAL:
+        if referral.status not in OPEN_REFERRAL_STATUSES:
             step.status, step.skip_reason = "skipped", "plan_ended"
             return "skipped"
         await _close_unable_to_contact(db, referral, step, now)
@@ -150,14 +147,14 @@ async def process_due_step(
         if verdict.reason == "paused":
             step.status = "paused"
             return "paused"
-        check("step", STEP_TRANSITIONS, step.status, "skipped")
+        STEP.check(step.status, "skipped")
         step.status, step.skip_reason = "skipped", verdict.reason
         return "skipped"
     if verdict.not_before is not None:
         step.due_at = verdict.not_before  # moved forward into the next safe window, never early
         return "moved"
     if step.kind == "call":
-        check("step", STEP_TRANSITIONS, step.status, "due")
+        STEP.check(step.status, "due")
         step.status = "due"
         return "due"
     # A message-only step: its message row is the work; the plan moves on.
@@ -203,10 +200,14 @@ async def record_outcome(
     await db.refresh(step, with_for_update=True)
     if step.kind != "call":
         raise ValueError("only a call has an outcome")
+    if step.status != "due":
+        # A call is made when it is due (in the calls-due list); the table also lets a
+        # scheduled message or closing step become done when it falls due.
+        raise TransitionRefused(STEP.record, step.status, "done")
     if outcome == "voicemail_left" and not load_referral(referral.facts).contact.voicemail_ok:
         # No voicemail without the victim's permission: the record must not say otherwise.
         raise ValueError("this victim did not allow voicemail: record no_answer instead")
-    check("step", STEP_TRANSITIONS, step.status, "done")
+    STEP.check(step.status, "done")
     step.status, step.outcome, step.attempted_at, step.updated_at = "done", outcome, now, now
     referral.updated_at = now
     await record_event(db, actor, f"call.{outcome}", step.id, record_type="contact_step")
@@ -280,7 +281,7 @@ async def resume_contact(
             )
         )
     ).scalars():
-        check("step", STEP_TRANSITIONS, step.status, "scheduled")
+        STEP.check(step.status, "scheduled")
         step.status = "scheduled"
         step.due_at = rules.safe_times.next_safe_moment(max(step.due_at, now))
         step.updated_at = now

@@ -18,12 +18,7 @@ from triage.domain.decision import iso_z
 from triage.domain.engine import first_contact, triage
 from triage.domain.planning import NextStep
 from triage.domain.problems import InvalidInput, Problem
-from triage.domain.statuses import (
-    OPEN_CASE_STATUSES,
-    OPEN_STEP_STATUSES,
-    REFERRAL_TRANSITIONS,
-    can,
-)
+from triage.domain.statuses import OPEN_CASE_STATUSES, OPEN_STEP_STATUSES, REFERRAL
 from triage.domain.validation import consent_given, validate_referral
 from triage.services.api_keys import Caller
 from triage.services.audit import record_event
@@ -73,7 +68,7 @@ async def withdraw(
         referral = await _locked(db, caller, referral_id)
         if referral.status == "withdrawn":
             return  # already done: the same request twice has the effect of once
-        if not can(REFERRAL_TRANSITIONS, referral.status, "withdrawn"):
+        if not REFERRAL.can(referral.status, "withdrawn"):
             raise NotOpen(f"a {referral.status} referral cannot be withdrawn")
         now = await service_now(db)
         await _withdraw_locked(db, referral, reason, now, f"client:{caller.client_id}")

@@ -1,0 +1,124 @@
+"""A status table for every record (issue 9, section 3): the transitions of
+triage/domain/statuses.py are the database's too, every allowed transition works and every
+other one is refused, whoever writes it."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from triage.domain.statuses import LIFECYCLES, Lifecycle, TransitionRefused
+
+pytestmark = pytest.mark.integration
+
+
+async def test_the_database_holds_the_domains_tables(sessions: Any) -> None:
+    async with sessions() as db:
+        for lifecycle in LIFECYCLES.values():
+            pairs = {
+                (r.from_status, r.to_status)
+                for r in await db.execute(
+                    text("SELECT from_status, to_status FROM status_transitions WHERE record = :t"),
+                    {"t": lifecycle.table},
+                )
+            }
+            assert pairs == set(lifecycle.pairs()), lifecycle.record
+            check = (
+                await db.execute(
+                    text(
+                        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = :name"
+                    ),
+                    {"name": f"ck_{lifecycle.table}_status"},
+                )
+            ).scalar_one()
+            for status in lifecycle.statuses:
+                assert f"'{status}'" in check, (lifecycle.record, status)
+
+
+async def _referral(db: Any, status: str = "triaged") -> uuid.UUID:
+    referral_id = uuid.uuid4()
+    await db.execute(
+        text("""INSERT INTO referrals (id, reference, source, status, received_at, content_hash,
+                                       facts, referral_consent, priority)
+                VALUES (:id, :ref, 'police', :status, now(), 'x', '{}', 'given', 'P3')"""),
+        {"id": referral_id, "ref": "TST-" + referral_id.hex[:12], "status": status},
+    )
+    return referral_id
+
+
+async def _row(db: Any, lifecycle: Lifecycle, status: str) -> uuid.UUID:
+    """A row of the record's table in `status` (inserted as it is: a CHECK, not the trigger,
+    guards inserts)."""
+    if lifecycle.table == "referrals":
+        return await _referral(db, status)
+    referral_id = await _referral(db)
+    row_id = uuid.uuid4()
+    statements = {
+        "cases": """INSERT INTO cases (id, referral_id, service, role, status, opened_at)
+                    VALUES (:id, :r, 'core', 'primary', :status, now())""",
+        "contact_steps": """INSERT INTO contact_steps (id, referral_id, number, kind, status,
+                                                       due_at)
+                            VALUES (:id, :r, 1, 'call', :status, now())""",
+        "messages": """INSERT INTO messages (id, referral_id, purpose, channel, template,
+                                             status, due_at)
+                       VALUES (:id, :r, 'contact', 'sms', 'introduction', :status, now())""",
+        "alerts": """INSERT INTO alerts (id, referral_id, kind, status, due_at)
+                     VALUES (:id, :r, 'deadline_breach', :status, now())""",
+    }
+    await db.execute(
+        text(statements[lifecycle.table]), {"id": row_id, "r": referral_id, "status": status}
+    )
+    return row_id
+
+
+def _every_change() -> list[Any]:
+    return [
+        pytest.param(lifecycle, a, b, id=f"{lifecycle.table}:{a}->{b}")
+        for lifecycle in LIFECYCLES.values()
+        for a, b in itertools.permutations(lifecycle.statuses, 2)
+    ]
+
+
+@pytest.mark.parametrize(("lifecycle", "current", "wanted"), _every_change())
+async def test_every_change_of_status(
+    sessions: Any, lifecycle: Lifecycle, current: str, wanted: str
+) -> None:
+    async with sessions() as db:
+        row_id = await _row(db, lifecycle, current)
+        await db.commit()
+    allowed = lifecycle.can(current, wanted)
+    async with sessions() as db:
+        change = text(f"UPDATE {lifecycle.table} SET status = :s WHERE id = :id")
+        if allowed:
+            await db.execute(change, {"s": wanted, "id": row_id})
+            await db.commit()
+        else:
+            with pytest.raises(IntegrityError, match="status transition refused"):
+                await db.execute(change, {"s": wanted, "id": row_id})
+            await db.rollback()
+    async with sessions() as db:
+        now = (
+            await db.execute(
+                text(f"SELECT status FROM {lifecycle.table} WHERE id = :id"), {"id": row_id}
+            )
+        ).scalar_one()
+    assert now == (wanted if allowed else current)
+    if not allowed:
+        with pytest.raises(TransitionRefused):
+            lifecycle.check(current, wanted)
+    else:
+        lifecycle.check(current, wanted)
+        assert current in lifecycle.sources(wanted)
+
+
+@pytest.mark.parametrize("lifecycle", list(LIFECYCLES.values()), ids=lambda lc: lc.table)
+async def test_unknown_statuses_are_refused(sessions: Any, lifecycle: Lifecycle) -> None:
+    async with sessions() as db:
+        with pytest.raises(IntegrityError):
+            await _row(db, lifecycle, "nonsense")
+        await db.rollback()
