@@ -17,11 +17,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import models
-from triage.domain.statuses import OPEN_CASE_STATUSES, OPEN_STEP_STATUSES
+from triage.domain.statuses import ALERT, CASE, MESSAGE, STEP
 
 # Alerts that only make sense while contact is still being attempted.
 CONTACT_ALERTS = ("p1_not_reached", "safe_window_after_deadline")
@@ -32,7 +32,10 @@ async def close_open_cases(
 ) -> None:
     await db.execute(
         update(models.Case)
-        .where(models.Case.referral_id == referral_id, models.Case.status.in_(OPEN_CASE_STATUSES))
+        .where(
+            models.Case.referral_id == referral_id,
+            models.Case.status.in_(CASE.sources("closed")),
+        )
         .values(status="closed", closure_reason=reason, closed_at=now, updated_at=now)
     )
 
@@ -53,13 +56,9 @@ async def stop_messages(
         update(models.Message)
         .where(
             *mine,
-            or_(
-                models.Message.status == "queued",
-                and_(
-                    models.Message.status == "sending",
-                    models.Message.call_started_at.is_(None),
-                ),
-            ),
+            # queued or sending (MESSAGE.sources("cancelled")), the call not started
+            models.Message.status.in_(MESSAGE.sources("cancelled")),
+            or_(models.Message.status != "sending", models.Message.call_started_at.is_(None)),
         )
         .values(
             status="cancelled",
@@ -99,7 +98,7 @@ async def stop_pending_contact(
             update(models.ContactStep)
             .where(
                 models.ContactStep.referral_id == referral_id,
-                models.ContactStep.status.in_(("scheduled", "due")),
+                models.ContactStep.status.in_(STEP.sources("paused")),
             )
             .values(status="paused", claimed_until=None, updated_at=now)
         )
@@ -108,7 +107,7 @@ async def stop_pending_contact(
             update(models.ContactStep)
             .where(
                 models.ContactStep.referral_id == referral_id,
-                models.ContactStep.status.in_(OPEN_STEP_STATUSES),
+                models.ContactStep.status.in_(STEP.sources("skipped")),
             )
             .values(status="skipped", skip_reason=reason, updated_at=now, claimed_until=None)
         )
@@ -118,7 +117,7 @@ async def stop_pending_contact(
             update(models.Alert)
             .where(
                 models.Alert.referral_id == referral_id,
-                models.Alert.status == "pending",
+                models.Alert.status.in_(ALERT.sources("cancelled")),
                 models.Alert.kind.in_(CONTACT_ALERTS),
             )
             .values(status="cancelled")
