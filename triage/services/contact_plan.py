@@ -32,7 +32,7 @@ from triage.domain.validation import usable_channels
 from triage.domain.vocabulary import CALL_OUTCOMES
 from triage.services.audit import record_event
 from triage.services.closures import close_open_cases, stop_messages, stop_pending_contact
-from triage.services.referral_rows import RowSet, add_step_rows
+from triage.services.referral_rows import RowSet, add_step_rows, message_copy_row
 
 CONTACT_OUTCOMES = ("reached", "declined")
 
@@ -285,20 +285,12 @@ async def resume_contact(
         step.status = "scheduled"
         step.due_at = rules.safe_times.next_safe_moment(max(step.due_at, now))
         step.updated_at = now
-        for cancelled in await _paused_messages(db, step.id):
-            await db.execute(
-                insert(models.Message).values(
-                    id=uuid.uuid4(),
-                    referral_id=referral_id,
-                    contact_step_id=step.id,
-                    purpose=cancelled.purpose,
-                    channel=cancelled.channel,
-                    template=cancelled.template,
-                    status="queued",
-                    due_at=step.due_at,
-                    tries=cancelled.tries,
-                )
-            )
+        copies = [
+            message_copy_row(cancelled, cancelled.channel, step.due_at, cancelled.tries)
+            for cancelled in await _paused_messages(db, step.id)
+        ]
+        if copies:
+            await db.execute(insert(models.Message), copies)
     await record_event(db, actor, "contact.resumed", referral_id)
 
 

@@ -48,6 +48,7 @@ from triage.services.notifier import (
     ProviderUnsure,
     TemporaryFailure,
 )
+from triage.services.referral_rows import message_copy_row
 
 MAX_ATTEMPTS = 6  # sends of one row (temporary failures and unsure answers)
 # While the provider refuses our settings (a bad key, a template that is not ours), messages
@@ -857,16 +858,4 @@ async def _queue_copy(
     db: AsyncSession, message: models.Message, channel: str, *, due_at: datetime, tries: int
 ) -> None:
     """A new queued row (a new reference) for the same step, purpose and template."""
-    await db.execute(
-        insert(models.Message).values(
-            id=uuid.uuid4(),
-            referral_id=message.referral_id,
-            contact_step_id=message.contact_step_id,
-            purpose=message.purpose,
-            channel=channel,
-            template=message.template,
-            status="queued",
-            due_at=due_at,
-            tries=tries,
-        )
-    )
+    await db.execute(insert(models.Message), [message_copy_row(message, channel, due_at, tries)])

@@ -82,27 +82,36 @@ def add_referral_rows(
         }
     )
     for choice in decision.services:
-        rows.cases.append(
-            {
-                "id": uuid.uuid4(),
-                "referral_id": referral_id,
-                "service": choice.code,
-                "role": choice.role,
-                "status": "awaiting_contact",
-                "opened_at": received_at,
-                "updated_at": received_at,
-            }
-        )
+        rows.cases.append(case_row(referral_id, choice.code, choice.role, received_at))
     step = decision.planned_step
     if step is None:
         return
     add_step_rows(rows, referral_id, step)
     if decision.priority == "P1":
-        rows.alerts.append(_alert(referral_id, "p1_not_reached", received_at + P1_ALERT_AFTER))
+        rows.alerts.append(p1_alert_row(referral_id, received_at, received_at))
     if "safe_window_after_deadline" in decision.flags:
-        rows.alerts.append(_alert(referral_id, "safe_window_after_deadline", received_at))
+        rows.alerts.append(alert_row(referral_id, "safe_window_after_deadline", received_at))
     if decision.contact_due_by is not None:
-        rows.alerts.append(_alert(referral_id, "deadline_breach", decision.contact_due_by))
+        rows.alerts.append(alert_row(referral_id, "deadline_breach", decision.contact_due_by))
+
+
+def case_row(referral_id: uuid.UUID, service: str, role: str, now: datetime) -> dict[str, Any]:
+    """A new case of a service, awaiting contact."""
+    return {
+        "id": uuid.uuid4(),
+        "referral_id": referral_id,
+        "service": service,
+        "role": role,
+        "status": "awaiting_contact",
+        "opened_at": now,
+        "updated_at": now,
+    }
+
+
+def p1_alert_row(referral_id: uuid.UUID, received_at: datetime, now: datetime) -> dict[str, Any]:
+    """The duty lead's alert when a P1 victim is not reached 4 hours after receipt (at once
+    when a referral becomes P1 later than that)."""
+    return alert_row(referral_id, "p1_not_reached", max(now, received_at + P1_ALERT_AFTER))
 
 
 def add_step_rows(rows: RowSet, referral_id: uuid.UUID, step: NextStep) -> uuid.UUID:
@@ -138,11 +147,28 @@ def add_step_rows(rows: RowSet, referral_id: uuid.UUID, step: NextStep) -> uuid.
     return step_id
 
 
-def _alert(referral_id: uuid.UUID, kind: str, due_at: datetime) -> dict[str, Any]:
+def alert_row(referral_id: uuid.UUID, kind: str, due_at: datetime) -> dict[str, Any]:
     return {
         "id": uuid.uuid4(),
         "referral_id": referral_id,
         "kind": kind,
         "status": "pending",
         "due_at": due_at,
+    }
+
+
+def message_copy_row(message: Any, channel: str, due_at: datetime, tries: int) -> dict[str, Any]:
+    """A new queued message (a new reference) for the same step, purpose and template as
+    `message`: by the next channel after a permanent failure, again after a temporary one,
+    or in place of one a pause cancelled."""
+    return {
+        "id": uuid.uuid4(),
+        "referral_id": message.referral_id,
+        "contact_step_id": message.contact_step_id,
+        "purpose": message.purpose,
+        "channel": channel,
+        "template": message.template,
+        "status": "queued",
+        "due_at": due_at,
+        "tries": tries,
     }

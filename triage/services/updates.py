@@ -26,7 +26,7 @@ from triage.services.catalogues import is_recorded, record_catalogue
 from triage.services.clock import service_now
 from triage.services.closures import close_open_cases, stop_pending_contact
 from triage.services.contact_plan import insert_step
-from triage.services.referral_rows import P1_ALERT_AFTER, facts_json
+from triage.services.referral_rows import case_row, facts_json, p1_alert_row
 
 PATCHABLE = ("victim", "contact", "offence", "flags", "risk", "needs", "consent", "notes")
 PATCHABLE_VICTIM = (
@@ -179,19 +179,13 @@ async def apply_update(
         # The new decision's flags, plus what case work raised (service_review), which stays
         # until a person clears it; flags of the old decision that no longer hold go.
         flags = set(decision.flags) | (set(referral.flags) & {"service_review"})
-        for choice in decision.services:
-            if choice.code not in have:
-                db.add(
-                    models.Case(
-                        id=uuid.uuid4(),
-                        referral_id=referral.id,
-                        service=choice.code,
-                        role="additional",
-                        status="awaiting_contact",
-                        opened_at=now,
-                        updated_at=now,
-                    )
-                )
+        added = [
+            case_row(referral.id, choice.code, "additional", now)
+            for choice in decision.services
+            if choice.code not in have
+        ]
+        if added:
+            await db.execute(insert(models.Case), added)
         for case in cases:
             if case.service not in wanted and case.status in OPEN_CASE_STATUSES:
                 case.flags = sorted({*case.flags, "service_review"})
@@ -207,14 +201,8 @@ async def apply_update(
         if _rank(decision.priority) < _rank(referral.priority):
             referral.priority = decision.priority
             if decision.priority == "P1":
-                db.add(
-                    models.Alert(
-                        id=uuid.uuid4(),
-                        referral_id=referral.id,
-                        kind="p1_not_reached",
-                        status="pending",
-                        due_at=max(now, referral.received_at + P1_ALERT_AFTER),
-                    )
+                await db.execute(
+                    insert(models.Alert), [p1_alert_row(referral.id, referral.received_at, now)]
                 )
         if due is not None and due != referral.contact_due_by:
             await db.execute(
