@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 from litestar import Litestar, get
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from redis.asyncio import Redis
@@ -19,6 +20,7 @@ from redis.asyncio import Redis
 from db.engine import make_engine, make_sessionmaker
 from db.pool import connection, make_pool
 from triage.api.aa import AppropriateAdultController
+from triage.api.dependencies import provide_db
 from triage.api.dev_outbox import dev_outbox
 from triage.api.notify_callback import notify_callback
 from triage.api.problems import EXCEPTION_HANDLERS, problem
@@ -131,6 +133,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *([dev_outbox] if settings.env == "dev" else []),
         ],
         lifespan=[lifespan],
+        dependencies={"db": Provide(provide_db)},
         state=State({"settings": settings, "catalogue": catalogue}),
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[RequestLogMiddleware],

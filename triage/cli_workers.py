@@ -168,7 +168,6 @@ def outcome_command(step_id: str, outcome: str) -> None:
         result = await record_outcome(
             db, uuid.UUID(step_id), outcome, "cli", current_catalogue(), await service_now(db)
         )
-        await db.commit()
         step = result.next_step
         if step is None:
             return "the plan has ended"
@@ -186,7 +185,6 @@ def pause_command(reference: str) -> None:
 
     async def go(db: Any) -> None:
         await pause_contact(db, await _by_reference(db, reference), "cli", await service_now(db))
-        await db.commit()
 
     run_with_session(go)
     click.echo(f"contact paused for {reference}")
@@ -208,7 +206,6 @@ def resume_command(reference: str) -> None:
             current_catalogue(),
             await service_now(db),
         )
-        await db.commit()
 
     run_with_session(go)
     click.echo(f"contact resumed for {reference}")

@@ -134,8 +134,9 @@ async def resume(sessions: Any, referral_id: str) -> None:
 
 async def receipt(sessions: Any, message_id: Any, status: str) -> str:
     from triage.services.receipts import apply_receipt
+    from triage.services.units import in_session
 
-    return await apply_receipt(sessions, uuid.UUID(str(message_id)), status)
+    return await in_session(sessions, apply_receipt, uuid.UUID(str(message_id)), status)
 
 
 async def monday_10am(sessions: Any) -> date:

@@ -401,13 +401,14 @@ async def test_rendered_bodies_and_recipients_go_7_days_after_the_final_status(
 ) -> None:
     from triage.services.receipts import apply_receipt
     from triage.services.sweeper import purge_rendered
+    from triage.services.units import in_session
 
     created = await daytime_referral(client, police, sessions)
     now = await service_time(sessions)
     delivered, pending = [await add_message(sessions, created["id"], now) for _ in range(2)]
     results = await send_due(sessions, notifier)
     assert results[delivered] == results[pending] == "accepted"
-    assert await apply_receipt(sessions, delivered, "delivered") == "delivered"
+    assert await in_session(sessions, apply_receipt, delivered, "delivered") == "delivered"
     final_at = (await message(sessions, delivered)).final_at
     before = await message(sessions, delivered)
     assert before.body and before.recipient == "+447700900123"

@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 from litestar import Request, post
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from triage.api.bodies import decode_json
 from triage.api.problems import ApiProblem
@@ -31,7 +32,7 @@ PROVIDER_STATUS = re.compile(r"[a-z][a-z-]{0,39}")
     tags=["delivery receipts"],
     summary="Delivery receipt from the SMS and email provider",
 )
-async def notify_callback(request: Request[Any, Any, Any]) -> dict[str, str]:
+async def notify_callback(request: Request[Any, Any, Any], db: AsyncSession) -> dict[str, str]:
     state = request.app.state
     expected = state.settings.notify_callback_token
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -57,7 +58,7 @@ async def notify_callback(request: Request[Any, Any, Any]) -> dict[str, str]:
     except ValueError:
         log.info("receipt_unknown_reference")
         return {"result": "ignored"}
-    result = await apply_receipt(state.sessions, message_id, status, state.catalogue)
+    result = await apply_receipt(db, message_id, status, state.catalogue)
     if result == "unknown":
         log.info("receipt_unknown_reference")
     return {"result": result}

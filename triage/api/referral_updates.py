@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Controller, Request, get, patch, post
 from litestar.params import FromPath
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from triage.api.bodies import read_json
 from triage.api.referrals import SINGLE_LIMIT
@@ -29,10 +30,10 @@ class ReferralUpdateController(Controller):
 
     @get("/", summary="One referral, for the client that sent it")
     async def read(
-        self, request: Request[Any, Any, Any], referral_id: FromPath[str]
+        self, request: Request[Any, Any, Any], db: AsyncSession, referral_id: FromPath[str]
     ) -> dict[str, Any]:
         caller = await caller_for(request, "referrals:read")
-        return await self._view(request, caller.client_id, _id(referral_id))
+        return await _view(db, caller.client_id, _id(referral_id))
 
     @patch(
         "/",
@@ -40,14 +41,13 @@ class ReferralUpdateController(Controller):
         summary="Update a referral (re-triaged; the old decision is kept)",
     )
     async def update(
-        self, request: Request[Any, Any, Any], referral_id: FromPath[str]
+        self, request: Request[Any, Any, Any], db: AsyncSession, referral_id: FromPath[str]
     ) -> dict[str, Any]:
         caller = await caller_for(request, "referrals:write")
         body = await read_json(request)
-        state = request.app.state
         target = _id(referral_id)
-        await updates.apply_update(state.sessions, caller, target, body, state.catalogue)
-        return await self._view(request, caller.client_id, target)
+        await updates.apply_update(db, caller, target, body, request.app.state.catalogue)
+        return await _view(db, caller.client_id, target)
 
     @post(
         "/withdraw",
@@ -56,7 +56,7 @@ class ReferralUpdateController(Controller):
         summary="Withdraw a referral: all pending contact is cancelled",
     )
     async def withdraw(
-        self, request: Request[Any, Any, Any], referral_id: FromPath[str]
+        self, request: Request[Any, Any, Any], db: AsyncSession, referral_id: FromPath[str]
     ) -> dict[str, Any]:
         caller = await caller_for(request, "referrals:write")
         body = await read_json(request)
@@ -68,22 +68,20 @@ class ReferralUpdateController(Controller):
         if checker.problems or reason is None:
             raise InvalidInput(checker.problems, "Invalid withdrawal")
         target = _id(referral_id)
-        await updates.withdraw(request.app.state.sessions, caller, target, reason)
-        return await self._view(request, caller.client_id, target)
+        await updates.withdraw(db, caller, target, reason)
+        return await _view(db, caller.client_id, target)
 
     @get("/decisions", summary="Every decision made for the referral, oldest first")
     async def decisions(
-        self, request: Request[Any, Any, Any], referral_id: FromPath[str]
+        self, request: Request[Any, Any, Any], db: AsyncSession, referral_id: FromPath[str]
     ) -> dict[str, Any]:
         caller = await caller_for(request, "referrals:read")
-        items = await updates.decisions(request.app.state.sessions, caller, _id(referral_id))
+        items = await updates.decisions(db, caller, _id(referral_id))
         return {"items": items}
 
-    async def _view(
-        self, request: Request[Any, Any, Any], client_id: uuid.UUID, referral_id: uuid.UUID
-    ) -> dict[str, Any]:
-        async with request.app.state.sessions() as db:
-            view = await referral_views.get_for_client(db, client_id, referral_id)
-        if view is None:
-            raise updates.NotFound("no such referral")
-        return view
+
+async def _view(db: AsyncSession, client_id: uuid.UUID, referral_id: uuid.UUID) -> dict[str, Any]:
+    view = await referral_views.get_for_client(db, client_id, referral_id)
+    if view is None:
+        raise updates.NotFound("no such referral")
+    return view

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromQuery
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from triage.api.bodies import (
     BATCH_MAX_ITEMS,
@@ -144,6 +145,8 @@ class ReferralController(Controller):
         updated_since: FromQuery[str | None] = None,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[str | None] = None,
+        *,
+        db: AsyncSession,
     ) -> dict[str, Any]:
         caller = await caller_for(request, "referrals:read")
         # Checked here, every problem at once, so a bad query is a 422 like any broken rule.
@@ -175,11 +178,10 @@ class ReferralController(Controller):
                 problems.append(Problem("cursor", "is not a cursor this service gave"))
         if problems:
             raise InvalidInput(problems, "Invalid query")
-        async with request.app.state.sessions() as db:
-            if external_ref is not None:
-                items = await referral_views.by_external_ref(db, caller.client_id, external_ref)
-                return {"items": items, "next_cursor": None}
-            items, next_cursor = await referral_views.changed_since(
-                db, caller.client_id, since, cursor, page_size
-            )
+        if external_ref is not None:
+            items = await referral_views.by_external_ref(db, caller.client_id, external_ref)
+            return {"items": items, "next_cursor": None}
+        items, next_cursor = await referral_views.changed_since(
+            db, caller.client_id, since, cursor, page_size
+        )
         return {"items": items, "next_cursor": next_cursor}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 import msgspec
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from triage.catalogue.loader import cached_catalogue
 from triage.domain.catalogue import Catalogue
@@ -16,18 +18,27 @@ def current_catalogue() -> Catalogue:
     return cached_catalogue(get_settings().catalogue_path)
 
 
-async def record_catalogue(connection: asyncpg.Connection, catalogue: Catalogue) -> None:
-    """Keep the catalogue's content under its version, committed on its own (once per
-    process), so every decision's version can be reproduced."""
+_RECORD = (
+    "INSERT INTO catalogue_versions (version, catalogue_id, content) "
+    "VALUES ($1, $2, CAST($3 AS jsonb)) ON CONFLICT DO NOTHING"
+)
+
+
+async def record_catalogue(db: asyncpg.Connection | AsyncSession, catalogue: Catalogue) -> None:
+    """Keep the catalogue's content under its version, so every decision's version can be
+    reproduced: on a plain asyncpg connection (autocommit) once per process; in a service
+    command's session, inside its transaction until the version is known to be there."""
     if catalogue.version in _stored:
         return
-    await connection.execute(
-        "INSERT INTO catalogue_versions (version, catalogue_id, content) "
-        "VALUES ($1, $2, CAST($3 AS jsonb)) ON CONFLICT DO NOTHING",
-        catalogue.version,
-        catalogue.id,
-        msgspec.json.encode(dict(catalogue.raw)).decode(),
-    )
+    values = (catalogue.version, catalogue.id, msgspec.json.encode(dict(catalogue.raw)).decode())
+    if isinstance(db, AsyncSession):
+        # Not remembered: the command's transaction may still roll back.
+        await db.execute(
+            text(_RECORD.replace("$1", ":v").replace("$2", ":i").replace("$3", ":c")),
+            dict(zip(("v", "i", "c"), values, strict=True)),
+        )
+        return
+    await db.execute(_RECORD, *values)
     _stored.add(catalogue.version)
 
 

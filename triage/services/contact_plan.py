@@ -113,7 +113,15 @@ async def process_due_step(
 ) -> str:
     """A step whose time has come: a call goes into the calls-due list, a message step is
     done once its message is queued, the close step closes the cases. Idempotent: a step
-    that is no longer scheduled (or not yet due) is left alone. The caller commits."""
+    that is no longer scheduled (or not yet due) is left alone. Commits once."""
+    result = await _process_due_step(db, step_id, catalogue, now)
+    await db.commit()
+    return result
+
+
+async def _process_due_step(
+    db: AsyncSession, step_id: uuid.UUID, catalogue: Catalogue, now: datetime
+) -> str:
     step = (
         await db.execute(select(models.ContactStep).where(models.ContactStep.id == step_id))
     ).scalar()
@@ -188,7 +196,20 @@ async def record_outcome(
     catalogue: Catalogue,
     now: datetime,
 ) -> OutcomeResult:
-    """A staff member's call outcome. Advances or ends the plan. The caller commits."""
+    """A staff member's call outcome. Advances or ends the plan. Commits once."""
+    result = await _record_outcome(db, step_id, outcome, actor, catalogue, now)
+    await db.commit()
+    return result
+
+
+async def _record_outcome(
+    db: AsyncSession,
+    step_id: uuid.UUID,
+    outcome: str,
+    actor: str,
+    catalogue: Catalogue,
+    now: datetime,
+) -> OutcomeResult:
     if outcome not in CALL_OUTCOMES:
         raise ValueError(f"unknown call outcome '{outcome}' (one of {', '.join(CALL_OUTCOMES)})")
     step = (
@@ -251,7 +272,7 @@ async def pause_contact(
     db: AsyncSession, referral_id: uuid.UUID, actor: str, now: datetime
 ) -> None:
     """Stop every pending step and message at once (e.g. police say the perpetrator has the
-    victim's phone). The deadline does not stop. The caller commits."""
+    victim's phone). The deadline does not stop. Commits once."""
     referral = await lock_referral(db, referral_id)
     if referral.contact_paused:
         return
@@ -259,6 +280,7 @@ async def pause_contact(
     referral.updated_at = now
     await stop_pending_contact(db, referral_id, now, "paused", pause=True)
     await record_event(db, actor, "contact.paused", referral_id)
+    await db.commit()
 
 
 async def resume_contact(
@@ -266,7 +288,7 @@ async def resume_contact(
 ) -> None:
     """Reschedule the paused step to the next safe moment (never earlier), with a fresh
     message in place of one the pause cancelled (never a second copy of one already sent).
-    The caller commits."""
+    Commits once."""
     referral = await lock_referral(db, referral_id)
     if not referral.contact_paused:
         return
@@ -292,6 +314,7 @@ async def resume_contact(
         if copies:
             await db.execute(insert(models.Message), copies)
     await record_event(db, actor, "contact.resumed", referral_id)
+    await db.commit()
 
 
 async def _paused_messages(db: AsyncSession, step_id: uuid.UUID) -> list[models.Message]:

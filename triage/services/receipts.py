@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from triage.domain.catalogue import Catalogue
 from triage.services.catalogues import current_catalogue
@@ -17,35 +17,34 @@ RETRYABLE = {"temporary-failure", "technical-failure"}
 
 
 async def apply_receipt(
-    sessions: async_sessionmaker[AsyncSession],
+    db: AsyncSession,
     message_id: uuid.UUID,
     provider_status: str,
     catalogue: Catalogue | None = None,
 ) -> str:
     catalogue = catalogue or current_catalogue()
-    async with sessions() as db:
-        now = await service_now(db)
-        message = await find_message(db, message_id)
-        if message is None:
-            return "unknown"
-        message.provider_status = provider_status
-        message.updated_at = now
-        if message.status in ("delivered", "failed", "cancelled"):
-            await db.commit()
-            return "already_final"
-        if message.status in ("sending", "queued"):
-            # The receipt beat our own commit (or a lookup): the provider has it.
-            message.status, message.sent_at, message.claimed_until = "accepted", now, None
-        if provider_status in DELIVERED:
-            message.status, message.final_at = "delivered", now
-        elif provider_status in PERMANENT:
-            message.status, message.final_at = "failed", now
-            message.failure_reason = provider_status
-            await next_channel(db, message, now, catalogue)
-        elif provider_status in RETRYABLE:
-            message.status, message.final_at = "failed", now
-            message.failure_reason = provider_status
-            if not await resend(db, message, now):
-                message.failure_reason = f"{provider_status}; resends exhausted"
+    now = await service_now(db)
+    message = await find_message(db, message_id)
+    if message is None:
+        return "unknown"
+    message.provider_status = provider_status
+    message.updated_at = now
+    if message.status in ("delivered", "failed", "cancelled"):
         await db.commit()
-        return message.status
+        return "already_final"
+    if message.status in ("sending", "queued"):
+        # The receipt beat our own commit (or a lookup): the provider has it.
+        message.status, message.sent_at, message.claimed_until = "accepted", now, None
+    if provider_status in DELIVERED:
+        message.status, message.final_at = "delivered", now
+    elif provider_status in PERMANENT:
+        message.status, message.final_at = "failed", now
+        message.failure_reason = provider_status
+        await next_channel(db, message, now, catalogue)
+    elif provider_status in RETRYABLE:
+        message.status, message.final_at = "failed", now
+        message.failure_reason = provider_status
+        if not await resend(db, message, now):
+            message.failure_reason = f"{provider_status}; resends exhausted"
+    await db.commit()
+    return message.status

@@ -84,10 +84,7 @@ async def run_step(
     sessions: async_sessionmaker[AsyncSession], catalogue: Catalogue, step_id: uuid.UUID
 ) -> str:
     async with sessions() as db:
-        now = await service_now(db)
-        result = await process_due_step(db, step_id, catalogue, now)
-        await db.commit()
-    return result
+        return await process_due_step(db, step_id, catalogue, await service_now(db))
 
 
 _SETTLE_ALERT = text(

@@ -8,10 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import models
-from db.pool import driver_connection
 from triage.domain.catalogue import Catalogue
 from triage.domain.checker import field_path
 from triage.domain.decision import iso_z
@@ -22,7 +21,7 @@ from triage.domain.statuses import OPEN_CASE_STATUSES, OPEN_STEP_STATUSES, REFER
 from triage.domain.validation import consent_given, validate_referral
 from triage.services.api_keys import Caller
 from triage.services.audit import record_event
-from triage.services.catalogues import is_recorded, record_catalogue
+from triage.services.catalogues import record_catalogue
 from triage.services.clock import service_now
 from triage.services.closures import close_open_cases, stop_pending_contact
 from triage.services.contact_plan import insert_step
@@ -61,18 +60,15 @@ async def _locked(db: AsyncSession, caller: Caller, referral_id: uuid.UUID) -> m
     return row
 
 
-async def withdraw(
-    sessions: async_sessionmaker[AsyncSession], caller: Caller, referral_id: uuid.UUID, reason: str
-) -> None:
-    async with sessions() as db:
-        referral = await _locked(db, caller, referral_id)
-        if referral.status == "withdrawn":
-            return  # already done: the same request twice has the effect of once
-        if not REFERRAL.can(referral.status, "withdrawn"):
-            raise NotOpen(f"a {referral.status} referral cannot be withdrawn")
-        now = await service_now(db)
-        await _withdraw_locked(db, referral, reason, now, f"client:{caller.client_id}")
-        await db.commit()
+async def withdraw(db: AsyncSession, caller: Caller, referral_id: uuid.UUID, reason: str) -> None:
+    referral = await _locked(db, caller, referral_id)
+    if referral.status == "withdrawn":
+        return  # already done: the same request twice has the effect of once
+    if not REFERRAL.can(referral.status, "withdrawn"):
+        raise NotOpen(f"a {referral.status} referral cannot be withdrawn")
+    now = await service_now(db)
+    await _withdraw_locked(db, referral, reason, now, f"client:{caller.client_id}")
+    await db.commit()
 
 
 async def _withdraw_locked(
@@ -119,117 +115,112 @@ def merge_patch(current: dict[str, Any], patch: Any) -> dict[str, Any]:
 
 
 async def apply_update(
-    sessions: async_sessionmaker[AsyncSession],
+    db: AsyncSession,
     caller: Caller,
     referral_id: uuid.UUID,
     patch: Any,
     catalogue: Catalogue,
 ) -> None:
-    if not is_recorded(catalogue):
-        async with driver_connection(sessions) as connection:
-            await record_catalogue(connection, catalogue)
-    async with sessions() as db:
-        referral = await _locked(db, caller, referral_id)
-        if referral.status in ("withdrawn", "closed"):
-            raise NotOpen(f"a {referral.status} referral cannot be changed")
-        now = await service_now(db)
-        body = merge_patch(referral.facts, patch)
-        if referral.referral_consent != "given":
-            # Consent that policy defaulted is not consent given: the merged referral carries
-            # `to_referral` only when this change gives it, so a change that needs explicit
-            # consent (a sexual offence, domestic abuse) is refused without it.
-            patch_consent = patch.get("consent")
-            if not (isinstance(patch_consent, dict) and "to_referral" in patch_consent):
-                stored = body.get("consent")
-                if isinstance(stored, dict):
-                    body["consent"] = {k: v for k, v in stored.items() if k != "to_referral"}
-        if isinstance(body.get("consent"), dict) and body["consent"].get("to_referral") is False:
-            await _withdraw_locked(
-                db, referral, "consent to referral withdrawn", now, f"client:{caller.client_id}"
-            )
-            await db.commit()
-            return
-        facts = validate_referral(body, referral.source, referral.received_at, catalogue)
-        given = referral.referral_consent == "given" or consent_given(body, referral.source)
-        if facts.content_hash() == referral.content_hash and given == (
-            referral.referral_consent == "given"
-        ):
-            return  # nothing changes: no new decision
-        referral.referral_consent = "given" if given else "defaulted"
-        decision = triage(facts, referral.source, referral.received_at, catalogue)
-        await db.execute(
-            insert(models.TriageDecision).values(
-                referral_id=referral.id,
-                decided_at=now,
-                cause="update",
-                catalogue_version=catalogue.version,
-                decision=decision.to_api(),
-                explanation=decision.explanation,
-            )
+    await record_catalogue(db, catalogue)
+    referral = await _locked(db, caller, referral_id)
+    if referral.status in ("withdrawn", "closed"):
+        raise NotOpen(f"a {referral.status} referral cannot be changed")
+    now = await service_now(db)
+    body = merge_patch(referral.facts, patch)
+    if referral.referral_consent != "given":
+        # Consent that policy defaulted is not consent given: the merged referral carries
+        # `to_referral` only when this change gives it, so a change that needs explicit
+        # consent (a sexual offence, domestic abuse) is refused without it.
+        patch_consent = patch.get("consent")
+        if not (isinstance(patch_consent, dict) and "to_referral" in patch_consent):
+            stored = body.get("consent")
+            if isinstance(stored, dict):
+                body["consent"] = {k: v for k, v in stored.items() if k != "to_referral"}
+    if isinstance(body.get("consent"), dict) and body["consent"].get("to_referral") is False:
+        await _withdraw_locked(
+            db, referral, "consent to referral withdrawn", now, f"client:{caller.client_id}"
         )
-
-        # New services open new cases; open cases no longer matched get service_review.
-        cases = (
-            (await db.execute(select(models.Case).where(models.Case.referral_id == referral.id)))
-            .scalars()
-            .all()
-        )
-        have = {c.service for c in cases}
-        wanted = {s.code for s in decision.services}
-        # The new decision's flags, plus what case work raised (service_review), which stays
-        # until a person clears it; flags of the old decision that no longer hold go.
-        flags = set(decision.flags) | (set(referral.flags) & {"service_review"})
-        added = [
-            case_row(referral.id, choice.code, "additional", now)
-            for choice in decision.services
-            if choice.code not in have
-        ]
-        if added:
-            await db.execute(insert(models.Case), added)
-        for case in cases:
-            if case.service not in wanted and case.status in OPEN_CASE_STATUSES:
-                case.flags = sorted({*case.flags, "service_review"})
-                case.updated_at = now
-                flags.add("service_review")
-
-        # Priority only ever moves the deadline earlier.
-        due = decision.contact_due_by
-        if referral.contact_due_by is not None and due is not None:
-            due = min(due, referral.contact_due_by)
-        elif due is None and facts.consent.to_contact:
-            due = referral.contact_due_by
-        if _rank(decision.priority) < _rank(referral.priority):
-            referral.priority = decision.priority
-            if decision.priority == "P1":
-                await db.execute(
-                    insert(models.Alert), [p1_alert_row(referral.id, referral.received_at, now)]
-                )
-        if due is not None and due != referral.contact_due_by:
-            await db.execute(
-                update(models.Alert)
-                .where(
-                    models.Alert.referral_id == referral.id,
-                    models.Alert.kind == "deadline_breach",
-                    models.Alert.status == "pending",
-                )
-                .values(due_at=due)
-            )
-        referral.contact_due_by = due
-
-        if not facts.consent.to_contact:
-            await stop_pending_contact(
-                db, referral.id, now, "no_contact_consent", cancel_alerts=True
-            )
-            flags.add("no_contact_consent")  # also in the decision; kept explicit
-        else:
-            flags.discard("no_contact_consent")
-            await _ensure_plan(db, referral, facts, catalogue, now)
-        referral.flags = sorted(flags)
-        referral.facts = facts_json(facts)
-        referral.content_hash = facts.content_hash()
-        referral.updated_at = now
-        await record_event(db, f"client:{caller.client_id}", "referral.updated", referral.id)
         await db.commit()
+        return
+    facts = validate_referral(body, referral.source, referral.received_at, catalogue)
+    given = referral.referral_consent == "given" or consent_given(body, referral.source)
+    if facts.content_hash() == referral.content_hash and given == (
+        referral.referral_consent == "given"
+    ):
+        return  # nothing changes: no new decision
+    referral.referral_consent = "given" if given else "defaulted"
+    decision = triage(facts, referral.source, referral.received_at, catalogue)
+    await db.execute(
+        insert(models.TriageDecision).values(
+            referral_id=referral.id,
+            decided_at=now,
+            cause="update",
+            catalogue_version=catalogue.version,
+            decision=decision.to_api(),
+            explanation=decision.explanation,
+        )
+    )
+
+    # New services open new cases; open cases no longer matched get service_review.
+    cases = (
+        (await db.execute(select(models.Case).where(models.Case.referral_id == referral.id)))
+        .scalars()
+        .all()
+    )
+    have = {c.service for c in cases}
+    wanted = {s.code for s in decision.services}
+    # The new decision's flags, plus what case work raised (service_review), which stays
+    # until a person clears it; flags of the old decision that no longer hold go.
+    flags = set(decision.flags) | (set(referral.flags) & {"service_review"})
+    added = [
+        case_row(referral.id, choice.code, "additional", now)
+        for choice in decision.services
+        if choice.code not in have
+    ]
+    if added:
+        await db.execute(insert(models.Case), added)
+    for case in cases:
+        if case.service not in wanted and case.status in OPEN_CASE_STATUSES:
+            case.flags = sorted({*case.flags, "service_review"})
+            case.updated_at = now
+            flags.add("service_review")
+
+    # Priority only ever moves the deadline earlier.
+    due = decision.contact_due_by
+    if referral.contact_due_by is not None and due is not None:
+        due = min(due, referral.contact_due_by)
+    elif due is None and facts.consent.to_contact:
+        due = referral.contact_due_by
+    if _rank(decision.priority) < _rank(referral.priority):
+        referral.priority = decision.priority
+        if decision.priority == "P1":
+            await db.execute(
+                insert(models.Alert), [p1_alert_row(referral.id, referral.received_at, now)]
+            )
+    if due is not None and due != referral.contact_due_by:
+        await db.execute(
+            update(models.Alert)
+            .where(
+                models.Alert.referral_id == referral.id,
+                models.Alert.kind == "deadline_breach",
+                models.Alert.status == "pending",
+            )
+            .values(due_at=due)
+        )
+    referral.contact_due_by = due
+
+    if not facts.consent.to_contact:
+        await stop_pending_contact(db, referral.id, now, "no_contact_consent", cancel_alerts=True)
+        flags.add("no_contact_consent")  # also in the decision; kept explicit
+    else:
+        flags.discard("no_contact_consent")
+        await _ensure_plan(db, referral, facts, catalogue, now)
+    referral.flags = sorted(flags)
+    referral.facts = facts_json(facts)
+    referral.content_hash = facts.content_hash()
+    referral.updated_at = now
+    await record_event(db, f"client:{caller.client_id}", "referral.updated", referral.id)
+    await db.commit()
 
 
 def _rank(priority: str) -> int:
@@ -268,29 +259,28 @@ async def _ensure_plan(
 
 
 async def decisions(
-    sessions: async_sessionmaker[AsyncSession], caller: Caller, referral_id: uuid.UUID
+    db: AsyncSession, caller: Caller, referral_id: uuid.UUID
 ) -> list[dict[str, Any]]:
-    async with sessions() as db:
-        owner = (
-            await db.execute(
-                select(models.Referral.id).where(
-                    models.Referral.id == referral_id, models.Referral.client_id == caller.client_id
-                )
+    owner = (
+        await db.execute(
+            select(models.Referral.id).where(
+                models.Referral.id == referral_id, models.Referral.client_id == caller.client_id
             )
-        ).first()
-        if owner is None:
-            raise NotFound("no such referral")
-        rows = (
-            (
-                await db.execute(
-                    select(models.TriageDecision)
-                    .where(models.TriageDecision.referral_id == referral_id)
-                    .order_by(models.TriageDecision.id)
-                )
-            )
-            .scalars()
-            .all()
         )
+    ).first()
+    if owner is None:
+        raise NotFound("no such referral")
+    rows = (
+        (
+            await db.execute(
+                select(models.TriageDecision)
+                .where(models.TriageDecision.referral_id == referral_id)
+                .order_by(models.TriageDecision.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
     return [
         {
             "decided_at": iso_z(r.decided_at),
