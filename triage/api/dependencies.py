@@ -7,7 +7,11 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
+
+# How a handler asks for its request's session: `db: Db`.
+Db = NamedDependency[AsyncSession]
 
 
 async def provide_db(state: State) -> AsyncGenerator[AsyncSession, None]:

@@ -14,9 +14,9 @@ from typing import Any
 
 import structlog
 from litestar import Request, post
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from triage.api.bodies import decode_json
+from triage.api.dependencies import Db
 from triage.api.problems import ApiProblem
 from triage.domain.problems import InvalidInput, Problem
 from triage.services.receipts import apply_receipt
@@ -32,7 +32,7 @@ PROVIDER_STATUS = re.compile(r"[a-z][a-z-]{0,39}")
     tags=["delivery receipts"],
     summary="Delivery receipt from the SMS and email provider",
 )
-async def notify_callback(request: Request[Any, Any, Any], db: AsyncSession) -> dict[str, str]:
+async def notify_callback(request: Request[Any, Any, Any], db: Db) -> dict[str, str]:
     state = request.app.state
     expected = state.settings.notify_callback_token
     scheme, _, token = request.headers.get("authorization", "").partition(" ")

@@ -10,6 +10,7 @@ from litestar.params import FromPath
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from triage.api.bodies import read_json
+from triage.api.dependencies import Db
 from triage.api.referrals import SINGLE_LIMIT
 from triage.api.security import caller_for
 from triage.domain.checker import Checker
@@ -30,7 +31,7 @@ class ReferralUpdateController(Controller):
 
     @get("/", summary="One referral, for the client that sent it")
     async def read(
-        self, request: Request[Any, Any, Any], db: AsyncSession, referral_id: FromPath[str]
+        self, request: Request[Any, Any, Any], db: Db, referral_id: FromPath[str]
     ) -> dict[str, Any]:
         caller = await caller_for(request, "referrals:read")
         return await _view(db, caller.client_id, _id(referral_id))
@@ -41,7 +42,7 @@ class ReferralUpdateController(Controller):
         summary="Update a referral (re-triaged; the old decision is kept)",
     )
     async def update(
-        self, request: Request[Any, Any, Any], db: AsyncSession, referral_id: FromPath[str]
+        self, request: Request[Any, Any, Any], db: Db, referral_id: FromPath[str]
     ) -> dict[str, Any]:
         caller = await caller_for(request, "referrals:write")
         body = await read_json(request)
@@ -56,7 +57,7 @@ class ReferralUpdateController(Controller):
         summary="Withdraw a referral: all pending contact is cancelled",
     )
     async def withdraw(
-        self, request: Request[Any, Any, Any], db: AsyncSession, referral_id: FromPath[str]
+        self, request: Request[Any, Any, Any], db: Db, referral_id: FromPath[str]
     ) -> dict[str, Any]:
         caller = await caller_for(request, "referrals:write")
         body = await read_json(request)
@@ -73,7 +74,7 @@ class ReferralUpdateController(Controller):
 
     @get("/decisions", summary="Every decision made for the referral, oldest first")
     async def decisions(
-        self, request: Request[Any, Any, Any], db: AsyncSession, referral_id: FromPath[str]
+        self, request: Request[Any, Any, Any], db: Db, referral_id: FromPath[str]
     ) -> dict[str, Any]:
         caller = await caller_for(request, "referrals:read")
         items = await updates.decisions(db, caller, _id(referral_id))

@@ -10,7 +10,6 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromQuery
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from triage.api.bodies import (
     BATCH_MAX_ITEMS,
@@ -20,6 +19,7 @@ from triage.api.bodies import (
     too_many_items,
 )
 from triage.api.csv_batch import CSV_DOC, CsvProblem, TooManyRows, parse_csv
+from triage.api.dependencies import Db
 from triage.api.problems import ApiProblem
 from triage.api.security import caller_for
 from triage.domain.checker import CONTROL_MESSAGE, clean_text
@@ -146,7 +146,7 @@ class ReferralController(Controller):
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[str | None] = None,
         *,
-        db: AsyncSession,
+        db: Db,
     ) -> dict[str, Any]:
         caller = await caller_for(request, "referrals:read")
         # Checked here, every problem at once, so a bad query is a 422 like any broken rule.
