@@ -17,6 +17,7 @@ from triage.services import audit
 from triage.services.clock import service_now
 from triage.services.messaging import claim_message, deliver
 from triage.services.sweeper import purge_rendered, run_step, sweep
+from triage.services.units import in_session
 from triage.settings import get_settings
 from workers.celery_app import celery_app
 from workers.runtime import run, runtime
@@ -82,7 +83,7 @@ def sweep_task() -> dict[str, Any]:
 @guarded
 def process_step_task(step_id: str) -> str:
     rt = runtime()
-    return run(run_step(rt.sessions, rt.catalogue, uuid.UUID(step_id)))
+    return run(in_session(rt.sessions, run_step, rt.catalogue, uuid.UUID(step_id)))
 
 
 @celery_app.task(name="triage.send_message", **RETRY)
@@ -94,7 +95,7 @@ def send_message_task(message_id: str) -> str:
     rt = runtime()
 
     async def go() -> str:
-        claimed = await claim_message(rt.sessions, uuid.UUID(message_id), rt.lease)
+        claimed = await in_session(rt.sessions, claim_message, uuid.UUID(message_id), rt.lease)
         if claimed is None:
             return "not_due"
         return await deliver(rt.sessions, rt.notifier, rt.catalogue, claimed)
@@ -117,4 +118,4 @@ def seal_audit_task() -> int:
 @celery_app.task(name="triage.retention.purge", **RETRY)
 @guarded
 def purge_task() -> int:
-    return run(purge_rendered(runtime().sessions))
+    return run(in_session(runtime().sessions, purge_rendered))

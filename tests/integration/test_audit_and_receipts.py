@@ -73,11 +73,12 @@ async def sent_introduction(
     from triage.services.catalogues import current_catalogue
     from triage.services.messaging import claim_messages, deliver
     from triage.services.notifier import OutboxNotifier
+    from triage.services.units import in_session
 
     await move_clock_to(sessions, london(quiet_monday(await service_time(sessions)), 10))
     created = await submit(client, police, plain(**changes))
     [intro] = await messages_of(sessions, created["id"])
-    for claimed in await claim_messages(sessions, 10_000, LEASE):
+    for claimed in await in_session(sessions, claim_messages, 10_000, LEASE):
         await deliver(sessions, OutboxNotifier(sessions), current_catalogue(), claimed)
     assert (await message(sessions, intro.id)).status == "accepted"
     return created, intro.id

@@ -595,10 +595,11 @@ async def test_a_claim_taken_over_is_never_sent_by_its_first_holder(chaos_sessio
     the token every step checks under the row lock."""
     from triage.services.catalogues import current_catalogue
     from triage.services.messaging import claim_message, deliver, deliver_all
+    from triage.services.units import in_session
 
     ids = await seed(chaos_sessions, 20)
     notifier = RecordingNotifier()
-    first = [await claim_message(chaos_sessions, i, _seconds(60)) for i in ids]
+    first = [await in_session(chaos_sessions, claim_message, i, _seconds(60)) for i in ids]
     assert all(first)
     # The first holder stalls; its leases run out and another worker claims the rows.
     async with chaos_sessions() as db:
@@ -610,7 +611,7 @@ async def test_a_claim_taken_over_is_never_sent_by_its_first_holder(chaos_sessio
             {"ids": ids},
         )
         await db.commit()
-    second = [await claim_message(chaos_sessions, i, _seconds(60)) for i in ids]
+    second = [await in_session(chaos_sessions, claim_message, i, _seconds(60)) for i in ids]
     assert all(c is not None and c.attempts == 2 for c in second)
     # The stale holder wakes up: nothing is sent, nothing written.
     counts = await deliver_all(

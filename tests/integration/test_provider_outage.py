@@ -77,10 +77,11 @@ async def send_due(sessions: Any, notifier: Any, *ids: uuid.UUID) -> dict[uuid.U
     other tests left queued never reaches this test's provider."""
     from triage.services.catalogues import current_catalogue
     from triage.services.messaging import claim_message, deliver
+    from triage.services.units import in_session
 
     results: dict[uuid.UUID, str] = {}
     for message_id in ids:
-        claimed = await claim_message(sessions, message_id, LEASE)
+        claimed = await in_session(sessions, claim_message, message_id, LEASE)
         if claimed is not None:
             results[message_id] = await deliver(sessions, notifier, current_catalogue(), claimed)
     return results

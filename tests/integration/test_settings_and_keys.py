@@ -72,6 +72,7 @@ async def test_leases_are_judged_on_the_databases_clock(
 
     import triage.services.clock as clock
     from triage.services.messaging import claim_messages
+    from triage.services.units import in_session
 
     created = (await client.post(URL, json=referral(), headers=police)).json()
 
@@ -88,7 +89,7 @@ async def test_leases_are_judged_on_the_databases_clock(
         )
         await db.commit()
     lease = timedelta(seconds=120)
-    claimed = {c.id for c in await claim_messages(sessions, 10_000, lease)}
+    claimed = {c.id for c in await in_session(sessions, claim_messages, 10_000, lease)}
     async with sessions() as db:
         row = (
             await db.execute(
@@ -103,7 +104,7 @@ async def test_leases_are_judged_on_the_databases_clock(
     offset = await _clock_offset(sessions)
     assert abs(row.claimed_until - (row.db_now + offset + lease)) < timedelta(seconds=30)
     # Another sweep on the same fast host finds the lease still running.
-    assert row.id not in {c.id for c in await claim_messages(sessions, 10_000, lease)}
+    assert row.id not in {c.id for c in await in_session(sessions, claim_messages, 10_000, lease)}
 
 
 async def _clock_offset(sessions: Any) -> timedelta:

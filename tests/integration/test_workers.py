@@ -58,9 +58,10 @@ async def send_due(sessions: Any, notifier: Any) -> dict[uuid.UUID, str]:
     """One worker's pass: claim every due message, deliver each; what became of each."""
     from triage.services.catalogues import current_catalogue
     from triage.services.messaging import claim_messages, deliver
+    from triage.services.units import in_session
 
     results = {}
-    for claimed in await claim_messages(sessions, 10_000, LEASE):
+    for claimed in await in_session(sessions, claim_messages, 10_000, LEASE):
         results[claimed.id] = await deliver(sessions, notifier, current_catalogue(), claimed)
     return results
 
@@ -258,10 +259,13 @@ async def test_deliver_twice_on_the_same_claim_sends_once(
 ) -> None:
     from triage.services.catalogues import current_catalogue
     from triage.services.messaging import claim_messages, deliver
+    from triage.services.units import in_session
 
     created = await daytime_referral(client, police, sessions)
     queued = await add_message(sessions, created["id"], await service_time(sessions))
-    [claim] = [c for c in await claim_messages(sessions, 10_000, LEASE) if c.id == queued]
+    [claim] = [
+        c for c in await in_session(sessions, claim_messages, 10_000, LEASE) if c.id == queued
+    ]
     assert await deliver(sessions, notifier, current_catalogue(), claim) == "accepted"
     assert await deliver(sessions, notifier, current_catalogue(), claim) != "accepted"
     assert await sent_once(sessions, queued)
@@ -275,6 +279,7 @@ async def test_two_sessions_never_claim_the_same_row(
 ) -> None:
     from triage.services.catalogues import current_catalogue
     from triage.services.messaging import claim_messages, deliver_all
+    from triage.services.units import in_session
 
     created = await daytime_referral(client, police, sessions)
     now = await service_time(sessions)
@@ -287,18 +292,21 @@ async def test_two_sessions_never_claim_the_same_row(
         await holder.execute(
             text("SELECT id FROM messages WHERE id = ANY(:ids) FOR UPDATE"), {"ids": held}
         )
-        others = await asyncio.wait_for(claim_messages(sessions, 10_000, LEASE), timeout=10)
+        others = await asyncio.wait_for(
+            in_session(sessions, claim_messages, 10_000, LEASE), timeout=10
+        )
         taken = {c.id for c in others}
         assert not taken & set(held)
         assert set(ids[10:]) <= taken
         await holder.rollback()
-    later = await claim_messages(sessions, 10_000, LEASE)
+    later = await in_session(sessions, claim_messages, 10_000, LEASE)
     assert set(held) <= {c.id for c in later} and not {c.id for c in later} & taken
 
     # Two sweeps at once over twenty new rows: disjoint, and every row claimed by one of them.
     fresh = await add_messages(sessions, created["id"], now, 20)
     first, second = await asyncio.gather(
-        claim_messages(sessions, 10_000, LEASE), claim_messages(sessions, 10_000, LEASE)
+        in_session(sessions, claim_messages, 10_000, LEASE),
+        in_session(sessions, claim_messages, 10_000, LEASE),
     )
     a, b = {c.id for c in first}, {c.id for c in second}
     assert not a & b and set(fresh) <= a | b
@@ -329,11 +337,12 @@ async def test_a_row_stuck_in_sending_is_looked_up_not_sent_again(
 ) -> None:
     from triage.services.messaging import claim_messages
     from triage.services.notifier import Outgoing
+    from triage.services.units import in_session
 
     created = await daytime_referral(client, police, sessions)
     now = await service_time(sessions)
     reached, lost = [await add_message(sessions, created["id"], now) for _ in range(2)]
-    claimed = {c.id: c for c in await claim_messages(sessions, 10_000, LEASE)}
+    claimed = {c.id: c for c in await in_session(sessions, claim_messages, 10_000, LEASE)}
     assert claimed[reached].attempts == 1 and claimed[lost].attempts == 1
     # The provider took one of them, then the worker died before recording it; the other
     # never left. Both rows stay `sending` until the lease runs out.
@@ -358,11 +367,12 @@ async def test_a_stuck_row_of_a_paused_referral_is_looked_up_before_it_is_cancel
     from triage.services.contact_plan import pause_contact
     from triage.services.messaging import claim_messages
     from triage.services.notifier import Outgoing
+    from triage.services.units import in_session
 
     created = await daytime_referral(client, police, sessions)
     now = await service_time(sessions)
     reached, lost = [await add_message(sessions, created["id"], now) for _ in range(2)]
-    await claim_messages(sessions, 10_000, LEASE)
+    await in_session(sessions, claim_messages, 10_000, LEASE)
     # The worker re-checked `reached` and started its call (as messaging.BEGIN_CALL records),
     # the provider took it, then the worker died; `lost` never got that far.
     async with sessions() as db:
@@ -414,11 +424,11 @@ async def test_rendered_bodies_and_recipients_go_7_days_after_the_final_status(
     assert before.body and before.recipient == "+447700900123"
 
     await move_clock_to(sessions, final_at + timedelta(days=7) - timedelta(minutes=1))
-    await purge_rendered(sessions)
+    await in_session(sessions, purge_rendered)
     assert (await message(sessions, delivered)).body == before.body
 
     await move_clock_to(sessions, final_at + timedelta(days=7, minutes=1))
-    assert await purge_rendered(sessions) >= 1
+    assert await in_session(sessions, purge_rendered) >= 1
     after = await message(sessions, delivered)
     assert after.body is None and after.recipient is None
     kept = ("channel", "template", "status", "provider_status", "sent_at", "final_at", "due_at")
@@ -556,11 +566,14 @@ async def test_a_stop_while_a_send_waits_for_its_turn_keeps_it_from_the_provider
     limit; staff stop contact meanwhile. Released, it must not send: the row is cancelled."""
     from triage.services.catalogues import current_catalogue
     from triage.services.messaging import claim_messages, deliver
+    from triage.services.units import in_session
 
     created = await daytime_referral(client, police, sessions)
     [intro] = await messages_of(sessions, created["id"])
     assert intro.channel == "sms"
-    [claim] = [c for c in await claim_messages(sessions, 10_000, LEASE) if c.id == intro.id]
+    [claim] = [
+        c for c in await in_session(sessions, claim_messages, 10_000, LEASE) if c.id == intro.id
+    ]
     gate = _Gate(sessions, "turn")
     sending = asyncio.create_task(deliver(sessions, gate, current_catalogue(), claim))
     await asyncio.wait_for(gate.reached.wait(), 10)
@@ -581,10 +594,13 @@ async def test_a_stop_during_the_provider_call_is_recorded_as_sent_after_the_sto
 ) -> None:
     from triage.services.catalogues import current_catalogue
     from triage.services.messaging import claim_messages, deliver
+    from triage.services.units import in_session
 
     created = await daytime_referral(client, police, sessions)
     [intro] = await messages_of(sessions, created["id"])
-    [claim] = [c for c in await claim_messages(sessions, 10_000, LEASE) if c.id == intro.id]
+    [claim] = [
+        c for c in await in_session(sessions, claim_messages, 10_000, LEASE) if c.id == intro.id
+    ]
     gate = _Gate(sessions, "send")
     sending = asyncio.create_task(deliver(sessions, gate, current_catalogue(), claim))
     await asyncio.wait_for(gate.reached.wait(), 10)
@@ -606,12 +622,15 @@ async def test_the_safe_window_is_judged_again_after_the_rate_limit_wait(
     back in the queue for the next safe moment, never cancelled."""
     from triage.services.catalogues import current_catalogue
     from triage.services.messaging import claim_messages, deliver
+    from triage.services.units import in_session
 
     friday = first_friday_after(await service_time(sessions))
     await move_clock_to(sessions, london(friday, 19, 59))
     created = await submit(client, police, plain())
     [intro] = await messages_of(sessions, created["id"])
-    [claim] = [c for c in await claim_messages(sessions, 10_000, LEASE) if c.id == intro.id]
+    [claim] = [
+        c for c in await in_session(sessions, claim_messages, 10_000, LEASE) if c.id == intro.id
+    ]
     gate = _Gate(sessions, "turn")
     sending = asyncio.create_task(deliver(sessions, gate, current_catalogue(), claim))
     await asyncio.wait_for(gate.reached.wait(), 10)

@@ -10,26 +10,26 @@ from litestar import Request, Response, get
 from sqlalchemy import select
 
 from db import models
+from triage.api.dependencies import Db
 from triage.domain.decision import iso_z
 
 LOCAL = {"127.0.0.1", "::1", "localhost", "testclient"}
 
 
 @get("/dev/outbox", include_in_schema=False)
-async def dev_outbox(request: Request[Any, Any, Any]) -> Response[str]:
+async def dev_outbox(request: Request[Any, Any, Any], db: Db) -> Response[str]:
     client = request.client.host if request.client else ""
     if request.app.state.settings.is_production or client not in LOCAL:
         return Response("Not found", status_code=404, media_type="text/plain")
-    async with request.app.state.sessions() as db:
-        rows = (
-            (
-                await db.execute(
-                    select(models.OutboxEntry).order_by(models.OutboxEntry.id.desc()).limit(200)
-                )
+    rows = (
+        (
+            await db.execute(
+                select(models.OutboxEntry).order_by(models.OutboxEntry.id.desc()).limit(200)
             )
-            .scalars()
-            .all()
         )
+        .scalars()
+        .all()
+    )
     cells = "".join(
         "<tr class='govuk-table__row'>"
         + "".join(

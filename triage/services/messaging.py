@@ -49,6 +49,7 @@ from triage.services.notifier import (
     TemporaryFailure,
 )
 from triage.services.referral_rows import message_copy_row
+from triage.services.units import in_session
 
 MAX_ATTEMPTS = 6  # sends of one row (temporary failures and unsure answers)
 # While the provider refuses our settings (a bad key, a template that is not ours), messages
@@ -101,14 +102,11 @@ CLAIM = text("""
 """)
 
 
-async def claim_messages(
-    sessions: async_sessionmaker[AsyncSession], limit: int, lease: timedelta
-) -> list[Claimed]:
-    async with sessions() as db:
-        now = await service_now(db)
-        rows = await db.execute(CLAIM, {"now": now, "lease_end": now + lease, "limit": limit})
-        claimed = [Claimed(r.id, r.attempts) for r in rows]
-        await db.commit()
+async def claim_messages(db: AsyncSession, limit: int, lease: timedelta) -> list[Claimed]:
+    now = await service_now(db)
+    rows = await db.execute(CLAIM, {"now": now, "lease_end": now + lease, "limit": limit})
+    claimed = [Claimed(r.id, r.attempts) for r in rows]
+    await db.commit()
     return claimed
 
 
@@ -122,15 +120,14 @@ CLAIM_ONE = text("""
 
 
 async def claim_message(
-    sessions: async_sessionmaker[AsyncSession], message_id: uuid.UUID, lease: timedelta
+    db: AsyncSession, message_id: uuid.UUID, lease: timedelta
 ) -> Claimed | None:
     """Claim one message by id (the naive one-task-per-message design, and wake-ups)."""
-    async with sessions() as db:
-        now = await service_now(db)
-        row = (
-            await db.execute(CLAIM_ONE, {"id": message_id, "now": now, "lease_end": now + lease})
-        ).first()
-        await db.commit()
+    now = await service_now(db)
+    row = (
+        await db.execute(CLAIM_ONE, {"id": message_id, "now": now, "lease_end": now + lease})
+    ).first()
+    await db.commit()
     return Claimed(row.id, row.attempts) if row else None
 
 
@@ -294,30 +291,29 @@ REQUEUE_UNSENT = text("""
 """)
 
 
-async def _begin_call(sessions: async_sessionmaker[AsyncSession], ready: _Ready) -> bool:
+async def _begin_call(db: AsyncSession, ready: _Ready) -> bool:
     """Whether the provider may be called for this row now: the safe contact rules judged
     again on the referral as checked, and the row and the referral re-checked in one
     statement, committed before the call."""
     checked = ready.checked
-    async with sessions() as db:
-        now = await service_now(db)
-        if not _still_safe(ready, now):
-            return False
-        row = (
-            await db.execute(
-                BEGIN_CALL,
-                {
-                    "now": now,
-                    "referral_id": checked.referral_id,
-                    "seen": checked.seen,
-                    "closing": checked.closing,
-                    "channel": ready.outgoing.channel,
-                    "id": ready.claimed.id,
-                    "attempts": ready.claimed.attempts,
-                },
-            )
-        ).first()
-        await db.commit()
+    now = await service_now(db)
+    if not _still_safe(ready, now):
+        return False
+    row = (
+        await db.execute(
+            BEGIN_CALL,
+            {
+                "now": now,
+                "referral_id": checked.referral_id,
+                "seen": checked.seen,
+                "closing": checked.closing,
+                "channel": ready.outgoing.channel,
+                "id": ready.claimed.id,
+                "attempts": ready.claimed.attempts,
+            },
+        )
+    ).first()
+    await db.commit()
     return row is not None
 
 
@@ -338,20 +334,19 @@ def _still_safe(ready: _Ready, now: datetime) -> bool:
     return verdict.allowed and verdict.not_before is None
 
 
-async def _requeue_unsent(sessions: async_sessionmaker[AsyncSession], claimed: Claimed) -> str:
-    async with sessions() as db:
-        now = await service_now(db)
-        row = (
-            await db.execute(
-                REQUEUE_UNSENT, {"id": claimed.id, "attempts": claimed.attempts, "now": now}
-            )
-        ).first()
-        await db.commit()
+async def _requeue_unsent(db: AsyncSession, claimed: Claimed) -> str:
+    now = await service_now(db)
+    row = (
+        await db.execute(
+            REQUEUE_UNSENT, {"id": claimed.id, "attempts": claimed.attempts, "now": now}
+        )
+    ).first()
+    await db.commit()
     return "rechecked" if row is not None else "not_claimed"
 
 
 async def _prepare_chunk(
-    sessions: async_sessionmaker[AsyncSession],
+    db: AsyncSession,
     catalogue: Catalogue,
     claimed: Sequence[Claimed],
     hold: timedelta,
@@ -365,109 +360,108 @@ async def _prepare_chunk(
     ready: list[_Ready] = []
     done: dict[uuid.UUID, str] = {}
     changes: list[dict[str, Any]] = []
-    async with sessions() as db:
-        now = await service_now(db)
-        rows = (await db.execute(PREPARE.where(models.Message.id.in_(list(by_id))))).all()
-        facts_by_referral: dict[uuid.UUID, tuple[Referral, ContactRules]] = {}
-        for row in rows:
-            item = by_id[row.id]
-            if row.status != "sending" or row.attempts != item.attempts:
-                done[row.id] = "not_claimed"  # finished, or claimed again by another worker
-                continue
-            if row.referral_status is None:
-                done[row.id] = "failed"
-                changes.append(_failed(row.id, now, "not sent: no referral"))
-                continue
-            loaded = facts_by_referral.get(row.referral_id)
-            if loaded is None:
-                facts = load_referral(row.facts)
-                loaded = facts, contact_rules(facts, usable_channels(facts), catalogue)
-                facts_by_referral[row.referral_id] = loaded
-            facts, rules = loaded
-            verdict = may_contact(
-                referral_status=row.referral_status,
-                paused=row.contact_paused,
-                to_contact=facts.consent.to_contact,
-                rules=rules,
-                channel=row.channel,
-                wrong_number=row.wrong_number,
-                now=now,
-                closing=row.step_kind == "close",
-            )
-            cancel_reason = None
-            if not verdict.allowed and item.attempts > 1:
-                cancel_reason = verdict.reason  # look it up first: it may already be sent
-            elif not verdict.allowed:
-                done[row.id] = "cancelled"
-                changes.append(
-                    {
-                        "id": row.id,
-                        "status": "cancelled",
-                        "final_at": now,
-                        "failure_reason": verdict.reason,
-                        "claimed_until": None,
-                    }
-                )
-                continue
-            if verdict.not_before is not None and item.attempts == 1:
-                # Not safe now: back to the queue for the next safe moment, never early. (A row
-                # that may already be at the provider is looked up first, whatever the time.)
-                done[row.id] = "moved"
-                changes.append(
-                    {
-                        "id": row.id,
-                        "status": "queued",
-                        "due_at": verdict.not_before,
-                        "attempts": row.attempts - 1,
-                        "claimed_until": None,
-                    }
-                )
-                continue
-            try:
-                rendered = render_message(
-                    catalogue.contact, row.template, row.channel, facts.victim.first_name
-                )
-            except (UnsafeMessage, KeyError) as error:
-                done[row.id] = "failed"
-                changes.append(_failed(row.id, now, f"not sent: {type(error).__name__}"))
-                continue
-            outgoing = Outgoing(
-                row.id,
-                row.channel,
-                row.template,
-                _recipient(facts, row.channel),
-                rendered.subject,
-                rendered.body,
-            )
-            checked = _Checked(
-                row.referral_id, row.referral_updated_at, rules, row.step_kind == "close"
-            )
-            ready.append(_Ready(item, outgoing, verdict.not_before, checked, cancel_reason))
-            # The lease is extended to `hold` below, or kept when it is already longer.
-            lefts.append(max(hold, (row.claimed_until or now) - now))
-        found = {row.id for row in rows}
-        for item in claimed:
-            if item.id not in found:
-                done[item.id] = "not_claimed"  # no such row
-        for change in changes:
-            values = {k: v for k, v in change.items() if k != "id"}
-            await db.execute(
-                update(models.Message)
-                .where(models.Message.id == change["id"])
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-        if ready:
-            await db.execute(
-                MARK_READY,
+    now = await service_now(db)
+    rows = (await db.execute(PREPARE.where(models.Message.id.in_(list(by_id))))).all()
+    facts_by_referral: dict[uuid.UUID, tuple[Referral, ContactRules]] = {}
+    for row in rows:
+        item = by_id[row.id]
+        if row.status != "sending" or row.attempts != item.attempts:
+            done[row.id] = "not_claimed"  # finished, or claimed again by another worker
+            continue
+        if row.referral_status is None:
+            done[row.id] = "failed"
+            changes.append(_failed(row.id, now, "not sent: no referral"))
+            continue
+        loaded = facts_by_referral.get(row.referral_id)
+        if loaded is None:
+            facts = load_referral(row.facts)
+            loaded = facts, contact_rules(facts, usable_channels(facts), catalogue)
+            facts_by_referral[row.referral_id] = loaded
+        facts, rules = loaded
+        verdict = may_contact(
+            referral_status=row.referral_status,
+            paused=row.contact_paused,
+            to_contact=facts.consent.to_contact,
+            rules=rules,
+            channel=row.channel,
+            wrong_number=row.wrong_number,
+            now=now,
+            closing=row.step_kind == "close",
+        )
+        cancel_reason = None
+        if not verdict.allowed and item.attempts > 1:
+            cancel_reason = verdict.reason  # look it up first: it may already be sent
+        elif not verdict.allowed:
+            done[row.id] = "cancelled"
+            changes.append(
                 {
-                    "ids": [r.outgoing.reference for r in ready],
-                    "recipients": [r.outgoing.recipient for r in ready],
-                    "bodies": [r.outgoing.body for r in ready],
-                    "hold_until": now + hold,
-                },
+                    "id": row.id,
+                    "status": "cancelled",
+                    "final_at": now,
+                    "failure_reason": verdict.reason,
+                    "claimed_until": None,
+                }
             )
-        await db.commit()
+            continue
+        if verdict.not_before is not None and item.attempts == 1:
+            # Not safe now: back to the queue for the next safe moment, never early. (A row
+            # that may already be at the provider is looked up first, whatever the time.)
+            done[row.id] = "moved"
+            changes.append(
+                {
+                    "id": row.id,
+                    "status": "queued",
+                    "due_at": verdict.not_before,
+                    "attempts": row.attempts - 1,
+                    "claimed_until": None,
+                }
+            )
+            continue
+        try:
+            rendered = render_message(
+                catalogue.contact, row.template, row.channel, facts.victim.first_name
+            )
+        except (UnsafeMessage, KeyError) as error:
+            done[row.id] = "failed"
+            changes.append(_failed(row.id, now, f"not sent: {type(error).__name__}"))
+            continue
+        outgoing = Outgoing(
+            row.id,
+            row.channel,
+            row.template,
+            _recipient(facts, row.channel),
+            rendered.subject,
+            rendered.body,
+        )
+        checked = _Checked(
+            row.referral_id, row.referral_updated_at, rules, row.step_kind == "close"
+        )
+        ready.append(_Ready(item, outgoing, verdict.not_before, checked, cancel_reason))
+        # The lease is extended to `hold` below, or kept when it is already longer.
+        lefts.append(max(hold, (row.claimed_until or now) - now))
+    found = {row.id for row in rows}
+    for item in claimed:
+        if item.id not in found:
+            done[item.id] = "not_claimed"  # no such row
+    for change in changes:
+        values = {k: v for k, v in change.items() if k != "id"}
+        await db.execute(
+            update(models.Message)
+            .where(models.Message.id == change["id"])
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+    if ready:
+        await db.execute(
+            MARK_READY,
+            {
+                "ids": [r.outgoing.reference for r in ready],
+                "recipients": [r.outgoing.recipient for r in ready],
+                "bodies": [r.outgoing.body for r in ready],
+                "hold_until": now + hold,
+            },
+        )
+    await db.commit()
     return ready, done, min(lefts, default=hold)
 
 
@@ -492,44 +486,38 @@ RESOLVE_OUTAGE = text("""
 """)
 
 
-async def _hold_for_outage(
-    sessions: async_sessionmaker[AsyncSession], held: list[_Ready], reason: str
-) -> None:
+async def _hold_for_outage(db: AsyncSession, held: list[_Ready], reason: str) -> None:
     """The provider refused our settings: not the recipients' failure. The messages go back to
     the queue (this claim not counted against them) and the duty lead is alerted; sending
     resumes by itself once the settings are fixed."""
-    async with sessions() as db:
-        now = await service_now(db)
-        await db.execute(
-            HOLD_FOR_OUTAGE,
-            {
-                "ids": [item.claimed.id for item in held],
-                "attempts": [item.claimed.attempts for item in held],
-                "retry_at": now + OUTAGE_RETRY,
-                "now": now,
-            },
-        )
-        await db.execute(RAISE_OUTAGE, {"id": uuid.uuid4(), "now": now, "reason": reason[:40]})
-        await db.commit()
+    now = await service_now(db)
+    await db.execute(
+        HOLD_FOR_OUTAGE,
+        {
+            "ids": [item.claimed.id for item in held],
+            "attempts": [item.claimed.attempts for item in held],
+            "retry_at": now + OUTAGE_RETRY,
+            "now": now,
+        },
+    )
+    await db.execute(RAISE_OUTAGE, {"id": uuid.uuid4(), "now": now, "reason": reason[:40]})
+    await db.commit()
 
 
 def _failed(message_id: uuid.UUID, now: datetime, reason: str) -> dict[str, Any]:
     return {"id": message_id, "status": "failed", "final_at": now, "failure_reason": reason}
 
 
-async def _extend(
-    sessions: async_sessionmaker[AsyncSession], claimed: Claimed, hold: timedelta
-) -> timedelta | None:
+async def _extend(db: AsyncSession, claimed: Claimed, hold: timedelta) -> timedelta | None:
     """Extend the lease to `hold` at least before a send that follows a lookup; returns what is
     left of it, or None when the row is no longer ours."""
-    async with sessions() as db:
-        now = await service_now(db)
-        row = (
-            await db.execute(
-                EXTEND, {"id": claimed.id, "attempts": claimed.attempts, "hold_until": now + hold}
-            )
-        ).first()
-        await db.commit()
+    now = await service_now(db)
+    row = (
+        await db.execute(
+            EXTEND, {"id": claimed.id, "attempts": claimed.attempts, "hold_until": now + hold}
+        )
+    ).first()
+    await db.commit()
     return None if row is None else row.claimed_until - now
 
 
@@ -562,7 +550,7 @@ async def _call_provider(
         if ready.not_before is not None:
             return _Outcome("moved")
         started = time.monotonic()
-        left = await _extend(sessions, ready.claimed, hold)
+        left = await in_session(sessions, _extend, ready.claimed, hold)
         if left is None:
             return _Outcome("not_claimed")
         lease = _Lease(left, lease.budget, started)
@@ -573,7 +561,7 @@ async def _call_provider(
         return _Outcome("released")
     if outage.reason is not None:
         return _Outcome("outage", reason=outage.reason)
-    if not await _begin_call(sessions, ready):
+    if not await in_session(sessions, _begin_call, ready):
         # A stop (pause, withdrawal, consent, wrong number, ...) or a change since the row
         # was checked: it does not go now.
         return _Outcome("recheck")
@@ -605,7 +593,7 @@ async def _deliver_chunk(
     provider when claimed again."""
     hold = send_hold(notifier)
     started = time.monotonic()
-    ready, results, left = await _prepare_chunk(sessions, catalogue, claimed, hold)
+    ready, results, left = await in_session(sessions, _prepare_chunk, catalogue, claimed, hold)
     if not ready:
         return results
     lease = _Lease(left, call_budget(notifier), started)
@@ -637,61 +625,31 @@ async def _deliver_chunk(
         else:
             others.append((item, outcome))
     if held:
-        await _hold_for_outage(sessions, held, outage.reason or "provider refused our settings")
+        await in_session(
+            sessions, _hold_for_outage, held, outage.reason or "provider refused our settings"
+        )
         for item in held:
             results[item.claimed.id] = "outage"
     if accepted or released:
-        async with sessions() as db:
-            now = await service_now(db)
-            if accepted:
-                marked = {
-                    row.id
-                    for row in await db.execute(
-                        MARK_ACCEPTED,
-                        {
-                            "ids": [item.claimed.id for item, _ in accepted],
-                            "attempts": [item.claimed.attempts for item, _ in accepted],
-                            "statuses": [status for _, status in accepted],
-                            "now": now,
-                        },
-                    )
-                }
-                for item, _ in accepted:
-                    # Not marked: a receipt or another worker got there first.
-                    done = item.claimed.id in marked
-                    results[item.claimed.id] = "accepted" if done else "already_done"
-                # The provider takes our messages again: an outage alert is over.
-                await db.execute(RESOLVE_OUTAGE, {"now": now})
-            if released:
-                # Never sent by this claim: free for the next sweep at once.
-                await db.execute(
-                    RELEASE,
-                    {
-                        "ids": [item.claimed.id for item in released],
-                        "attempts": [item.claimed.attempts for item in released],
-                        "now": now,
-                    },
-                )
-                for item in released:
-                    results[item.claimed.id] = "released"
-            await db.commit()
+        results.update(await in_session(sessions, _record_sends, accepted, released))
     for item, outcome in others:
         if outcome.result == "not_claimed":
             results[item.claimed.id] = outcome.result
         elif outcome.result == "recheck":
-            results[item.claimed.id] = await _requeue_unsent(sessions, item.claimed)
+            results[item.claimed.id] = await in_session(sessions, _requeue_unsent, item.claimed)
         elif outcome.result == "cancel":
-            results[item.claimed.id] = await _cancel(
-                sessions, item.claimed.id, outcome.reason or "", item.claimed.attempts
+            results[item.claimed.id] = await in_session(
+                sessions, _cancel, item.claimed.id, outcome.reason or "", item.claimed.attempts
             )
         elif outcome.result == "moved":
             assert item.not_before is not None
-            results[item.claimed.id] = await _requeue(
-                sessions, item.claimed.id, item.not_before, item.claimed.attempts
+            results[item.claimed.id] = await in_session(
+                sessions, _requeue, item.claimed.id, item.not_before, item.claimed.attempts
             )
         else:
-            results[item.claimed.id] = await _finish(
+            results[item.claimed.id] = await in_session(
                 sessions,
+                _finish,
                 item.claimed.id,
                 outcome.result,
                 outcome.provider_status,
@@ -701,6 +659,47 @@ async def _deliver_chunk(
             )
     if errors:
         raise errors[0]
+    return results
+
+
+async def _record_sends(
+    db: AsyncSession, accepted: list[tuple[_Ready, str]], released: list[_Ready]
+) -> dict[uuid.UUID, str]:
+    """Every send the provider accepted recorded in one statement (while the row is still
+    this claim's); rows given back unsent freed for the next sweep at once."""
+    results: dict[uuid.UUID, str] = {}
+    now = await service_now(db)
+    if accepted:
+        marked = {
+            row.id
+            for row in await db.execute(
+                MARK_ACCEPTED,
+                {
+                    "ids": [item.claimed.id for item, _ in accepted],
+                    "attempts": [item.claimed.attempts for item, _ in accepted],
+                    "statuses": [status for _, status in accepted],
+                    "now": now,
+                },
+            )
+        }
+        for item, _ in accepted:
+            # Not marked: a receipt or another worker got there first.
+            done = item.claimed.id in marked
+            results[item.claimed.id] = "accepted" if done else "already_done"
+        # The provider takes our messages again: an outage alert is over.
+        await db.execute(RESOLVE_OUTAGE, {"now": now})
+    if released:
+        await db.execute(
+            RELEASE,
+            {
+                "ids": [item.claimed.id for item in released],
+                "attempts": [item.claimed.attempts for item in released],
+                "now": now,
+            },
+        )
+        for item in released:
+            results[item.claimed.id] = "released"
+    await db.commit()
     return results
 
 
@@ -720,31 +719,27 @@ async def find_message(db: AsyncSession, message_id: uuid.UUID) -> models.Messag
     ).scalar()
 
 
-async def _cancel(
-    sessions: async_sessionmaker[AsyncSession], message_id: uuid.UUID, reason: str, attempts: int
-) -> str:
-    async with sessions() as db:
-        now = await service_now(db)
-        message = await lock_message(db, message_id)
-        if message.status == "sending" and message.attempts == attempts:
-            message.status, message.final_at, message.claimed_until = "cancelled", now, None
-            message.failure_reason = reason
-            await db.commit()
+async def _cancel(db: AsyncSession, message_id: uuid.UUID, reason: str, attempts: int) -> str:
+    now = await service_now(db)
+    message = await lock_message(db, message_id)
+    if message.status == "sending" and message.attempts == attempts:
+        message.status, message.final_at, message.claimed_until = "cancelled", now, None
+        message.failure_reason = reason
+        await db.commit()
     return "cancelled"
 
 
 async def _requeue(
-    sessions: async_sessionmaker[AsyncSession],
+    db: AsyncSession,
     message_id: uuid.UUID,
     not_before: datetime,
     attempts: int,
 ) -> str:
-    async with sessions() as db:
-        message = await lock_message(db, message_id)
-        if message.status == "sending" and attempts == message.attempts:
-            message.status, message.due_at, message.claimed_until = "queued", not_before, None
-            message.call_started_at = None  # looked up: the provider does not have it
-            await db.commit()
+    message = await lock_message(db, message_id)
+    if message.status == "sending" and attempts == message.attempts:
+        message.status, message.due_at, message.claimed_until = "queued", not_before, None
+        message.call_started_at = None  # looked up: the provider does not have it
+        await db.commit()
     return "moved"
 
 
@@ -762,7 +757,7 @@ def _recipient(facts: Referral, channel: str) -> str:
 
 
 async def _finish(
-    sessions: async_sessionmaker[AsyncSession],
+    db: AsyncSession,
     message_id: uuid.UUID,
     result: str,
     provider_status: str | None,
@@ -773,34 +768,33 @@ async def _finish(
 ) -> str:
     """Record a send's result under the row lock, only while the row is still `sending` under
     the same claim (`attempts`)."""
-    async with sessions() as db:
-        now = await service_now(db)
-        message = await lock_message(db, message_id)
-        if message.status != "sending" or attempts != message.attempts:
-            return "already_done"  # a receipt or another worker got there first
-        message.updated_at = now
-        if result == "accepted":
-            message.status, message.provider_status = "accepted", provider_status
-            message.sent_at, message.claimed_until = now, None
-        elif result == "unsure":
-            # Leave it `sending`: the next claim after this short lease looks it up first.
-            message.claimed_until = now + UNSURE_LEASE
-            if message.attempts >= MAX_ATTEMPTS:
-                message.status, message.final_at = "failed", now
-                message.failure_reason = "no answer from the provider after retries"
-        elif result == "temporary" and message.attempts < MAX_ATTEMPTS:
-            message.status, message.due_at = "queued", now + backoff(message.attempts)
-            message.claimed_until, message.failure_reason = None, reason
-            message.call_started_at = None  # the provider refused it: nothing is on its way
-        elif result == "permanent":
-            message.status, message.final_at, message.failure_reason = "failed", now, reason
-            message.provider_status = "permanent-failure"
-            await next_channel(db, message, now, catalogue)
-        else:
+    now = await service_now(db)
+    message = await lock_message(db, message_id)
+    if message.status != "sending" or attempts != message.attempts:
+        return "already_done"  # a receipt or another worker got there first
+    message.updated_at = now
+    if result == "accepted":
+        message.status, message.provider_status = "accepted", provider_status
+        message.sent_at, message.claimed_until = now, None
+    elif result == "unsure":
+        # Leave it `sending`: the next claim after this short lease looks it up first.
+        message.claimed_until = now + UNSURE_LEASE
+        if message.attempts >= MAX_ATTEMPTS:
             message.status, message.final_at = "failed", now
-            message.failure_reason = f"retries exhausted: {reason}"
-        await db.commit()
-        return result
+            message.failure_reason = "no answer from the provider after retries"
+    elif result == "temporary" and message.attempts < MAX_ATTEMPTS:
+        message.status, message.due_at = "queued", now + backoff(message.attempts)
+        message.claimed_until, message.failure_reason = None, reason
+        message.call_started_at = None  # the provider refused it: nothing is on its way
+    elif result == "permanent":
+        message.status, message.final_at, message.failure_reason = "failed", now, reason
+        message.provider_status = "permanent-failure"
+        await next_channel(db, message, now, catalogue)
+    else:
+        message.status, message.final_at = "failed", now
+        message.failure_reason = f"retries exhausted: {reason}"
+    await db.commit()
+    return result
 
 
 async def next_channel(

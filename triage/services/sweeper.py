@@ -18,6 +18,7 @@ from triage.services.clock import service_now
 from triage.services.contact_plan import process_due_step
 from triage.services.messaging import CHUNK, claim_messages, deliver_all
 from triage.services.notifier import Notifier
+from triage.services.units import in_session
 
 RETENTION = timedelta(days=7)  # rendered bodies and recipients, after the final status
 
@@ -64,27 +65,29 @@ async def sweep_steps(
     lease: timedelta,
     limit: int = 200,
 ) -> dict[str, int]:
-    async with sessions() as db:
-        now = await service_now(db)
-        ids = [
-            row.id
-            for row in await db.execute(
-                CLAIM_STEPS, {"now": now, "lease_end": now + lease, "limit": limit}
-            )
-        ]
-        await db.commit()
+    """Due steps claimed together, then each run in a transaction of its own."""
+    ids = await in_session(sessions, claim_steps, lease, limit)
     counts: dict[str, int] = {}
     for step_id in ids:
-        result = await run_step(sessions, catalogue, step_id)
+        result = await in_session(sessions, run_step, catalogue, step_id)
         counts[result] = counts.get(result, 0) + 1
     return counts
 
 
-async def run_step(
-    sessions: async_sessionmaker[AsyncSession], catalogue: Catalogue, step_id: uuid.UUID
-) -> str:
-    async with sessions() as db:
-        return await process_due_step(db, step_id, catalogue, await service_now(db))
+async def claim_steps(db: AsyncSession, lease: timedelta, limit: int) -> list[uuid.UUID]:
+    now = await service_now(db)
+    ids = [
+        row.id
+        for row in await db.execute(
+            CLAIM_STEPS, {"now": now, "lease_end": now + lease, "limit": limit}
+        )
+    ]
+    await db.commit()
+    return ids
+
+
+async def run_step(db: AsyncSession, catalogue: Catalogue, step_id: uuid.UUID) -> str:
+    return await process_due_step(db, step_id, catalogue, await service_now(db))
 
 
 _SETTLE_ALERT = text(
@@ -92,68 +95,64 @@ _SETTLE_ALERT = text(
 )
 
 
-async def sweep_alerts(
-    sessions: async_sessionmaker[AsyncSession], limit: int = 500
-) -> dict[str, int]:
+async def sweep_alerts(db: AsyncSession, limit: int = 500) -> dict[str, int]:
     """P1 not reached in 4 hours, deadlines passed without contact (breaches, with the reason
     `paused` when contact was paused), safe windows after the deadline: raised for the duty
     lead, or resolved when contact came first."""
     counts: dict[str, int] = {}
-    async with sessions() as db:
-        now = await service_now(db)
-        changes: list[dict[str, Any]] = []
-        for row in (await db.execute(CLAIM_ALERTS, {"now": now, "limit": limit})).all():
-            contacted = row.first_contact_at is not None and row.first_contact_at <= row.due_at
-            if row.kind == "safe_window_after_deadline":
-                status, reason = "raised", "safe_window"
-            elif contacted or (row.status == "withdrawn" and row.updated_at <= row.due_at):
-                # Withdrawn in time: no contact was owed. (Withdrawn after the deadline: the
-                # breach had already happened and is reported.)
-                status, reason = "resolved", None
-            elif row.kind == "deadline_breach":
-                status, reason = "raised", "paused" if row.contact_paused else "missed"
-            else:
-                status, reason = "raised", None
-            # raised_at computed here: one parameter used both as the varchar column and in
-            # a text comparison is refused by asyncpg (inconsistent types deduced).
-            changes.append(
-                {
-                    "status": status,
-                    "reason": reason,
-                    "raised_at": now if status == "raised" else None,
-                    "id": row.id,
-                }
-            )
-            key = f"{row.kind}.{status}"
-            counts[key] = counts.get(key, 0) + 1
-        if changes:  # one executemany for the whole sweep, not a statement per alert
-            await db.execute(_SETTLE_ALERT, changes)
-        await db.commit()
+    now = await service_now(db)
+    changes: list[dict[str, Any]] = []
+    for row in (await db.execute(CLAIM_ALERTS, {"now": now, "limit": limit})).all():
+        contacted = row.first_contact_at is not None and row.first_contact_at <= row.due_at
+        if row.kind == "safe_window_after_deadline":
+            status, reason = "raised", "safe_window"
+        elif contacted or (row.status == "withdrawn" and row.updated_at <= row.due_at):
+            # Withdrawn in time: no contact was owed. (Withdrawn after the deadline: the
+            # breach had already happened and is reported.)
+            status, reason = "resolved", None
+        elif row.kind == "deadline_breach":
+            status, reason = "raised", "paused" if row.contact_paused else "missed"
+        else:
+            status, reason = "raised", None
+        # raised_at computed here: one parameter used both as the varchar column and in
+        # a text comparison is refused by asyncpg (inconsistent types deduced).
+        changes.append(
+            {
+                "status": status,
+                "reason": reason,
+                "raised_at": now if status == "raised" else None,
+                "id": row.id,
+            }
+        )
+        key = f"{row.kind}.{status}"
+        counts[key] = counts.get(key, 0) + 1
+    if changes:  # one executemany for the whole sweep, not a statement per alert
+        await db.execute(_SETTLE_ALERT, changes)
+    await db.commit()
     return counts
 
 
-async def purge_rendered(sessions: async_sessionmaker[AsyncSession], limit: int = 5000) -> int:
+async def purge_rendered(db: AsyncSession, limit: int = 5000) -> int:
     """Rendered bodies and recipients go 7 days after the final status (Notify keeps its copy
     7 days); the row keeps channel, template, statuses and times. A message accepted but never
     receipted counts from its acceptance."""
-    async with sessions() as db:
-        now = await service_now(db)
-        result = await db.execute(
-            text("""
-            UPDATE messages SET body = NULL, recipient = NULL
-            WHERE id IN (SELECT id FROM messages WHERE body IS NOT NULL AND (final_at < :cutoff
-                OR (final_at IS NULL AND status = 'accepted' AND sent_at < :cutoff))
-                         LIMIT :limit)"""),
-            {"cutoff": now - RETENTION, "limit": limit},
-        )
-        await db.execute(
-            text("""
-            UPDATE outbox SET body = '', recipient = ''
-            WHERE id IN (SELECT id FROM outbox WHERE body <> '' AND sent_at < :cutoff
-                         LIMIT :limit)"""),
-            {"cutoff": now - RETENTION, "limit": limit},
-        )
-        await db.commit()
+    now = await service_now(db)
+    result = await db.execute(
+        text("""
+        UPDATE messages SET body = NULL, recipient = NULL
+        WHERE id IN (SELECT id FROM messages WHERE body IS NOT NULL AND (final_at < :cutoff
+            OR (final_at IS NULL AND status = 'accepted' AND sent_at < :cutoff))
+                     LIMIT :limit)"""),
+        {"cutoff": now - RETENTION, "limit": limit},
+    )
+    await db.execute(
+        text("""
+        UPDATE outbox SET body = '', recipient = ''
+        WHERE id IN (SELECT id FROM outbox WHERE body <> '' AND sent_at < :cutoff
+                     LIMIT :limit)"""),
+        {"cutoff": now - RETENTION, "limit": limit},
+    )
+    await db.commit()
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -171,11 +170,13 @@ async def sweep(
     report.steps = await sweep_steps(sessions, catalogue, lease)
     taken = 0
     while taken < message_batch:
-        claimed = await claim_messages(sessions, min(CHUNK, message_batch - taken), lease)
+        claimed = await in_session(
+            sessions, claim_messages, min(CHUNK, message_batch - taken), lease
+        )
         if not claimed:
             break
         taken += len(claimed)
         for result, count in (await deliver_all(sessions, notifier, catalogue, claimed)).items():
             report.messages[result] = report.messages.get(result, 0) + count
-    report.alerts = await sweep_alerts(sessions)
+    report.alerts = await in_session(sessions, sweep_alerts)
     return report
