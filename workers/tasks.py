@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
+from db.errors import DatabaseUnavailable
 from triage.services import audit
 from triage.services.clock import service_now
 from triage.services.messaging import claim_message, deliver
@@ -17,9 +18,11 @@ from workers.celery_app import celery_app
 from workers.runtime import run, runtime
 
 RETRY_ON = (
+    DatabaseUnavailable,
     DBAPIError,
     OSError,
-)  # DBAPIError holds Operational/InterfaceError; OSError, ConnectionError
+)  # DatabaseUnavailable: connecting failed or the connection was lost (db.errors);
+# DBAPIError holds Operational/InterfaceError; OSError, ConnectionError
 RETRY = {
     "autoretry_for": RETRY_ON,
     "retry_backoff": 2,

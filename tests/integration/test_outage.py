@@ -39,6 +39,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
 SECRET = "outage-secret-" + uuid.uuid4().hex
+CALLBACK_TOKEN = "outage-callback-" + uuid.uuid4().hex
 SINGLE_SENDERS = 6
 BATCH_SENDERS = 2
 BATCH_SIZE = 200
@@ -95,6 +96,24 @@ class DatabaseAdmin:
         )
 
 
+class RedisAdmin:
+    """The embedded stack's redis-server, killed and started again (same port, same folder:
+    appendonly, so nothing is lost)."""
+
+    def __init__(self, stack: Any):
+        self._stack = stack
+
+    def kill(self) -> None:
+        self._stack._redis.kill()
+        self._stack._redis.wait(10)
+
+    def start(self) -> None:
+        args = self._stack._redis.args
+        self._stack._redis = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+
 @dataclass
 class App:
     url: str
@@ -103,6 +122,7 @@ class App:
     admin: DatabaseAdmin
     database_url: str
     log: Path
+    stack: Any  # triage.devstack.EmbeddedStack
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -141,6 +161,10 @@ def outage_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
             "TRIAGE_SECRET_KEY": SECRET,
             "TRIAGE_ENV": "production",
             "TRIAGE_LOG_FORMAT": "json",
+            "NOTIFY_CALLBACK_TOKEN": CALLBACK_TOKEN,
+            # A key once checked is trusted this long: a request with it reaches its
+            # endpoint's own database work during an outage (a new key tests the check).
+            "TRIAGE_KEY_CACHE_SECONDS": "300",
         }
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
@@ -157,7 +181,7 @@ def outage_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
             urlsplit(database_url).path.lstrip("/"),
             stack._pg,
         )
-        yield App(f"http://127.0.0.1:{port}", key, name, admin, database_url, log_path)
+        yield App(f"http://127.0.0.1:{port}", key, name, admin, database_url, log_path, stack)
     finally:
         if process is not None:
             process.terminate()
@@ -168,6 +192,11 @@ def outage_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
                 process.wait(5)
         stack.stop()
         shutil.rmtree(stack_dir, ignore_errors=True)
+
+
+async def new_key(app: App) -> str:
+    """A key of a new client: never checked, never rate-limited yet by this server."""
+    return await _client_and_key(app.database_url, f"outage-{uuid.uuid4().hex[:8]}")
 
 
 async def _client_and_key(database_url: str, name: str) -> str:
@@ -393,3 +422,102 @@ async def test_an_outage_is_a_503_never_a_500(outage_app: App, fault: str, kind:
         f"fault {took:.1f} s, load {loaded - started:.1f} s, {resent} resent and checked in "
         f"{time.monotonic() - loaded:.1f} s"
     )
+
+
+def assert_unavailable(response: httpx.Response, what: str) -> None:
+    assert response.status_code == 503, (what, response.status_code, response.text[:300])
+    assert response.headers["content-type"].split(";")[0] == PROBLEM, what
+    assert int(response.headers["retry-after"]) > 0, what
+    assert response.json()["status"] == 503, what
+
+
+async def test_every_path_answers_503_while_the_database_refuses(outage_app: App) -> None:
+    """Each endpoint's own database work (the SQLAlchemy session endpoints, the key check,
+    intake, readiness) answers 503 while the database refuses connections, and answers
+    again once it takes them, without a 503 left over from a dead pooled connection."""
+    app = outage_app
+    unchecked = await new_key(app)
+    async with httpx.AsyncClient(base_url=app.url, timeout=30) as http:
+        known = bearer(app.key)
+        created = await http.post("/api/v1/referrals", json=referral(), headers=known)
+        assert created.status_code == 201, created.text
+        one = f"/api/v1/referrals/{created.json()['id']}"
+        # A connection in the session endpoints' pool too, for the outage to close.
+        assert (await http.get(one, headers=known)).status_code == 200
+        aa = {
+            "external_ref": f"KC/ME/27/{uuid.uuid4().hex[:8]}",
+            "custody_suite": "Maidstone",
+            "person": {"first_name": "A", "last_name": "B", "date_of_birth": "1990-02-01"},
+            "juvenile": False,
+            "needed_at": "2027-01-13T22:30:00Z",
+            "reason": "voluntary interview",
+            "requester": {"name": "Sgt Pat Ellis", "phone": "01632 960777"},
+        }
+        receipt = {"reference": str(uuid.uuid4()), "status": "delivered"}
+        calls: list[tuple[str, str, dict[str, str], Any]] = [
+            ("GET", one, known, None),
+            ("GET", f"{one}/decisions", known, None),
+            ("GET", "/api/v1/referrals?external_ref=x", known, None),
+            ("PATCH", one, known, {"needs": ["emotional"]}),
+            ("POST", f"{one}/withdraw", known, {"reason": "moved away"}),
+            ("POST", "/api/v1/appropriate-adult-requests", known, aa),
+            ("POST", "/api/v1/notify/callback", bearer(CALLBACK_TOKEN), receipt),
+            ("POST", "/api/v1/referrals", known, referral()),
+            ("POST", "/api/v1/referrals/batch", known, {"referrals": [referral()]}),
+            # The key check itself: a key this server has not seen yet.
+            ("GET", one, bearer(unchecked), None),
+            ("POST", "/api/v1/referrals", bearer(unchecked), referral()),
+            ("GET", "/readyz", {}, None),
+        ]
+        await app.admin.allow_connections(False)
+        try:
+            assert await app.admin.terminate_backends() > 0
+            for method, path, headers, body in calls:
+                response = await http.request(method, path, headers=headers, json=body)
+                assert_unavailable(response, f"{method} {path}")
+        finally:
+            await app.admin.allow_connections(True)
+        # Back at once: the pooled connections the server closed are replaced on checkout.
+        assert (await http.get(one, headers=known)).status_code == 200
+        assert (await http.get(f"{one}/decisions", headers=known)).status_code == 200
+        assert (await http.get("/readyz")).status_code == 200
+        again = await http.post("/api/v1/referrals", json=referral(), headers=bearer(unchecked))
+        assert again.status_code == 201, again.text
+
+
+async def test_idle_connections_the_server_closed_are_replaced(outage_app: App) -> None:
+    """Connections the server closed while they sat in a pool (terminated, or a restart
+    while no request ran) are seen closed and replaced when taken: not even a 503."""
+    app = outage_app
+    async with httpx.AsyncClient(base_url=app.url, headers=bearer(app.key), timeout=30) as http:
+        created = await http.post("/api/v1/referrals", json=referral())
+        assert created.status_code == 201, created.text
+        one = f"/api/v1/referrals/{created.json()['id']}"
+        assert (await http.get(one)).status_code == 200
+        for _ in range(2):
+            assert await app.admin.terminate_backends() > 0
+            await asyncio.sleep(0.2)  # the server's goodbye reaches the app
+            assert (await http.get(one)).status_code == 200
+            assert (await http.post("/api/v1/referrals", json=referral())).status_code == 201
+
+
+async def test_redis_going_away_is_503(outage_app: App) -> None:
+    """Redis killed while the app runs: a request that needs it (a client's first rate-limit
+    lease, readiness) answers 503 with Retry-After; once Redis is back, 201."""
+    app = outage_app
+    redis = RedisAdmin(app.stack)
+    key = await new_key(app)
+    async with httpx.AsyncClient(base_url=app.url, timeout=30) as http:
+        redis.kill()
+        try:
+            response = await http.post("/api/v1/referrals", json=referral(), headers=bearer(key))
+            assert_unavailable(response, "POST /api/v1/referrals")
+            assert_unavailable(await http.get("/readyz"), "GET /readyz")
+        finally:
+            redis.start()
+        deadline = time.monotonic() + 10
+        while (await http.get("/readyz")).status_code != 200:
+            assert time.monotonic() < deadline, "Redis did not come back"
+            await asyncio.sleep(0.1)
+        response = await http.post("/api/v1/referrals", json=referral(), headers=bearer(key))
+        assert response.status_code == 201, response.text
