@@ -32,8 +32,9 @@ def plain_url(url: str) -> str:
 
 
 def make_engine(url: str, *, pool_size: int = 10, null_pool: bool = False) -> AsyncEngine:
+    """Every engine the project makes comes from here (the Alembic environment's too)."""
     if null_pool:
-        engine = create_async_engine(async_url(url), poolclass=NullPool)
+        engine = create_async_engine(async_url(url), poolclass=NullPool, hide_parameters=True)
     else:
         engine = create_async_engine(
             async_url(url),
@@ -43,6 +44,9 @@ def make_engine(url: str, *, pool_size: int = 10, null_pool: bool = False) -> As
             # is seen closed locally and replaced (_closed_on_checkout); one that dies in
             # use fails its statement, the request answers 503 and the pool replaces it.
             pool_recycle=1800,
+            # Error text carries the statement's parameters (names, phones, message
+            # bodies) otherwise, and error text reaches logs.
+            hide_parameters=True,
         )
     _classify_outages(engine)
     return engine

@@ -1,10 +1,13 @@
 """Database errors told apart by where they happened (db.errors): failing to connect and
 losing the connection are DatabaseUnavailable (503), on the plain asyncpg pool and on every
-SQLAlchemy engine alike; an error on a healthy connection stays what it is (500)."""
+SQLAlchemy engine alike; an error on a healthy connection stays what it is (500). And no
+engine's error text carries the statement's parameters."""
 
 from __future__ import annotations
 
+import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 pytestmark = pytest.mark.integration
 
+ROOT = Path(__file__).resolve().parents[2]
 SECRET_VALUE = "Sam Taylor 07700 900123"
 
 
@@ -23,6 +27,47 @@ async def _fails(engine: Any) -> DBAPIError:
         with pytest.raises(DBAPIError) as failed:
             await db.execute(text("SELECT CAST(:secret AS text), 1 / 0"), {"secret": SECRET_VALUE})
     return failed.value
+
+
+@pytest.mark.parametrize("null_pool", [False, True])
+async def test_error_text_hides_the_parameters(servers: Any, null_pool: bool) -> None:
+    from db.engine import make_engine
+
+    engine = make_engine(servers.database_url, null_pool=null_pool)
+    try:
+        error = await _fails(engine)
+    finally:
+        await engine.dispose()
+    assert "division by zero" in str(error)
+    assert SECRET_VALUE not in str(error) and SECRET_VALUE not in repr(error)
+
+
+async def test_an_engine_not_made_by_make_engine_would_show_them(servers: Any) -> None:
+    """What the test above guards against (so it cannot pass for another reason)."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    from db.engine import async_url
+
+    engine = create_async_engine(async_url(servers.database_url), poolclass=NullPool)
+    try:
+        error = await _fails(engine)
+    finally:
+        await engine.dispose()
+    assert SECRET_VALUE in str(error)
+
+
+def test_every_engine_is_made_by_make_engine() -> None:
+    """The project's engines (web, workers, CLI, benchmarks, the Alembic environment) all
+    come from db.engine.make_engine, which hides parameters."""
+    made = re.compile(r"\b(create_async_engine|create_engine|\w*engine_from_config)\(")
+    elsewhere = [
+        str(path.relative_to(ROOT))
+        for folder in ("triage", "workers", "db", "bench")
+        for path in (ROOT / folder).rglob("*.py")
+        if path != ROOT / "db" / "engine.py" and made.search(path.read_text())
+    ]
+    assert not elsewhere
 
 
 def _missing(servers: Any) -> str:
