@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Dialect, ExceptionContext
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -9,6 +14,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import NullPool
+
+from db.errors import CONNECTING, LOST, DatabaseUnavailable
 
 
 def async_url(url: str) -> str:
@@ -25,19 +32,55 @@ def plain_url(url: str) -> str:
 
 
 def make_engine(url: str, *, pool_size: int = 10, null_pool: bool = False) -> AsyncEngine:
-    # hide_parameters: an error's text never carries a statement's parameters (recipients,
-    # message bodies, names), whoever logs it.
+    """Every engine the project makes comes from here (the Alembic environment's too)."""
     if null_pool:
-        return create_async_engine(async_url(url), poolclass=NullPool, hide_parameters=True)
-    return create_async_engine(
-        async_url(url),
-        hide_parameters=True,
-        pool_size=pool_size,
-        max_overflow=pool_size // 2,
-        # No pre-ping: it costs a round trip on every checkout. A dead connection fails its
-        # first statement instead, the request answers 503 and the pool replaces it.
-        pool_recycle=1800,
-    )
+        engine = create_async_engine(async_url(url), poolclass=NullPool, hide_parameters=True)
+    else:
+        engine = create_async_engine(
+            async_url(url),
+            pool_size=pool_size,
+            max_overflow=pool_size // 2,
+            # No pre-ping round trip on every checkout: a connection the server has closed
+            # is seen closed locally and replaced (_closed_on_checkout); one that dies in
+            # use fails its statement, the request answers 503 and the pool replaces it.
+            pool_recycle=1800,
+            # Error text carries the statement's parameters (names, phones, message
+            # bodies) otherwise, and error text reaches logs.
+            hide_parameters=True,
+        )
+    _classify_outages(engine)
+    return engine
+
+
+def _classify_outages(engine: AsyncEngine) -> None:
+    """Connecting, or losing the connection, raises DatabaseUnavailable (db.errors)."""
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "do_connect")
+    def _connect(dialect: Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as error:
+            raise DatabaseUnavailable(CONNECTING) from error
+
+    @event.listens_for(sync_engine, "checkout")
+    def _closed_on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        # Closed by the server while idle (terminated, restarted): the pool opens another.
+        if dbapi_connection.driver_connection.is_closed():
+            raise DisconnectionError("the pooled connection was closed")
+
+    @event.listens_for(sync_engine, "handle_error", retval=True)
+    def _lost(context: ExceptionContext) -> BaseException | None:
+        # is_disconnect: the dialect found the connection closed after the error (SQLAlchemy
+        # invalidates it either way). A cancellation, which SQLAlchemy also counts as a
+        # disconnect, stays a cancellation.
+        if (
+            context.is_disconnect
+            and not context.is_pre_ping
+            and isinstance(context.original_exception, Exception)
+        ):
+            return DatabaseUnavailable(LOST)
+        return None
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

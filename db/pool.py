@@ -15,9 +15,11 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.engine import plain_url
+from db.errors import CONNECTING, LOST, DatabaseUnavailable
 
 # A request never waits longer than these for the database: past them it answers 503 with
-# Retry-After (an acquire or statement timeout is a TimeoutError, see db.errors).
+# Retry-After (an acquire timeout is DatabaseUnavailable, a statement timeout a TimeoutError,
+# see db.errors).
 CONNECT_SECONDS = 10
 ACQUIRE_SECONDS = 10
 STATEMENT_SECONDS = 30
@@ -50,10 +52,34 @@ async def make_pool(url: str, size: int) -> asyncpg.Pool:
     return pool
 
 
-def connection(pool: asyncpg.Pool) -> Any:
-    """`async with connection(pool) as db:` a connection, or TimeoutError (503) when none is
-    free within ACQUIRE_SECONDS."""
-    return pool.acquire(timeout=ACQUIRE_SECONDS)
+@asynccontextmanager
+async def connection(pool: asyncpg.Pool) -> AsyncIterator[Any]:
+    """`async with connection(pool) as db:` a connection. Any failure to get one (none free
+    within ACQUIRE_SECONDS, or the database refusing or not answering a new connection), and
+    any failure that leaves the connection closed, is DatabaseUnavailable (503); an error
+    on a connection still open is the statement's own."""
+    acquiring = pool.acquire(timeout=ACQUIRE_SECONDS)
+    try:
+        db = await acquiring.__aenter__()
+    except Exception as error:
+        raise DatabaseUnavailable(CONNECTING) from error
+    try:
+        yield db
+    except Exception as error:
+        if _closed(db):
+            raise DatabaseUnavailable(LOST) from error
+        raise
+    finally:
+        await acquiring.__aexit__(None, None, None)
+
+
+def _closed(db: Any) -> bool:
+    try:
+        return bool(db.is_closed())
+    except asyncpg.InterfaceError:
+        # The pool has already taken the connection back from this request: it does that
+        # only when the connection closes.
+        return True
 
 
 @asynccontextmanager
@@ -61,8 +87,16 @@ async def driver_connection(
     sessions: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[Any]:
     """The asyncpg connection under an autocommit SQLAlchemy connection, for services that
-    hold a sessionmaker but call a function written for asyncpg."""
+    hold a sessionmaker but call a function written for asyncpg. Connecting is SQLAlchemy's
+    (db.engine classifies it); what fails on the asyncpg connection itself is told apart
+    here, as in `connection`."""
     async with sessions() as db:
         connection = await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         raw = await connection.get_raw_connection()
-        yield raw.driver_connection
+        driver: Any = raw.driver_connection
+        try:
+            yield driver
+        except Exception as error:
+            if driver.is_closed():
+                raise DatabaseUnavailable(LOST) from error
+            raise

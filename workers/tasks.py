@@ -12,6 +12,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
+from db.errors import DatabaseUnavailable
 from triage.logs import describe_error
 from triage.services import audit
 from triage.services.clock import service_now
@@ -22,8 +23,9 @@ from triage.settings import get_settings
 from workers.celery_app import celery_app
 from workers.runtime import run, runtime
 
+# DatabaseUnavailable: connecting failed or the connection was lost (db.errors);
 # DBAPIError holds Operational/InterfaceError; OSError, ConnectionError.
-RETRY_ON = (DBAPIError, OSError)
+RETRY_ON = (DatabaseUnavailable, DBAPIError, OSError)
 
 
 class TaskFailed(Exception):

@@ -7,9 +7,8 @@ import asyncio
 from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from sqlalchemy.pool import NullPool
 
-from db.engine import async_url
+from db.engine import make_engine
 from db.models import Base
 
 # Any fixed 64-bit number: every replica that migrates takes the same lock and waits its turn.
@@ -31,9 +30,8 @@ def _run(connection: Connection) -> None:
 
 
 async def _main(url: str) -> None:
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine(async_url(url), poolclass=NullPool, hide_parameters=True)
+    # db.engine's, like every engine of the project: parameters hidden from error text.
+    engine = make_engine(url, null_pool=True)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()
