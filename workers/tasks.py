@@ -7,12 +7,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import structlog
 from sqlalchemy.exc import DBAPIError
 
 from triage.services import audit
-from triage.services.clock import service_now
 from triage.services.messaging import claim_message, deliver
 from triage.services.sweeper import purge_rendered, run_step, sweep
+from triage.settings import get_settings
 from workers.celery_app import celery_app
 from workers.runtime import run, runtime
 
@@ -62,15 +63,23 @@ def send_message_task(message_id: str) -> str:
     return run(go())
 
 
+audit_log = structlog.get_logger("triage.audit")
+
+
 @celery_app.task(name="triage.audit.seal", **RETRY)
 def seal_audit_task() -> int:
+    """Seal, then log the head digest, every minute even when nothing was new: the logs keep
+    a copy of the chain's end outside the database (`triage audit verify --head`)."""
+    key = audit.audit_key(get_settings().audit_key)
     rt = runtime()
 
-    async def go() -> int:
+    async def go() -> audit.SealReport:
         async with rt.sessions() as db:
-            return await audit.seal(db, await service_now(db))
+            return await audit.seal(db, key)
 
-    return run(go())
+    report = run(go())
+    audit_log.info("audit_head", **report.log_fields())
+    return report.sealed
 
 
 @celery_app.task(name="triage.retention.purge", **RETRY)

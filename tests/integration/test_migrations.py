@@ -1,5 +1,6 @@
 """Alembic: one head, the database at it, upgrades safe to run at once (advisory lock), a full
-downgrade and upgrade; the audit trail refuses UPDATE, DELETE and TRUNCATE."""
+downgrade and upgrade; the audit trail refuses UPDATE, DELETE and TRUNCATE even to the owner.
+Migrations run as the owner role (`servers.owner_url`), never as the application's."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ async def test_upgrades_at_once_are_safe(servers: Any, sessions: Any) -> None:
             sys.executable,
             "-c",
             script,
-            servers.database_url,
+            servers.owner_url,
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -64,10 +65,10 @@ async def test_downgrade_to_base_and_up_again(servers: Any) -> None:
     from triage.devstack import with_database
 
     name = f"triage_mig_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(plain_url(servers.database_url))
+    admin = await asyncpg.connect(plain_url(servers.owner_url))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
-        url = with_database(plain_url(servers.database_url), name)
+        url = with_database(plain_url(servers.owner_url), name)
         await asyncio.to_thread(upgrade, url)
         await asyncio.to_thread(downgrade, url, "base")
         scratch = await asyncpg.connect(url)
@@ -93,7 +94,10 @@ async def test_downgrade_to_base_and_up_again(servers: Any) -> None:
         "TRUNCATE audit_events",
     ],
 )
-async def test_audit_events_are_append_only(sessions: Any, statement: str) -> None:
+async def test_audit_events_are_append_only(owner_sessions: Any, statement: str) -> None:
+    """The trigger refuses even the owner (the application's role has no such rights at all:
+    test_audit_roles.py)."""
+    sessions = owner_sessions
     async with sessions() as db:
         event_id = (
             await db.execute(
@@ -125,4 +129,4 @@ def test_models_and_migrations_agree(servers: Any) -> None:
 
     from db.migrate import alembic_config
 
-    command.check(alembic_config(servers.database_url))  # raises when they differ
+    command.check(alembic_config(servers.owner_url))  # raises when they differ
