@@ -168,6 +168,13 @@ def audit_seal() -> None:
         f"({head.events} events, transactions {head.xact_from} to {head.xact_to}), "
         f"{report.unsealed} events waiting"
     )
+    if report.ids_went_back:
+        click.echo(
+            f"the server's transaction ids ({report.xmin}) are below the chain's end "
+            f"({head.xact_to}): nothing can be sealed (deploy/OPERATIONS.md)",
+            err=True,
+        )
+        sys.exit(1)
 
 
 @click.group("contacts")

@@ -79,6 +79,8 @@ def seal_audit_task() -> int:
 
     report = run(go())
     audit_log.info("audit_head", **report.log_fields())
+    if report.ids_went_back:
+        audit_log.error("audit_transaction_ids_behind_the_chain", **report.log_fields())
     return report.sealed
 
 

@@ -443,6 +443,28 @@ async def test_digests_remade_without_the_key_do_not_verify(chain: Chain) -> Non
     assert result.problem.startswith(f"digest {last.id} (sealed ")
 
 
+async def test_transaction_ids_behind_the_chain_stop_sealing_loudly(chain: Chain) -> None:
+    """A chain whose end lies beyond the server's transaction ids (a logical restore into a
+    new server, or a forged digest): the seal writes nothing and says so, verify finds it."""
+    made = await three_or_more(chain)
+    last = made[-1]
+    async with tampering(chain) as db:
+        await db.execute(
+            text("""INSERT INTO audit_digests (xact_from, xact_to, events, digest, previous)
+                    VALUES (:f, :t, 0, repeat('f', 64), :p)"""),
+            {"f": last.xact_to, "t": last.xact_to + 10**12, "p": last.digest},
+        )
+    await add_events(chain)
+    report = await seal_once(chain)
+    assert report.ids_went_back and report.sealed == 0
+    assert report.head.xact_to == last.xact_to + 10**12
+    answer = await audit_cli("seal", DATABASE_URL=chain.url)
+    assert answer.returncode == 1 and "below the chain's end" in answer.stderr
+    result = await verify_now(chain)
+    assert not result.ok and result.digests == len(made)
+    assert "covers 4 events but sealed 0" in result.problem
+
+
 # The key and the logs -------------------------------------------------------------------------
 
 
@@ -535,6 +557,7 @@ async def test_the_seal_task_logs_the_head_every_minute(
         "events",
         "sealed_now",
         "unsealed",
+        "xmin",
     }
     answer = await audit_cli("verify", "--head", second["digest"])
     assert answer.returncode == 0, answer.stderr

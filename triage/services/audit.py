@@ -136,6 +136,14 @@ class SealReport:
     # Committed events above the head's range: a transaction older than them is still open,
     # or they arrived after the seal looked.
     unsealed: int
+    xmin: int  # the oldest transaction open when the seal looked: the next range ends there
+
+    @property
+    def ids_went_back(self) -> bool:
+        """The server's transaction ids are below the chain's end: the database was restored
+        from a logical dump into a new server (a physical backup keeps the counter), or the
+        digests were forged. Nothing can be sealed until the ids pass the head again."""
+        return self.head is not None and self.xmin < self.head.xact_to
 
     def log_fields(self) -> dict[str, Any]:
         """The `audit_head` log line: what `triage audit verify --head` takes. Ids, counts and
@@ -149,6 +157,7 @@ class SealReport:
             "events": head.events if head else 0,
             "sealed_now": self.sealed,
             "unsealed": self.unsealed,
+            "xmin": self.xmin,
         }
 
 
@@ -193,7 +202,7 @@ async def seal(db: AsyncSession, key: bytes) -> SealReport:
         )
     ).scalar_one()
     await db.commit()
-    return SealReport(sealed, head, int(unsealed))
+    return SealReport(sealed, head, int(unsealed), xmin)
 
 
 @dataclass(frozen=True)
