@@ -273,11 +273,14 @@ async def test_a_late_commit_never_false_alarms(chain: Chain) -> None:
         late_xact = (await late.execute(text("SELECT pg_current_xact_id()"))).scalar_one()
         await earlier.commit()
         # The seal takes `earlier`'s event (its transaction has ended) but stops below `late`.
+        earlier_xact = (await events_of_action(chain, "test.earlier")).xact
         for _ in range(100):
             report = await seal_once(chain)
-            if report.head.xact_to > (await events_of_action(chain, "test.earlier")).xact:
+            if report.head.xact_to > earlier_xact:
                 break
             await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"the ended transaction was never sealed: {report}")
         sealed_while_open = report.head
         assert sealed_while_open.xact_to <= late_xact
         # More events commit, more seals run: nothing passes the open transaction.
