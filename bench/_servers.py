@@ -1,5 +1,10 @@
 """Servers for the benchmarks: DATABASE_URL / REDIS_URL when set, else the embedded ones; a
-fresh migrated database per run; the real app started as `triage serve` (production mode)."""
+fresh migrated database per run; the real app started as `triage serve` (production mode).
+
+Two roles, as in production: the server's administrator (MIGRATION_DATABASE_URL, else
+DATABASE_URL, else the embedded superuser) creates the database and migrates it as its owner;
+the app, the workers and the benches' own writes use the application's role (TRIAGE_APP_ROLE,
+`triage_app`, logging in without a password: local trust or ~/.pgpass)."""
 
 from __future__ import annotations
 
@@ -16,10 +21,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from db.migrate import upgrade
+from db.roles import app_role
 from triage.devstack import (  # noqa: F401 - free_port is the benches' too
     EmbeddedStack,
+    as_role,
     create_database,
     drop_database,
+    ensure_login_role,
     free_port,
     wait_ready,
 )
@@ -27,24 +35,35 @@ from triage.devstack import (  # noqa: F401 - free_port is the benches' too
 
 @dataclass
 class BenchServers:
-    database_url: str
+    database_url: str  # the application's role
     redis_url: str
     secret: str
+    owner_url: str  # the owner: migrations and the benches' own DDL
+    audit_key: str
 
 
 @contextmanager
 def bench_database() -> Iterator[BenchServers]:
     stack = None
-    base, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
+    base = os.environ.get("MIGRATION_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    redis_url = os.environ.get("REDIS_URL")
     if not base or not redis_url:
         stack = EmbeddedStack(ROOT / ".triage-data" / "bench").start()
-        base, redis_url = stack.database_url, stack.redis_url
-    url = create_database(base, "triage_bench")
+        base, redis_url = stack.owner_url, stack.redis_url
+    else:
+        ensure_login_role(base, app_role())
+    owner_url = create_database(base, "triage_bench")
     try:
-        upgrade(url)
-        yield BenchServers(url, redis_url, secrets.token_urlsafe(24))
+        upgrade(owner_url)
+        yield BenchServers(
+            as_role(owner_url, app_role()),
+            redis_url,
+            secrets.token_urlsafe(24),
+            owner_url,
+            secrets.token_urlsafe(32),
+        )
     finally:
-        drop_database(url)
+        drop_database(owner_url)
         if stack is not None:
             stack.stop()
 
@@ -55,6 +74,7 @@ def server_env(servers: BenchServers) -> dict[str, str]:
         "DATABASE_URL": servers.database_url,
         "REDIS_URL": servers.redis_url,
         "TRIAGE_SECRET_KEY": servers.secret,
+        "TRIAGE_AUDIT_KEY": servers.audit_key,
         "TRIAGE_ENV": "production",
         "TRIAGE_LOG_FORMAT": "json",
     }

@@ -367,6 +367,7 @@ def main() -> None:
                 "DATABASE_URL": servers.database_url,
                 "REDIS_URL": servers.redis_url,
                 "TRIAGE_SECRET_KEY": servers.secret,
+                "TRIAGE_AUDIT_KEY": servers.audit_key,
                 "TRIAGE_ENV": "production",
             }
         )

@@ -113,7 +113,8 @@ def main() -> None:
         import asyncpg
 
         async def ceiling_table() -> None:
-            connection = await asyncpg.connect(servers.database_url)
+            # DDL is the owner's; default privileges let the app's role write the table.
+            connection = await asyncpg.connect(servers.owner_url)
             await connection.execute(
                 "CREATE TABLE ceiling_referrals (id uuid PRIMARY KEY, external_ref text, "
                 "body jsonb, created_at timestamptz DEFAULT now())"

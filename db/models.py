@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -26,7 +27,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -49,6 +52,19 @@ class Base(DeclarativeBase):
 
 def _now() -> Any:
     return func.now()
+
+
+class Xid8(UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id (`pg_current_xact_id()`); asyncpg reads it as int."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_: Any) -> str:
+        return "xid8"
+
+
+# So that reflection (Alembic's model check) knows the type too.
+ischema_names["xid8"] = Xid8
 
 
 class CatalogueVersion(Base):
@@ -312,7 +328,9 @@ class ClockOffset(Base):
 
 
 class AuditEvent(Base):
-    """Append-only: a trigger refuses UPDATE and DELETE. No personal data."""
+    """Append-only: a trigger refuses UPDATE and DELETE, and the application's role has no
+    right to either (it may insert only the columns below that have no default). No personal
+    data."""
 
     __tablename__ = "audit_events"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -321,11 +339,27 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(40))
     record_type: Mapped[str] = mapped_column(String(40))
     record_id: Mapped[str] = mapped_column(String(64))
+    # Ids and such that the event is about beyond record_id (a page's rows, say); no
+    # personal data. Part of the sealed line when present.
+    details: Mapped[dict[str, Any] | None]
+    # The inserting transaction's id: the seal covers a range of these that no open
+    # transaction can still add to (services/audit.py).
+    xact: Mapped[int] = mapped_column(
+        Xid8(), server_default=text("pg_current_xact_id()"), index=True
+    )
 
 
 class AuditDigest(Base):
+    """One seal: HMAC-SHA-256 under TRIAGE_AUDIT_KEY over the previous digest and the events
+    whose `xact` lies in [xact_from, xact_to), in id order. Append-only, like the events."""
+
     __tablename__ = "audit_digests"
-    minute: Mapped[datetime] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    sealed_at: Mapped[datetime] = mapped_column(server_default=_now())
+    xact_from: Mapped[int] = mapped_column(Xid8())
+    xact_to: Mapped[int] = mapped_column(Xid8())
     events: Mapped[int] = mapped_column(Integer)
-    digest: Mapped[str] = mapped_column(String(64))
-    previous: Mapped[str | None] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    # One successor per digest: two sealers can never fork the chain.
+    previous: Mapped[str] = mapped_column(String(64), unique=True)
+    __table_args__ = (CheckConstraint("xact_to > xact_from", name="range"),)

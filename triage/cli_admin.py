@@ -17,10 +17,10 @@ from triage.settings import get_settings
 T = TypeVar("T")
 
 
-def _database_url(message: str = "DATABASE_URL is not set (or run `triage dev`)") -> str:
+def _database_url() -> str:
     url = get_settings().database_url
     if not url:
-        click.echo(message, err=True)
+        click.echo("DATABASE_URL is not set (or run `triage dev`)", err=True)
         sys.exit(2)
     return url
 
@@ -72,10 +72,15 @@ def db_group() -> None:
 @db_group.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
-    """Migrate DATABASE_URL (under an advisory lock: replicas may start at once)."""
+    """Migrate as the owner role: MIGRATION_DATABASE_URL, else DATABASE_URL (under an advisory
+    lock: replicas may start at once)."""
     from db.migrate import upgrade
 
-    upgrade(_database_url("DATABASE_URL is not set"), revision)
+    url = get_settings().migration_url
+    if not url:
+        click.echo("MIGRATION_DATABASE_URL (or DATABASE_URL) is not set", err=True)
+        sys.exit(2)
+    upgrade(url, revision)
     click.echo(f"database at {revision}")
 
 

@@ -43,8 +43,9 @@ def serve(host: str, port: int, workers: int) -> None:
     )
 
 
-def _dev_secret() -> str:
-    path = DATA_DIR / "secret"
+def _dev_secret(name: str = "secret") -> str:
+    """A random secret kept under the data folder, the same on every `triage dev` there."""
+    path = DATA_DIR / name
     if not path.exists():
         DATA_DIR.mkdir(exist_ok=True)
         path.write_text(secrets.token_urlsafe(32))
@@ -63,7 +64,10 @@ def _dev_secret() -> str:
 )
 def dev(port: int, demo_referrals: int) -> None:
     """Start PostgreSQL and Redis (embedded unless DATABASE_URL/REDIS_URL are set), migrate,
-    load the Kent catalogue and demo data, and run the web app. Ctrl-C stops everything."""
+    load the Kent catalogue and demo data, and run the web app. Ctrl-C stops everything.
+
+    The migrations run as the owner (the embedded server's superuser, or
+    MIGRATION_DATABASE_URL), everything else as the application's role (DATABASE_URL)."""
     from triage.devstack import EmbeddedStack, serve_command
 
     stack = None
@@ -71,9 +75,11 @@ def dev(port: int, demo_referrals: int) -> None:
         click.echo(f"starting embedded PostgreSQL and Redis under {DATA_DIR}/ ...")
         stack = EmbeddedStack(DATA_DIR.resolve()).start()
         os.environ["DATABASE_URL"] = stack.database_url
+        os.environ["MIGRATION_DATABASE_URL"] = stack.owner_url
         os.environ["REDIS_URL"] = stack.redis_url
     os.environ.setdefault("TRIAGE_ENV", "dev")
     os.environ.setdefault("TRIAGE_SECRET_KEY", _dev_secret())
+    os.environ.setdefault("TRIAGE_AUDIT_KEY", _dev_secret("audit-key"))
     os.environ.setdefault("TRIAGE_LOG_FORMAT", "console")
     _write_env_file()
     from triage.settings import get_settings
@@ -146,7 +152,14 @@ def dev(port: int, demo_referrals: int) -> None:
 
 
 ENV_FILE = DATA_DIR / "env"
-ENV_KEYS = ("DATABASE_URL", "REDIS_URL", "TRIAGE_ENV", "TRIAGE_SECRET_KEY")
+ENV_KEYS = (
+    "DATABASE_URL",
+    "MIGRATION_DATABASE_URL",
+    "REDIS_URL",
+    "TRIAGE_ENV",
+    "TRIAGE_SECRET_KEY",
+    "TRIAGE_AUDIT_KEY",
+)
 
 
 def _write_env_file() -> None:
@@ -177,7 +190,7 @@ def _prepare(demo_count: int) -> str:
     from triage.settings import get_settings
 
     settings = get_settings()
-    upgrade(settings.database_url)
+    upgrade(settings.migration_url)
 
     async def demo_client(db: Any) -> tuple[str, int]:
         exists = (

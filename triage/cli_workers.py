@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import uuid
 from pathlib import Path
@@ -106,29 +107,74 @@ def audit_group() -> None:
     """The append-only audit trail."""
 
 
-@audit_group.command("verify")
-def audit_verify() -> None:
-    """Recompute the digest chain: `ok: N digests, M events` or the first bad minute."""
-    from triage.services.audit import verify
+def _audit_key() -> bytes:
+    from triage.services.audit import AuditKeyMissing, audit_key
+    from triage.settings import get_settings
 
-    result = run_with_session(verify)
+    try:
+        return audit_key(get_settings().audit_key)
+    except AuditKeyMissing as error:
+        click.echo(str(error), err=True)
+        sys.exit(2)
+
+
+def _hex_digest(_: Any, __: Any, value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+        raise click.BadParameter("a digest is 64 hexadecimal characters")
+    return value.lower() if value else None
+
+
+@audit_group.command("verify")
+@click.option(
+    "--head",
+    callback=_hex_digest,
+    metavar="HEX",
+    help="The newest digest the logs show (the seal task's `audit_head` line): a chain that "
+    "ends before it has lost its newest digests.",
+)
+def audit_verify(head: str | None) -> None:
+    """Recompute the digest chain with TRIAGE_AUDIT_KEY: `ok: N digests, M events` (exit 0) or
+    the first problem (exit 1)."""
+    from triage.services.audit import Verification, role_problems, verify
+
+    key = _audit_key()
+
+    async def go(db: Any) -> tuple[Verification, list[str]]:
+        return await verify(db, key, head), await role_problems(db)
+
+    result, warnings = run_with_session(go)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
     if result.ok:
         click.echo(f"ok: {result.digests} digests, {result.events} events")
         return
-    click.echo(f"mismatch at minute {result.first_bad_minute}", err=True)
+    click.echo(result.problem, err=True)
     sys.exit(1)
 
 
 @audit_group.command("seal")
 def audit_seal() -> None:
-    """Seal every complete minute now (beat does this each minute)."""
+    """Seal every finished transaction's events now (beat does this each minute)."""
     from triage.services.audit import seal
-    from triage.services.clock import service_now
 
-    async def go(db: Any) -> int:
-        return await seal(db, await service_now(db))
-
-    click.echo(f"sealed {run_with_session(go)} minutes")
+    key = _audit_key()
+    report = run_with_session(lambda db: seal(db, key))
+    head = report.head
+    if head is None:
+        click.echo("nothing sealed yet")
+        return
+    click.echo(
+        f"sealed {report.sealed} events; head: digest {head.id} {head.digest} "
+        f"({head.events} events, transactions {head.xact_from} to {head.xact_to}), "
+        f"{report.unsealed} events waiting"
+    )
+    if report.ids_went_back:
+        click.echo(
+            f"the server's transaction ids ({report.xmin}) are below the chain's end "
+            f"({head.xact_to}): nothing can be sealed (deploy/OPERATIONS.md)",
+            err=True,
+        )
+        sys.exit(1)
 
 
 @click.group("contacts")

@@ -5,6 +5,11 @@ Only the launching process calls pgserver.get_server; web, worker and beat get t
 the environment, and the launcher stops both servers itself on exit (pgserver's own auto-stop
 breaks when a child dies without running exit handlers). As root, pgserver runs PostgreSQL as a
 system user `pgserver` it creates.
+
+Two database roles, as in production (deploy/OPERATIONS.md): the server's superuser is the
+owner that runs the migrations (`owner_url`), and the application's role (TRIAGE_APP_ROLE,
+`triage_app`), created here as a LOGIN role, is what the app and the workers use
+(`database_url`). The embedded server trusts local connections, so neither has a password.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from db.roles import app_role
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -27,7 +34,8 @@ def free_port() -> int:
 @dataclass
 class EmbeddedStack:
     data_dir: Path
-    database_url: str = ""
+    database_url: str = ""  # the application's role
+    owner_url: str = ""  # the superuser: migrations, and tests that need an administrator
     redis_url: str = ""
     _pg: Any = None
     _redis: subprocess.Popen[bytes] | None = None
@@ -46,7 +54,10 @@ class EmbeddedStack:
         self._pg = pgserver.get_server(  # type: ignore[attr-defined]
             self.data_dir / "pg", cleanup_mode=None
         )
-        self.database_url = self._pg.get_uri()
+        self.owner_url = self._pg.get_uri()
+        role = app_role()
+        ensure_login_role(self.owner_url, role)
+        self.database_url = as_role(self.owner_url, role)
         self._start_redis()
         return self
 
@@ -117,6 +128,35 @@ def with_database(url: str, database: str) -> str:
 
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+
+
+def as_role(url: str, role: str) -> str:
+    """The same server and database as another role, without a password (the embedded
+    server and local test servers trust local connections; otherwise libpq's ~/.pgpass)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, f"{role}@{host}", parts.path, parts.query, parts.fragment))
+
+
+def ensure_login_role(admin_url: str, role: str) -> None:
+    """The application's role, able to log in (dev, tests, benchmarks: production roles are
+    the operator's, deploy/OPERATIONS.md). `admin_url` must be allowed to create roles."""
+    import asyncio
+
+    from db.engine import plain_url
+
+    asyncio.run(
+        _admin(
+            plain_url(admin_url),
+            f"""DO $do$ BEGIN
+                    CREATE ROLE {role} LOGIN;
+                EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                    ALTER ROLE {role} LOGIN;
+                END $do$""",
+        )
+    )
 
 
 def create_database(server_url: str, prefix: str) -> str:

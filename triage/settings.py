@@ -22,7 +22,14 @@ def _int(name: str, default: int) -> int:
 @dataclass(frozen=True)
 class Settings:
     env: str = "production"  # production | dev | test
+    # The application's role: the web app, the workers and the operator commands.
     database_url: str = ""
+    # The owner role that runs the migrations (`triage db upgrade`); DATABASE_URL when unset,
+    # for a single-role setup, which leaves the audit trail open to the application's role.
+    migration_database_url: str = ""
+    # HMAC-SHA-256 key of the audit digests: held by the workers that seal and by whoever
+    # verifies, never by the database (deploy/OPERATIONS.md).
+    audit_key: str = ""
     redis_url: str = ""
     secret_key: str = ""
     catalogue_path: str | None = None
@@ -71,6 +78,10 @@ class Settings:
             )
         return problems
 
+    @property
+    def migration_url(self) -> str:
+        return self.migration_database_url or self.database_url
+
 
 def load_settings() -> Settings:
     env = os.environ.get("TRIAGE_ENV", "production")
@@ -81,6 +92,8 @@ def load_settings() -> Settings:
     return Settings(
         env=env,
         database_url=os.environ.get("DATABASE_URL", ""),
+        migration_database_url=os.environ.get("MIGRATION_DATABASE_URL", ""),
+        audit_key=os.environ.get("TRIAGE_AUDIT_KEY", ""),
         redis_url=os.environ.get("REDIS_URL", ""),
         secret_key=os.environ.get("TRIAGE_SECRET_KEY", ""),
         catalogue_path=os.environ.get("TRIAGE_CATALOGUE") or None,

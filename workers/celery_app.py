@@ -85,6 +85,11 @@ def check_notifier() -> None:
 def _worker_init(**_: Any) -> None:
     check_broker()
     check_notifier()
+    # The tasks' own lines (the audit head each minute) as the web app writes its lines;
+    # before the pool forks, so its processes inherit it.
+    from triage.logs import configure_logging
+
+    configure_logging(json_logs=get_settings().log_json)
 
 
 @signals.beat_init.connect

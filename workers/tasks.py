@@ -10,12 +10,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
+import structlog
 from sqlalchemy.exc import DBAPIError
 
 from db.errors import DatabaseUnavailable
 from triage.logs import describe_error
 from triage.services import audit
-from triage.services.clock import service_now
 from triage.services.messaging import claim_message, deliver
 from triage.services.sweeper import purge_rendered, run_step, sweep
 from triage.services.units import in_session
@@ -105,16 +105,22 @@ def send_message_task(message_id: str) -> str:
     return run(go())
 
 
+audit_log = structlog.get_logger("triage.audit")
+
+
 @celery_app.task(name="triage.audit.seal", **RETRY)
 @guarded
 def seal_audit_task() -> int:
+    """Seal, then log the head digest, every minute even when nothing was new: the logs keep
+    a copy of the chain's end outside the database (`triage audit verify --head`)."""
+    key = audit.audit_key(get_settings().audit_key)
     rt = runtime()
 
-    async def go() -> int:
-        async with rt.sessions() as db:
-            return await audit.seal(db, await service_now(db))
-
-    return run(go())
+    report = run(in_session(rt.sessions, audit.seal, key))
+    audit_log.info("audit_head", **report.log_fields())
+    if report.ids_went_back:
+        audit_log.error("audit_transaction_ids_behind_the_chain", **report.log_fields())
+    return report.sealed
 
 
 @celery_app.task(name="triage.retention.purge", **RETRY)

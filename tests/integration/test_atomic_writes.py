@@ -16,9 +16,11 @@ from sqlalchemy import text
 
 
 @asynccontextmanager
-async def fault_on_audit(sessions: Any, client_name: str, action: str) -> AsyncIterator[None]:
+async def fault_on_audit(owner_sessions: Any, client_name: str, action: str) -> AsyncIterator[None]:
     """While inside: inserting this client's audit events fails (`raise`) or kills the
-    connection (`terminate`)."""
+    connection (`terminate`). The trigger is the owner's to add: the application's role may
+    not put triggers on the audit trail."""
+    sessions = owner_sessions
     client_id = await scalar(sessions, "SELECT id FROM api_clients WHERE name = :n", n=client_name)
     suffix = uuid.uuid4().hex[:8]
     body = (
@@ -51,11 +53,11 @@ async def fault_on_audit(sessions: Any, client_name: str, action: str) -> AsyncI
 
 @pytest.mark.parametrize(("action", "status"), [("raise", 500), ("terminate", 503)])
 async def test_single_referral_all_or_nothing(
-    client: Any, make_key: Any, sessions: Any, action: str, status: int
+    client: Any, make_key: Any, sessions: Any, owner_sessions: Any, action: str, status: int
 ) -> None:
     name, key = await make_key("police")
     body = referral()
-    async with fault_on_audit(sessions, name, action):
+    async with fault_on_audit(owner_sessions, name, action):
         response = await client.post("/api/v1/referrals", json=body, headers=bearer(key))
         problem = assert_problem(response, status)
         assert "nothing was written" in problem["detail"]
@@ -71,11 +73,11 @@ async def test_single_referral_all_or_nothing(
 
 @pytest.mark.parametrize(("action", "status"), [("raise", 500), ("terminate", 503)])
 async def test_batch_all_or_nothing(
-    client: Any, make_key: Any, sessions: Any, action: str, status: int
+    client: Any, make_key: Any, sessions: Any, owner_sessions: Any, action: str, status: int
 ) -> None:
     name, key = await make_key("police")
     items = [referral() for _ in range(5)]
-    async with fault_on_audit(sessions, name, action):
+    async with fault_on_audit(owner_sessions, name, action):
         response = await client.post(
             "/api/v1/referrals/batch", json={"referrals": items}, headers=bearer(key)
         )

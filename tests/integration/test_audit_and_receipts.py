@@ -1,24 +1,19 @@
-"""Delivery receipts at POST /api/v1/notify/callback, and the audit trail: append-only events,
-the minute digests (`seal`), their check (`verify`, `triage audit verify`) and tampering found.
+"""Delivery receipts at POST /api/v1/notify/callback, and the audit events that intake and call
+outcomes write. The audit chain itself (roles, seal, verify, tampering): test_audit_chain.py
+and test_audit_roles.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import os
 import re
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from contact_support import (
-    ROOT,
     london,
     messages_of,
     move_clock_to,
@@ -33,7 +28,6 @@ from contact_support import (
 )
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 
 TOKEN = "receipt-token-" + uuid.uuid4().hex
 CALLBACK = "/api/v1/notify/callback"
@@ -229,201 +223,3 @@ async def test_intake_and_outcomes_write_audit_events(
     assert re.fullmatch(rf"client:\S+ referral\.created referral {created['id']}", lines[0])
     assert lines[1] == f"staff:jo call.no_answer contact_step {step.id}"
     assert not any(word in " ".join(lines) for word in ("Sam", "Taylor", "07700", "burglary"))
-
-
-async def test_audit_events_refuse_update_and_delete(sessions: Any) -> None:
-    event = await one(sessions, "SELECT id FROM audit_events ORDER BY id LIMIT 1")
-    for sql in (
-        "UPDATE audit_events SET actor = 'someone else' WHERE id = :i",
-        "DELETE FROM audit_events WHERE id = :i",
-        "TRUNCATE audit_events",
-    ):
-        async with sessions() as db:
-            with pytest.raises(DBAPIError, match="append-only"):
-                await db.execute(text(sql), {"i": event.id})
-            await db.rollback()
-    assert await one(sessions, "SELECT id FROM audit_events WHERE id = :i", i=event.id)
-
-
-async def database_now(sessions: Any) -> datetime:
-    return (await one(sessions, "SELECT now() AS now")).now  # type: ignore[no-any-return]
-
-
-async def insert_event(sessions: Any, at: datetime, action: str = "test.viewed") -> int:
-    """An event with an explicit time (the trigger refuses changes, not inserts)."""
-    async with sessions() as db:
-        row = await db.execute(
-            text("""INSERT INTO audit_events (at, actor, action, record_type, record_id)
-                    VALUES (:at, 'staff:test', :action, 'referral', :rid) RETURNING id"""),
-            {"at": at, "action": action, "rid": str(uuid.uuid4())},
-        )
-        event_id = int(row.scalar_one())
-        await db.commit()
-    return event_id
-
-
-@asynccontextmanager
-async def trigger_off(sessions: Any) -> AsyncIterator[Any]:
-    """As the superuser: the append-only trigger disabled inside, enabled again after."""
-    superuser = await one(sessions, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-    if not superuser.rolsuper:
-        pytest.skip("needs a superuser to disable the trigger")
-    async with sessions() as db:
-        await db.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
-        try:
-            yield db
-        finally:
-            await db.execute(
-                text("ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only")
-            )
-            await db.commit()
-
-
-async def seal_now(sessions: Any) -> int:
-    from triage.services.audit import seal
-    from triage.services.clock import service_now
-
-    async with sessions() as db:
-        return await seal(db, await service_now(db))
-
-
-async def verify_now(sessions: Any) -> Any:
-    from triage.services.audit import verify
-
-    async with sessions() as db:
-        return await verify(db)
-
-
-async def chain_counts(sessions: Any) -> tuple[int, int]:
-    row = await one(
-        sessions,
-        "SELECT count(*) AS digests, coalesce(sum(events), 0) AS events, max(minute) AS last "
-        "FROM audit_digests",
-    )
-    stored = await one(
-        sessions,
-        "SELECT count(*) AS n FROM audit_events WHERE at < :end",
-        end=(row.last or datetime(1970, 1, 1, tzinfo=UTC)) + timedelta(minutes=1),
-    )
-    assert stored.n == row.events  # every event up to the last sealed minute is in a digest
-    return int(row.digests), int(row.events)
-
-
-def minute_of(instant: datetime) -> datetime:
-    return instant.replace(second=0, microsecond=0)
-
-
-async def audit_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "triage.cli", "audit", *args],
-        cwd=ROOT,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class Sealed:
-    first: datetime  # a minute with two events
-    second: datetime  # two minutes later, one event (`edited`); none in the minute between
-    edited: int
-    sealed: int  # minutes the seal wrote
-
-
-@pytest.fixture(scope="module")
-async def sealed(sessions: Any) -> Sealed:
-    """Events in two past minutes not sealed yet, then one seal."""
-    now = await database_now(sessions)
-    last = await one(sessions, "SELECT max(minute) AS m FROM audit_digests")
-    first = minute_of(now) - timedelta(minutes=20)
-    if last.m is not None and last.m >= first:
-        first = last.m + timedelta(minutes=1)
-    assert first <= minute_of(now) - timedelta(minutes=4), "no unsealed minute left to use"
-    second = first + timedelta(minutes=2)
-    for at in (first + timedelta(seconds=5), first + timedelta(seconds=50)):
-        await insert_event(sessions, at)
-    edited = await insert_event(sessions, second + timedelta(seconds=1))
-    return Sealed(first, second, edited, await seal_now(sessions))
-
-
-async def test_seal_then_verify(sessions: Any, sealed: Sealed) -> None:
-    assert sealed.sealed >= 2
-    assert await seal_now(sessions) == 0  # nothing new to seal
-    first, second = [
-        await one(sessions, "SELECT * FROM audit_digests WHERE minute = :m", m=m)
-        for m in (sealed.first, sealed.second)
-    ]
-    assert first.events == 2 and second.events == 1
-    assert second.previous == first.digest  # a chain
-    between = sealed.first + timedelta(minutes=1)
-    assert await one(sessions, "SELECT 1 FROM audit_digests WHERE minute = :m", m=between) is None
-
-    result = await verify_now(sessions)
-    assert result.ok and result.first_bad_minute is None
-    assert (result.digests, result.events) == await chain_counts(sessions)
-    assert result.digests >= 2 and result.events >= 3
-
-    answer = await audit_cli("verify")
-    assert answer.returncode == 0, answer.stderr
-    assert answer.stdout.strip() == f"ok: {result.digests} digests, {result.events} events"
-
-
-async def test_sealing_follows_the_database_clock_not_the_moved_service_clock(
-    sessions: Any,
-) -> None:
-    """Events are stamped by the database; with the service clock moved days ahead (dev and
-    tests), a seal must not close the minute that is still receiving events."""
-    await move_clock_to(sessions, await service_time(sessions) + timedelta(days=3))
-    await insert_event(sessions, await database_now(sessions))
-    await seal_now(sessions)
-    last = await one(sessions, "SELECT max(minute) AS m FROM audit_digests")
-    assert last.m < minute_of(await database_now(sessions)) - timedelta(minutes=1)
-    await insert_event(sessions, await database_now(sessions))  # the same minute, later
-    assert (await verify_now(sessions)).ok
-
-
-async def test_an_event_added_to_a_sealed_minute_is_found(sessions: Any, sealed: Sealed) -> None:
-    added = await insert_event(sessions, sealed.first + timedelta(seconds=30), "test.forged")
-    try:
-        result = await verify_now(sessions)
-        assert not result.ok and result.first_bad_minute == sealed.first
-        answer = await audit_cli("verify")
-        assert answer.returncode == 1
-        assert sealed.first.strftime("%Y-%m-%d %H:%M") in answer.stderr
-    finally:
-        async with trigger_off(sessions) as db:
-            await db.execute(text("DELETE FROM audit_events WHERE id = :i"), {"i": added})
-    assert (await verify_now(sessions)).ok
-
-    # In the sealed stretch, in a minute that had no events (so no digest): found as well.
-    gap = sealed.first + timedelta(minutes=1)
-    added = await insert_event(sessions, gap + timedelta(seconds=10), "test.forged")
-    try:
-        result = await verify_now(sessions)
-        assert not result.ok and result.first_bad_minute == gap
-    finally:
-        async with trigger_off(sessions) as db:
-            await db.execute(text("DELETE FROM audit_events WHERE id = :i"), {"i": added})
-    assert (await verify_now(sessions)).ok
-
-
-async def test_an_event_edited_behind_the_trigger_is_found(sessions: Any, sealed: Sealed) -> None:
-    async with trigger_off(sessions) as db:
-        await db.execute(
-            text("UPDATE audit_events SET action = 'test.edited' WHERE id = :i"),
-            {"i": sealed.edited},
-        )
-    try:
-        result = await verify_now(sessions)
-        assert not result.ok and result.first_bad_minute == sealed.second
-        assert result.digests >= 1  # the minutes before it still matched
-    finally:
-        async with trigger_off(sessions) as db:
-            await db.execute(
-                text("UPDATE audit_events SET action = 'test.viewed' WHERE id = :i"),
-                {"i": sealed.edited},
-            )
-    assert (await verify_now(sessions)).ok

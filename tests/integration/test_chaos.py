@@ -47,17 +47,29 @@ SENT = ("accepted", "delivered")
 # -- the chaos database ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def chaos_db(servers: Any) -> Iterator[str]:
-    from db.migrate import upgrade
-    from triage.devstack import create_database, drop_database
+@dataclass(frozen=True)
+class ChaosDatabase:
+    url: str  # the application's role: the app, the workers, the checks
+    owner_url: str  # the owner: migrations, ending the workers' connections
 
-    url = create_database(servers.database_url, "triage_chaos")
+
+@pytest.fixture(scope="module")
+def chaos_database(servers: Any) -> Iterator[ChaosDatabase]:
+    from db.migrate import upgrade
+    from db.roles import app_role
+    from triage.devstack import as_role, create_database, drop_database
+
+    owner_url = create_database(servers.owner_url, "triage_chaos")
     try:
-        upgrade(url)
-        yield url
+        upgrade(owner_url)
+        yield ChaosDatabase(as_role(owner_url, app_role()), owner_url)
     finally:
-        drop_database(url)
+        drop_database(owner_url)
+
+
+@pytest.fixture(scope="module")
+def chaos_db(chaos_database: ChaosDatabase) -> str:
+    return chaos_database.url
 
 
 @pytest.fixture(scope="module")
@@ -488,7 +500,11 @@ async def test_flush_redis_mid_run(
 
 
 async def test_database_connections_dropped_mid_run(
-    chaos_sessions: Any, chaos_db: str, stub: Stub, workers: Workers, driver: SweepDriver
+    chaos_sessions: Any,
+    chaos_database: ChaosDatabase,
+    stub: Stub,
+    workers: Workers,
+    driver: SweepDriver,
 ) -> None:
     """pg_terminate_backend on every worker connection, twice, mid-run: the tasks fail, retry
     and the sweep takes every row again; nothing is lost and nothing is sent twice."""
@@ -507,7 +523,7 @@ async def test_database_connections_dropped_mid_run(
         await wait_until(
             chaos_sessions, ids, lambda c, t=threshold: sent(c) >= t, workers, 60, f"{threshold}"
         )
-        connection = await asyncpg.connect(plain_url(chaos_db))
+        connection = await asyncpg.connect(plain_url(chaos_database.owner_url))
         try:
             terminated += len(
                 await connection.fetch(

@@ -199,7 +199,7 @@ async def test_fifty_concurrent_referrals_share_statements(
 
 @pytest.mark.parametrize("fail_in", ["writer", "database"])
 async def test_one_bad_referral_in_a_shared_statement_fails_alone(
-    pool: asyncpg.Pool, police: Police, sessions: Any, fail_in: str
+    pool: asyncpg.Pool, police: Police, sessions: Any, owner_sessions: Any, fail_in: str
 ) -> None:
     # One writer, its first statement held until the ten have queued: they then share one.
     writer = ObservedWriter(pool, writers=1)
@@ -208,7 +208,7 @@ async def test_one_bad_referral_in_a_shared_statement_fails_alone(
     if fail_in == "writer":
         writer.fail_for = bad
     writer.release.clear()
-    async with _failing_insert(sessions, bad if fail_in == "database" else None):
+    async with _failing_insert(owner_sessions, bad if fail_in == "database" else None):
         async with asyncio.timeout(TIMEOUT):
             blocker = asyncio.create_task(_submit(writer, police, referral()))
             await writer.entered.wait()
@@ -254,7 +254,8 @@ class _NoFault:
 
 class _FailingInsert:
     """A referral with this external_ref fails in PostgreSQL at the end of the statement that
-    inserts it (an AFTER row trigger fires once every row of the statement is in)."""
+    inserts it (an AFTER row trigger fires once every row of the statement is in). Triggers are
+    the owner's to add: `sessions` are the owner's."""
 
     def __init__(self, sessions: Any, external_ref: str):
         self.sessions = sessions

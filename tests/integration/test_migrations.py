@@ -1,5 +1,6 @@
 """Alembic: one head, the database at it, upgrades safe to run at once (advisory lock), a full
-downgrade and upgrade; the audit trail refuses UPDATE, DELETE and TRUNCATE."""
+downgrade and upgrade; the audit trail refuses UPDATE, DELETE and TRUNCATE even to the owner.
+Migrations run as the owner role (`servers.owner_url`), never as the application's."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ async def test_upgrades_at_once_are_safe(servers: Any, sessions: Any) -> None:
             sys.executable,
             "-c",
             script,
-            servers.database_url,
+            servers.owner_url,
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -64,10 +65,10 @@ async def test_downgrade_to_base_and_up_again(servers: Any) -> None:
     from triage.devstack import with_database
 
     name = f"triage_mig_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(plain_url(servers.database_url))
+    admin = await asyncpg.connect(plain_url(servers.owner_url))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
-        url = with_database(plain_url(servers.database_url), name)
+        url = with_database(plain_url(servers.owner_url), name)
         await asyncio.to_thread(upgrade, url)
         await asyncio.to_thread(downgrade, url, "base")
         scratch = await asyncpg.connect(url)
@@ -85,6 +86,58 @@ async def test_downgrade_to_base_and_up_again(servers: Any) -> None:
         await admin.close()
 
 
+async def test_0004_drops_the_unkeyed_digests_and_the_first_seal_covers_older_events(
+    servers: Any,
+) -> None:
+    """An audit trail written before 0004 (SHA-256 minute digests): its digests go (they cannot
+    be re-keyed), its events stay, and the first seal after the upgrade covers every one."""
+    from db.engine import make_engine, make_sessionmaker, plain_url
+    from db.migrate import upgrade
+    from db.roles import app_role
+    from triage.devstack import as_role, create_database, drop_database
+    from triage.services.audit import GENESIS, audit_key, seal, verify
+    from triage.settings import get_settings
+
+    url = await asyncio.to_thread(create_database, servers.owner_url, "triage_mig")
+    try:
+        await asyncio.to_thread(upgrade, url, "0002")
+        old = await asyncpg.connect(plain_url(url))
+        try:
+            await old.execute(
+                "INSERT INTO audit_events (at, actor, action, record_type, record_id) "
+                "SELECT now() - n * interval '1 minute', 'staff:old', 'test.old', 'referral', "
+                "n::text FROM generate_series(1, 5) n"
+            )
+            await old.execute(
+                "INSERT INTO audit_digests (minute, events, digest, previous) "
+                "VALUES (date_trunc('minute', now()) - interval '9 minutes', 5, $1, $2)",
+                "a" * 64,
+                GENESIS,
+            )
+        finally:
+            await old.close()
+        await asyncio.to_thread(upgrade, url)
+        engine = make_engine(as_role(url, app_role()), null_pool=True)
+        try:
+            sessions = make_sessionmaker(engine)
+            async with sessions() as db:
+                xacts = (await db.execute(text("SELECT DISTINCT xact FROM audit_events"))).all()
+                assert [x for (x,) in xacts] == [1]
+                assert (await db.execute(text("SELECT count(*) FROM audit_digests"))).scalar() == 0
+            key = audit_key(get_settings().audit_key)
+            async with sessions() as db:
+                report = await seal(db, key)
+            assert report.sealed == 5 and report.head is not None
+            assert report.head.xact_from == 0
+            async with sessions() as db:
+                result = await verify(db, key)
+            assert (result.ok, result.digests, result.events) == (True, 1, 5)
+        finally:
+            await engine.dispose()
+    finally:
+        await asyncio.to_thread(drop_database, url)
+
+
 @pytest.mark.parametrize(
     "statement",
     [
@@ -93,7 +146,10 @@ async def test_downgrade_to_base_and_up_again(servers: Any) -> None:
         "TRUNCATE audit_events",
     ],
 )
-async def test_audit_events_are_append_only(sessions: Any, statement: str) -> None:
+async def test_audit_events_are_append_only(owner_sessions: Any, statement: str) -> None:
+    """The trigger refuses even the owner (the application's role has no such rights at all:
+    test_audit_roles.py)."""
+    sessions = owner_sessions
     async with sessions() as db:
         event_id = (
             await db.execute(
@@ -125,4 +181,4 @@ def test_models_and_migrations_agree(servers: Any) -> None:
 
     from db.migrate import alembic_config
 
-    command.check(alembic_config(servers.database_url))  # raises when they differ
+    command.check(alembic_config(servers.owner_url))  # raises when they differ

@@ -31,8 +31,9 @@ async def remove_test_rows(sessions: Any) -> AsyncIterator[None]:
         await db.commit()
 
 
-async def test_the_database_holds_the_domains_tables(sessions: Any) -> None:
-    async with sessions() as db:
+async def test_the_database_holds_the_domains_tables(owner_sessions: Any) -> None:
+    # Read as the owner: the application's role has no right on status_transitions at all.
+    async with owner_sessions() as db:
         for lifecycle in LIFECYCLES.values():
             pairs = {
                 (r.from_status, r.to_status)
@@ -131,6 +132,19 @@ async def test_every_change_of_status(
     else:
         lifecycle.check(current, wanted)
         assert current in lifecycle.sources(wanted)
+
+
+async def test_the_app_role_cannot_change_the_transitions(sessions: Any) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    async with sessions() as db:
+        with pytest.raises(DBAPIError, match="permission denied"):
+            await db.execute(
+                text(
+                    "INSERT INTO status_transitions VALUES ('messages', 'cancelled', 'queued')"
+                )
+            )
+        await db.rollback()
 
 
 @pytest.mark.parametrize("lifecycle", list(LIFECYCLES.values()), ids=lambda lc: lc.table)

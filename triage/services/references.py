@@ -21,7 +21,7 @@ _known: set[str] = set()
 
 
 def sequence_name(prefix: str, received_at: datetime) -> str:
-    if not prefix.isalpha():
+    if not (prefix.isascii() and prefix.isalpha()):
         raise ValueError("reference prefixes are letters only")
     return f"reference_{prefix.lower()}_{received_at.astimezone(LONDON).year}"
 
@@ -31,13 +31,14 @@ async def ensure_sequence(
 ) -> None:
     """Create the year's sequence in its own committed transaction, before any intake
     transaction uses it: a sequence, not a counter row, so no lock is shared by every intake.
-    The advisory lock makes two first referrals of the year wait for each other here."""
+    The application's role runs no DDL: the owner's SECURITY DEFINER function (migration 0004)
+    creates the sequence and grants this role its use, under an advisory lock that makes two
+    first referrals of the year wait for each other."""
     name = sequence_name(prefix, received_at)
     if name in _known:
         return
     async with connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", name)
-        await connection.execute(f"CREATE SEQUENCE IF NOT EXISTS {name}")
+        await connection.execute("SELECT triage_ensure_reference_sequence($1)", name)
     _known.add(name)
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from db.roles import app_role
+
 revision = "0006"
 down_revision = "0005"
 branch_labels = None
@@ -130,7 +132,10 @@ def upgrade() -> None:
             FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
             EXECUTE FUNCTION check_status_transition()
         """)
+    # The default privileges of 0004 would let the application's role change the table that
+    # holds it to its transitions: it gets nothing on it (the trigger reads it as the owner).
     op.execute("REVOKE ALL ON status_transitions FROM PUBLIC")
+    op.execute(f"REVOKE ALL ON status_transitions FROM {app_role()}")
 
 
 def downgrade() -> None:
