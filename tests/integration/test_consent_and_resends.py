@@ -192,10 +192,10 @@ async def test_migration_backfills_consent_and_hashes(servers: Any) -> None:
 
     catalogue = load_catalogue()
     name = f"triage_mig_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(plain_url(getattr(servers, "owner_url", servers.database_url)))
+    admin = await asyncpg.connect(plain_url(servers.owner_url))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
-        url = with_database(plain_url(getattr(servers, "owner_url", servers.database_url)), name)
+        url = with_database(plain_url(servers.owner_url), name)
         await asyncio.to_thread(upgrade, url, "0002")
         db = await asyncpg.connect(url)
         try:

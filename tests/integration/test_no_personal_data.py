@@ -317,20 +317,16 @@ async def test_no_personal_data_in_worker_and_beat_logs(servers: Any, tmp_path: 
 
     from db.engine import make_engine, make_sessionmaker, plain_url
     from db.migrate import upgrade
+    from db.roles import app_role
     from triage.app import create_app
-    from triage.devstack import create_database, drop_database
+    from triage.devstack import as_role, create_database, drop_database
     from triage.services.api_keys import create_client, create_key
     from triage.services.catalogues import forget_recorded
     from triage.services.references import forget_sequences
     from triage.settings import get_settings
 
-    owner_url = getattr(servers, "owner_url", servers.database_url)
-    url = await asyncio.to_thread(create_database, owner_url, "triage_logs")
-    app_url = url
-    if hasattr(servers, "owner_url"):
-        from triage.devstack import with_database
-
-        app_url = with_database(servers.database_url, url.rsplit("/", 1)[1].split("?")[0])
+    url = await asyncio.to_thread(create_database, servers.owner_url, "triage_logs")
+    app_url = as_role(url, app_role())
     processes: list[subprocess.Popen[bytes]] = []
     engine = None
     try:

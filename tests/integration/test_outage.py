@@ -137,8 +137,10 @@ def _tail(path: Path, lines: int = 40) -> str:
 def outage_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     from db.engine import plain_url
     from db.migrate import upgrade
+    from db.roles import app_role
     from triage.devstack import (
         EmbeddedStack,
+        as_role,
         create_database,
         free_port,
         wait_ready,
@@ -150,8 +152,10 @@ def outage_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     process: subprocess.Popen[bytes] | None = None
     log_path = tmp_path_factory.mktemp("outage") / "app.log"
     try:
-        database_url = create_database(stack.database_url, "triage_outage")
-        upgrade(database_url)
+        # Migrated as the owner; the app connects as the application's role (db.roles).
+        owner_database_url = create_database(stack.owner_url, "triage_outage")
+        upgrade(owner_database_url)
+        database_url = as_role(owner_database_url, app_role())
         name = f"outage-{uuid.uuid4().hex[:8]}"
         key = asyncio.run(_client_and_key(database_url, name))
         port = free_port()
@@ -178,7 +182,7 @@ def outage_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
             )
         wait_ready(f"http://127.0.0.1:{port}/readyz", process)
         admin = DatabaseAdmin(
-            with_database(plain_url(stack.database_url), "postgres"),
+            with_database(plain_url(stack.owner_url), "postgres"),
             urlsplit(database_url).path.lstrip("/"),
             stack._pg,
         )

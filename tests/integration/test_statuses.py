@@ -140,9 +140,7 @@ async def test_the_app_role_cannot_change_the_transitions(sessions: Any) -> None
     async with sessions() as db:
         with pytest.raises(DBAPIError, match="permission denied"):
             await db.execute(
-                text(
-                    "INSERT INTO status_transitions VALUES ('messages', 'cancelled', 'queued')"
-                )
+                text("INSERT INTO status_transitions VALUES ('messages', 'cancelled', 'queued')")
             )
         await db.rollback()
 
