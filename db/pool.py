@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.engine import plain_url
 from db.errors import CONNECTING, LOST, DatabaseUnavailable
@@ -80,23 +79,3 @@ def _closed(db: Any) -> bool:
         # The pool has already taken the connection back from this request: it does that
         # only when the connection closes.
         return True
-
-
-@asynccontextmanager
-async def driver_connection(
-    sessions: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[Any]:
-    """The asyncpg connection under an autocommit SQLAlchemy connection, for services that
-    hold a sessionmaker but call a function written for asyncpg. Connecting is SQLAlchemy's
-    (db.engine classifies it); what fails on the asyncpg connection itself is told apart
-    here, as in `connection`."""
-    async with sessions() as db:
-        connection = await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        raw = await connection.get_raw_connection()
-        driver: Any = raw.driver_connection
-        try:
-            yield driver
-        except Exception as error:
-            if driver.is_closed():
-                raise DatabaseUnavailable(LOST) from error
-            raise

@@ -218,15 +218,15 @@ async def test_a_table_a_later_migration_adds_gets_the_grants(
 async def test_reference_sequences_come_from_the_owner_function(
     sessions: Any, owner_sessions: Any
 ) -> None:
-    from db.pool import driver_connection
     from triage.services.references import ensure_sequence, forget_sequences, next_references
 
     received = datetime(2097, 6, 1, 12, tzinfo=UTC)
     forget_sequences()
     try:
-        async with driver_connection(sessions) as connection:
-            await ensure_sequence(connection, "ZZ", received)
-            await ensure_sequence(connection, "ZZ", received)  # once per process
+        async with sessions() as db:  # a service command's session, as AA requests use it
+            await ensure_sequence(db, "ZZ", received)
+            await ensure_sequence(db, "ZZ", received)
+            await db.commit()
         async with sessions() as db:
             assert await next_references(db, "ZZ", received, 2) == [
                 "ZZ-97-000001",

@@ -7,6 +7,7 @@ from typing import Any
 from litestar import Controller, Request, Response, post
 
 from triage.api.bodies import read_json
+from triage.api.dependencies import Db
 from triage.api.problems import ApiProblem
 from triage.api.referrals import SINGLE_LIMIT
 from triage.api.security import caller_for
@@ -23,11 +24,11 @@ class AppropriateAdultController(Controller):
         request_max_body_size=SINGLE_LIMIT,
         summary="Request an Appropriate Adult for a detainee",
     )
-    async def create(self, request: Request[Any, Any, Any]) -> Response[Any]:
+    async def create(self, request: Request[Any, Any, Any], db: Db) -> Response[Any]:
         caller = await caller_for(request, "aa:write")
         body = await read_json(request)
         state = request.app.state
-        status, view = await submit_aa_request(state.sessions, caller, body, state.catalogue)
+        status, view = await submit_aa_request(db, caller, body, state.catalogue)
         if status == "conflict":
             raise ApiProblem(
                 409,

@@ -34,7 +34,10 @@ class ReferralUpdateController(Controller):
         self, request: Request[Any, Any, Any], db: Db, referral_id: FromPath[str]
     ) -> dict[str, Any]:
         caller = await caller_for(request, "referrals:read")
-        return await _view(db, caller.client_id, _id(referral_id))
+        view = await referral_views.read_referral(db, caller.client_id, _id(referral_id))
+        if view is None:
+            raise updates.NotFound("no such referral")
+        return view
 
     @patch(
         "/",

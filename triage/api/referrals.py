@@ -179,9 +179,9 @@ class ReferralController(Controller):
         if problems:
             raise InvalidInput(problems, "Invalid query")
         if external_ref is not None:
-            items = await referral_views.by_external_ref(db, caller.client_id, external_ref)
+            items = await referral_views.read_by_external_ref(db, caller.client_id, external_ref)
             return {"items": items, "next_cursor": None}
-        items, next_cursor = await referral_views.changed_since(
+        items, next_cursor = await referral_views.read_changed_since(
             db, caller.client_id, since, cursor, page_size
         )
         return {"items": items, "next_cursor": next_cursor}

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ApiClient, ApiKey
+from triage.services.audit import record_event
 from triage.services.clock import service_now
 
 SCOPES = ("referrals:write", "referrals:read", "aa:write", "reports:read")
@@ -52,13 +53,21 @@ def _random(n: int) -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(n))
 
 
-async def create_client(db: AsyncSession, name: str, source: str) -> ApiClient:
+# Who runs the operator's commands, as audit events record them (the staff UI's admins
+# will act as themselves).
+OPERATOR = "operator:cli"
+
+
+async def create_client(
+    db: AsyncSession, name: str, source: str, *, actor: str = OPERATOR
+) -> ApiClient:
     if source not in DEFAULT_SCOPES:
         raise KeyError_("source must be police or professional")
     if (await db.execute(select(ApiClient).where(ApiClient.name == name))).scalar():
         raise KeyError_(f"a client named {name!r} already exists")
     client = ApiClient(id=uuid.uuid4(), name=name, source=source)
     db.add(client)
+    await record_event(db, actor, "client.created", client.id, "api_client", {"source": source})
     await db.commit()
     return client
 
@@ -71,39 +80,71 @@ async def _client(db: AsyncSession, name: str) -> ApiClient:
 
 
 async def set_limit(
-    db: AsyncSession, name: str, per_minute: int | None, batches_per_minute: int | None
+    db: AsyncSession,
+    name: str,
+    per_minute: int | None,
+    batches_per_minute: int | None,
+    *,
+    actor: str = OPERATOR,
 ) -> ApiClient:
     client = await _client(db, name)
     if per_minute is not None:
         client.per_minute = per_minute
     if batches_per_minute is not None:
         client.batches_per_minute = batches_per_minute
+    await record_event(
+        db,
+        actor,
+        "client.limits_changed",
+        client.id,
+        "api_client",
+        {"per_minute": client.per_minute, "batches_per_minute": client.batches_per_minute},
+    )
     await db.commit()
     return client
 
 
-async def create_key(db: AsyncSession, secret: str, name: str, scopes: tuple[str, ...] = ()) -> str:
-    """A new key for the client; the key itself is returned once and never stored."""
+async def create_key(
+    db: AsyncSession,
+    secret: str,
+    name: str,
+    scopes: tuple[str, ...] = (),
+    *,
+    actor: str = OPERATOR,
+    action: str = "key.created",
+) -> str:
+    """A new key for the client; the key itself is returned once and never stored (nor is it
+    in the audit event: its prefix and scopes are)."""
     client = await _client(db, name)
     for scope in scopes:
         if scope not in SCOPES:
             raise KeyError_(f"unknown scope {scope!r} (one of {', '.join(SCOPES)})")
     prefix = _random(8)
     key = f"trg_{prefix}_{_random(32)}"
+    granted = list(scopes or DEFAULT_SCOPES[client.source])
+    key_id = uuid.uuid4()
     db.add(
         ApiKey(
-            id=uuid.uuid4(),
+            id=key_id,
             client_id=client.id,
             prefix=prefix,
             key_hash=key_hash(secret, key),
-            scopes=list(scopes or DEFAULT_SCOPES[client.source]),
+            scopes=granted,
         )
+    )
+    await record_event(
+        db,
+        actor,
+        action,
+        key_id,
+        "api_key",
+        {"client": str(client.id), "prefix": prefix, "scopes": granted},
     )
     await db.commit()
     return key
 
 
-async def rotate_key(db: AsyncSession, secret: str, name: str) -> str:
+async def rotate_key(db: AsyncSession, secret: str, name: str, *, actor: str = OPERATOR) -> str:
     """A new key with the newest key's scopes; old keys keep working until revoked."""
     client = await _client(db, name)
     newest = (
@@ -115,17 +156,22 @@ async def rotate_key(db: AsyncSession, secret: str, name: str) -> str:
         )
     ).scalar()
     scopes = tuple(newest.scopes) if newest else ()
-    return await create_key(db, secret, name, scopes)
+    return await create_key(db, secret, name, scopes, actor=actor, action="key.rotated")
 
 
-async def revoke_key(db: AsyncSession, prefix: str) -> bool:
-    result = await db.execute(
-        update(ApiKey)
-        .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
-        .values(revoked_at=await service_now(db))
-    )
+async def revoke_key(db: AsyncSession, prefix: str, *, actor: str = OPERATOR) -> bool:
+    revoked = (
+        await db.execute(
+            update(ApiKey)
+            .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=await service_now(db))
+            .returning(ApiKey.id)
+        )
+    ).scalar()
+    if revoked is not None:
+        await record_event(db, actor, "key.revoked", revoked, "api_key", {"prefix": prefix})
     await db.commit()
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return revoked is not None
 
 
 _KEY_LOOKUP = (

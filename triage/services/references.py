@@ -27,18 +27,23 @@ def sequence_name(prefix: str, received_at: datetime) -> str:
 
 
 async def ensure_sequence(
-    connection: asyncpg.Connection, prefix: str, received_at: datetime
+    db: asyncpg.Connection | AsyncSession, prefix: str, received_at: datetime
 ) -> None:
-    """Create the year's sequence in its own committed transaction, before any intake
-    transaction uses it: a sequence, not a counter row, so no lock is shared by every intake.
-    The application's role runs no DDL: the owner's SECURITY DEFINER function (migration 0004)
-    creates the sequence and grants this role its use, under an advisory lock that makes two
-    first referrals of the year wait for each other."""
+    """Make sure of the year's sequence: a sequence, not a counter row, so no lock is shared
+    by every intake. The application's role runs no DDL: the owner's SECURITY DEFINER function
+    (migration 0004) creates the sequence and grants this role its use, under an advisory lock
+    that makes two first referrals of the year wait for each other. On a plain asyncpg
+    connection, in a transaction of its own before any intake transaction uses it (and
+    remembered by the process); in a service command's session, inside its transaction (not
+    remembered until it is known to be there)."""
     name = sequence_name(prefix, received_at)
     if name in _known:
         return
-    async with connection.transaction():
-        await connection.execute("SELECT triage_ensure_reference_sequence($1)", name)
+    if isinstance(db, AsyncSession):
+        await db.execute(text("SELECT triage_ensure_reference_sequence(:n)"), {"n": name})
+        return
+    async with db.transaction():
+        await db.execute("SELECT triage_ensure_reference_sequence($1)", name)
     _known.add(name)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import defer
 
 from db import models
 from triage.domain.decision import iso_z
+from triage.services.audit import record_event
 
 PAGE_SIZE = 100
 
@@ -213,3 +214,53 @@ async def changed_since(
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1].updated_at, rows[-1].id) if more and rows else None
     return await views(db, rows), next_cursor
+
+
+# The reads a referring system makes, each audited (lifecycle.md: every view and every change):
+# who read which referral, never what it holds. Each commits its event once.
+
+
+def client_actor(client_id: uuid.UUID) -> str:
+    return f"client:{client_id}"
+
+
+async def read_referral(
+    db: AsyncSession, client_id: uuid.UUID, referral_id: uuid.UUID
+) -> dict[str, Any] | None:
+    """The client's referral (None when it is not the client's), its reading audited."""
+    view = await get_for_client(db, client_id, referral_id)
+    if view is not None:
+        await record_event(db, client_actor(client_id), "referral.viewed", referral_id)
+        await db.commit()
+    return view
+
+
+async def read_by_external_ref(
+    db: AsyncSession, client_id: uuid.UUID, external_ref: str
+) -> list[dict[str, Any]]:
+    items = await by_external_ref(db, client_id, external_ref)
+    for item in items:
+        await record_event(db, client_actor(client_id), "referral.viewed", item["id"])
+    await db.commit()
+    return items
+
+
+async def read_changed_since(
+    db: AsyncSession,
+    client_id: uuid.UUID,
+    since: datetime | None,
+    cursor: str | None,
+    limit: int = PAGE_SIZE,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the status feed; one event for the page, listing the referrals it returned."""
+    items, next_cursor = await changed_since(db, client_id, since, cursor, limit)
+    await record_event(
+        db,
+        client_actor(client_id),
+        "referrals.feed_read",
+        client_id,
+        record_type="api_client",
+        details={"referrals": [item["id"] for item in items]},
+    )
+    await db.commit()
+    return items, next_cursor

@@ -270,6 +270,14 @@ async def decisions(
     ).first()
     if owner is None:
         raise NotFound("no such referral")
+    await record_event(
+        db,
+        f"client:{caller.client_id}",
+        "referral.viewed",
+        referral_id,
+        details={"what": "decisions"},
+    )
+    await db.commit()
     rows = (
         (
             await db.execute(
