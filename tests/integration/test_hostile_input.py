@@ -253,6 +253,19 @@ async def test_deeply_nested_batch_item_is_invalid_alone(
     assert await referral_count(sessions, name) == 1
 
 
+async def test_a_batch_nested_past_the_decoder_is_400(
+    client: Any, make_key: Any, sessions: Any
+) -> None:
+    """Nesting too deep for the decoder itself (it was a 500, losing the whole batch): the
+    batch is refused as malformed, nothing written."""
+    name, key = await make_key("police")
+    deep = "[" * 5000 + "]" * 5000
+    raw = ('{"referrals": [' + json.dumps(referral()) + "," + deep + "]}").encode()
+    response = await client.post(BATCH, content=raw, headers={**bearer(key), **JSON})
+    assert_problem(response, 400)
+    assert await referral_count(sessions, name) == 0
+
+
 @pytest.mark.parametrize(
     "status", ["x" * 41, "delivered\u0000", "delivered\n", "Delivered", "", "deep"]
 )
