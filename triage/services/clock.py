@@ -20,11 +20,19 @@ class ClockRefused(RuntimeError):
 # The database's clock, the one every web process and worker host shares: leases, claims and
 # due times are judged by it, never by a host's own clock (two hosts whose clocks differ would
 # otherwise each think the other's lease had run out). Outside production, plus the offset.
-_DATABASE_NOW = "SELECT clock_timestamp()"
-_DATABASE_NOW_WITH_OFFSET = (
-    "SELECT clock_timestamp() + make_interval(secs => CAST(COALESCE("
+_NOW_SQL = "clock_timestamp()"
+_NOW_WITH_OFFSET_SQL = (
+    "clock_timestamp() + make_interval(secs => CAST(COALESCE("
     "(SELECT offset_seconds FROM clock_offset WHERE id = 1), 0) AS double precision))"
 )
+_DATABASE_NOW = f"SELECT {_NOW_SQL}"
+_DATABASE_NOW_WITH_OFFSET = f"SELECT {_NOW_WITH_OFFSET_SQL}"
+
+
+def service_now_sql() -> str:
+    """The service clock as an SQL expression, for a statement that needs "now" and would
+    otherwise cost a round trip to ask for it first."""
+    return _NOW_SQL if get_settings().is_production else _NOW_WITH_OFFSET_SQL
 
 
 def production_now() -> datetime | None:

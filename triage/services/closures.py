@@ -5,7 +5,7 @@ its open cases closed.
 Stopping a message means every message of the referral whose provider call has not started:
 `queued` ones, and `sending` ones claimed by a worker that has not yet called the provider
 (`call_started_at` is null). The worker re-checks the referral in one statement immediately
-before the call (messaging.BEGIN_CALL), under a share lock on the referral's row, so once a
+before the call (messaging._BEGIN_CALL), under a share lock on the referral's row, so once a
 stop has committed no message of the referral reaches the provider. A message whose call had
 already started is left to finish: it is recorded as sent, marked `stopped_at`, and shown to
 staff as sent after the stop.

@@ -38,7 +38,7 @@ from triage.domain.planning import ContactRules, contact_rules
 from triage.domain.referral import Referral
 from triage.domain.safety import may_contact
 from triage.domain.validation import usable_channels
-from triage.services.clock import service_now
+from triage.services.clock import service_now, service_now_sql
 from triage.services.contact_plan import load_referral
 from triage.services.notifier import (
     Notifier,
@@ -258,8 +258,8 @@ RELEASE = text("""
 # in Python just before). The share lock on the referral waits for a stop being committed
 # (a pause holds the row for update), so a stop either commits first and is seen here, or
 # finds the call started and marks the message `stopped_at`.
-BEGIN_CALL = text("""
-    UPDATE messages AS m SET call_started_at = :now
+_BEGIN_CALL = """
+    UPDATE messages AS m SET call_started_at = {now}
     FROM (
         SELECT r.id FROM referrals r
         WHERE r.id = :referral_id
@@ -277,8 +277,13 @@ BEGIN_CALL = text("""
     ) AS r
     WHERE m.id = :id AND m.referral_id = r.id AND m.status = 'sending'
       AND m.attempts = :attempts
-    RETURNING m.id
-""")
+    RETURNING m.call_started_at
+"""
+
+
+def _begin_call_statement() -> Any:
+    return text(_BEGIN_CALL.replace("{now}", service_now_sql()))
+
 
 # Not sent by this claim (the re-check refused it): back to the queue, to be checked afresh
 # by the next sweep (which cancels it if contact is no longer allowed; a row claimed more
@@ -292,18 +297,17 @@ REQUEUE_UNSENT = text("""
 
 
 async def _begin_call(db: AsyncSession, ready: _Ready) -> bool:
-    """Whether the provider may be called for this row now: the safe contact rules judged
-    again on the referral as checked, and the row and the referral re-checked in one
-    statement, committed before the call."""
+    """Whether the provider may be called for this row now: the row and the referral
+    re-checked in one statement on its own (autocommit: one round trip, no transaction held),
+    which records the call as started at the service clock's now; then the safe times judged
+    at that moment on the referral as checked. A row the safe times refuse is given back by
+    the caller (REQUEUE_UNSENT clears call_started_at: the call never started)."""
     checked = ready.checked
-    now = await service_now(db)
-    if not _still_safe(ready, now):
-        return False
+    connection = await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     row = (
-        await db.execute(
-            BEGIN_CALL,
+        await connection.execute(
+            _begin_call_statement(),
             {
-                "now": now,
                 "referral_id": checked.referral_id,
                 "seen": checked.seen,
                 "closing": checked.closing,
@@ -313,8 +317,7 @@ async def _begin_call(db: AsyncSession, ready: _Ready) -> bool:
             },
         )
     ).first()
-    await db.commit()
-    return row is not None
+    return row is not None and _still_safe(ready, row.call_started_at)
 
 
 def _still_safe(ready: _Ready, now: datetime) -> bool:
