@@ -23,6 +23,7 @@ from triage.api.aa import AppropriateAdultController
 from triage.api.dependencies import provide_db
 from triage.api.dev_outbox import dev_outbox
 from triage.api.notify_callback import notify_callback
+from triage.api.operation_docs import DOCS
 from triage.api.problems import EXCEPTION_HANDLERS, problem
 from triage.api.rate_limits import FailedKeyChecks, RateLimiter
 from triage.api.referral_updates import ReferralUpdateController
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             path="/schema",
             description="Victim referral triage for police and partner systems (api.md).",
             render_plugins=[ScalarRenderPlugin()],
+            components=DOCS.components(),
         ),
         debug=False,
     )

@@ -17,6 +17,7 @@ from litestar import Request, post
 
 from triage.api.bodies import decode_json
 from triage.api.dependencies import Db
+from triage.api.operation_docs import RECEIVE_RECEIPT
 from triage.api.problems import ApiProblem
 from triage.domain.problems import InvalidInput, Problem
 from triage.services.receipts import apply_receipt
@@ -31,6 +32,8 @@ PROVIDER_STATUS = re.compile(r"[a-z][a-z-]{0,39}")
     request_max_body_size=64 * 1024,
     tags=["delivery receipts"],
     summary="Delivery receipt from the SMS and email provider",
+    operation_id="receive_delivery_receipt",
+    operation_class=RECEIVE_RECEIPT,
 )
 async def notify_callback(request: Request[Any, Any, Any], db: Db) -> dict[str, str]:
     state = request.app.state

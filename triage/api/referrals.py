@@ -20,6 +20,7 @@ from triage.api.bodies import (
 )
 from triage.api.csv_batch import CSV_DOC, CsvProblem, TooManyRows, parse_csv
 from triage.api.dependencies import Db
+from triage.api.operation_docs import CREATE_BATCH, CREATE_REFERRAL, SEARCH_REFERRALS
 from triage.api.problems import ApiProblem
 from triage.api.security import caller_for
 from triage.domain.checker import CONTROL_MESSAGE, clean_text
@@ -41,6 +42,8 @@ class ReferralController(Controller):
         status_code=201,
         request_max_body_size=SINGLE_LIMIT,
         summary="Create (triage) one referral",
+        operation_id="create_referral",
+        operation_class=CREATE_REFERRAL,
         description="201 with the triaged referral; 200 when the same external_ref and "
         "content were sent before; 409 when the content differs (use PATCH).",
     )
@@ -75,6 +78,8 @@ class ReferralController(Controller):
         request_max_body_size=BATCH_LIMIT,
         summary="Create up to 10,000 referrals (JSON or CSV)",
         description=CSV_DOC,
+        operation_id="create_referral_batch",
+        operation_class=CREATE_BATCH,
     )
     async def batch(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         caller = await caller_for(request, "referrals:write", batch=True)
@@ -134,6 +139,8 @@ class ReferralController(Controller):
     @get(
         "/",
         summary="The client's referrals by external_ref, or changed since a time",
+        operation_id="search_referrals",
+        operation_class=SEARCH_REFERRALS,
         description="`?external_ref=...`, or `?updated_since=<ISO 8601 with offset>` then "
         "`?cursor=<next_cursor>` (keyset pagination, oldest change first); `limit` 1 to "
         f"{MAX_PAGE} (default {DEFAULT_PAGE}).",
