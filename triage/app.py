@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from db.engine import make_engine, make_sessionmaker
 from db.pool import connection, make_pool
 from triage.api.aa import AppropriateAdultController
+from triage.api.allow import allow_every_method
 from triage.api.dependencies import provide_db
 from triage.api.dev_outbox import dev_outbox
 from triage.api.notify_callback import notify_callback
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=State({"settings": settings, "catalogue": catalogue}),
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[RequestLogMiddleware],
+        before_send=[allow_every_method],
         request_max_body_size=settings.single_body_limit,
         openapi_config=OpenAPIConfig(
             title="triage API",
