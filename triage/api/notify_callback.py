@@ -44,18 +44,29 @@ async def notify_callback(request: Request[Any, Any, Any], db: Db) -> dict[str, 
         or scheme.lower() != "bearer"
         or not hmac.compare_digest(token.strip().encode(), expected.encode())
     ):
-        raise ApiProblem(401, "unauthorised", "Unauthorised", "a valid bearer token is required")
+        raise ApiProblem(
+            401,
+            "unauthorised",
+            "Unauthorised",
+            "a valid bearer token is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     body = decode_json(await request.body())
     reference = body.get("reference") if isinstance(body, dict) else None
     status = body.get("status") if isinstance(body, dict) else None
     if not isinstance(status, str):
         raise ApiProblem(400, "bad-receipt", "Bad receipt", "status is required")
+    problems = []
     if not PROVIDER_STATUS.fullmatch(status):
         # Kept verbatim in a 40-character column: anything else is not a provider's status.
-        raise InvalidInput(
-            [Problem("status", "must be a provider status (lower case and hyphens, 1 to 40)")],
-            "Invalid receipt",
+        problems.append(
+            Problem("status", "must be a provider status (lower case and hyphens, 1 to 40)")
         )
+    if reference is not None and not isinstance(reference, str):
+        # The provider sends our reference back as it was given (a string) or null.
+        problems.append(Problem("reference", "must be a string or null"))
+    if problems:
+        raise InvalidInput(problems, "Invalid receipt")
     try:
         message_id = uuid.UUID(str(reference))
     except ValueError:

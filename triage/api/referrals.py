@@ -160,16 +160,15 @@ class ReferralController(Controller):
         problems: list[Problem] = []
         page_size = DEFAULT_PAGE
         if limit is not None:
-            try:
-                page_size = int(limit)
-            except ValueError:
-                page_size = 0
+            # ASCII digits only: int() also takes signs, spaces, underscores, other scripts.
+            page_size = int(limit) if limit.isascii() and limit.isdigit() else 0
             if not 1 <= page_size <= MAX_PAGE:
                 problems.append(Problem("limit", f"must be a whole number from 1 to {MAX_PAGE}"))
         if external_ref is not None and clean_text(external_ref) is None:
             problems.append(Problem("external_ref", CONTROL_MESSAGE))
+        # Every parameter given is checked, also those external_ref makes unused.
         since = None
-        if external_ref is None and updated_since is not None:
+        if updated_since is not None:
             try:
                 since = datetime.fromisoformat(updated_since)
             except ValueError:
@@ -178,7 +177,7 @@ class ReferralController(Controller):
                 problems.append(Problem("updated_since", "must be ISO 8601 with an offset"))
         if external_ref is None and updated_since is None and cursor is None:
             problems.append(Problem("external_ref", "give external_ref, updated_since or cursor"))
-        if external_ref is None and cursor is not None:
+        if cursor is not None:
             try:
                 referral_views.decode_cursor(cursor)
             except referral_views.BadCursor:
