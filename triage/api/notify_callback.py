@@ -13,12 +13,13 @@ import uuid
 from typing import Any
 
 import structlog
-from litestar import Request, post
+from litestar import Request, Response, post
 
 from triage.api.bodies import decode_json
 from triage.api.dependencies import Db
 from triage.api.operation_docs import RECEIVE_RECEIPT
 from triage.api.problems import ApiProblem
+from triage.api.wire_answers import ReceiptAnswer
 from triage.domain.problems import InvalidInput, Problem
 from triage.services.receipts import apply_receipt
 
@@ -35,7 +36,7 @@ PROVIDER_STATUS = re.compile(r"[a-z][a-z-]{0,39}")
     operation_id="receive_delivery_receipt",
     operation_class=RECEIVE_RECEIPT,
 )
-async def notify_callback(request: Request[Any, Any, Any], db: Db) -> dict[str, str]:
+async def notify_callback(request: Request[Any, Any, Any], db: Db) -> Response[Any]:
     state = request.app.state
     expected = state.settings.notify_callback_token
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -71,8 +72,8 @@ async def notify_callback(request: Request[Any, Any, Any], db: Db) -> dict[str, 
         message_id = uuid.UUID(str(reference))
     except ValueError:
         log.info("receipt_unknown_reference")
-        return {"result": "ignored"}
+        return Response(ReceiptAnswer(result="ignored"))
     result = await apply_receipt(db, message_id, status, state.catalogue)
     if result == "unknown":
         log.info("receipt_unknown_reference")
-    return {"result": result}
+    return Response(ReceiptAnswer(result=result))

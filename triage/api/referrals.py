@@ -23,6 +23,13 @@ from triage.api.dependencies import Db
 from triage.api.operation_docs import CREATE_BATCH, CREATE_REFERRAL, SEARCH_REFERRALS
 from triage.api.problems import ApiProblem
 from triage.api.security import caller_for
+from triage.api.wire_answers import (
+    BATCH_STATUSES,
+    BatchAnswer,
+    BatchCounts,
+    BatchItem,
+    FieldProblem,
+)
 from triage.domain.checker import CONTROL_MESSAGE, clean_text
 from triage.domain.problems import InvalidInput, Problem
 from triage.services import intake, referral_views
@@ -81,7 +88,7 @@ class ReferralController(Controller):
         operation_id="create_referral_batch",
         operation_class=CREATE_BATCH,
     )
-    async def batch(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def batch(self, request: Request[Any, Any, Any]) -> Response[Any]:
         caller = await caller_for(request, "referrals:write", batch=True)
         media = media_type(request)
         if media not in ("text/csv", "application/json"):
@@ -119,22 +126,20 @@ class ReferralController(Controller):
             bodies = await read_json_batch(raw)
         state = request.app.state
         results = await intake.submit_batch(state.pg, caller, bodies, state.catalogue)
-        counts = {"created": 0, "existing": 0, "invalid": 0, "conflict": 0}
-        items: list[dict[str, Any]] = []
+        counts = dict.fromkeys(BATCH_STATUSES, 0)
+        items: list[BatchItem] = []
         for r in results:
             if len(items) % 1000 == 999:
                 await asyncio.sleep(0)  # 10,000 answers are built a thousand at a time
             counts[r.status] += 1
+            errors = [FieldProblem(path=e.path, message=e.message) for e in r.errors or []]
             items.append(
-                {
-                    "index": r.index,
-                    "status": r.status,
-                    "id": str(r.id) if r.id else None,
-                    "reference": r.reference,
-                    "errors": [{"path": e.path, "message": e.message} for e in r.errors or []],
-                }
+                BatchItem(
+                    index=r.index, status=r.status, id=r.id, reference=r.reference, errors=errors
+                )
             )
-        return {"counts": counts, "items": items}
+        # Built from the Structs the OpenAPI document describes it with.
+        return Response(BatchAnswer(counts=BatchCounts(**counts), items=items))
 
     @get(
         "/",
