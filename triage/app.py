@@ -20,9 +20,11 @@ from redis.asyncio import Redis
 from db.engine import make_engine, make_sessionmaker
 from db.pool import connection, make_pool
 from triage.api.aa import AppropriateAdultController
+from triage.api.allow import allow_every_method
 from triage.api.dependencies import provide_db
 from triage.api.dev_outbox import dev_outbox
 from triage.api.notify_callback import notify_callback
+from triage.api.operation_docs import DOCS
 from triage.api.problems import EXCEPTION_HANDLERS, problem
 from triage.api.rate_limits import FailedKeyChecks, RateLimiter
 from triage.api.referral_updates import ReferralUpdateController
@@ -137,6 +139,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=State({"settings": settings, "catalogue": catalogue}),
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[RequestLogMiddleware],
+        before_send=[allow_every_method],
         request_max_body_size=settings.single_body_limit,
         openapi_config=OpenAPIConfig(
             title="triage API",
@@ -144,6 +147,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             path="/schema",
             description="Victim referral triage for police and partner systems (api.md).",
             render_plugins=[ScalarRenderPlugin()],
+            components=DOCS.components(),
         ),
         debug=False,
     )

@@ -626,3 +626,13 @@ def test_cli_invalid_body_prints_problem_json(tmp_path: Path) -> None:
     assert out["detail"] == "2 problems"
     assert {e["path"] for e in out["errors"]} == {"victim.date_of_birth", "consent.to_referral"}
     assert "Sam" not in result.stdout and "07700" not in result.stdout
+
+
+@pytest.mark.parametrize("value", ["٠٩:٠٠", "²²:00", "０９:００"])
+def test_safe_times_take_ascii_digits_only(value: str) -> None:
+    """Other scripts' digits pass str.isdigit(); some then break int() with a message that
+    quotes the value. Both are refused with the fixed message."""
+    from triage.domain.calendar import parse_clock
+
+    with pytest.raises(ValueError, match="^must be a time as HH:MM$"):
+        parse_clock(value)

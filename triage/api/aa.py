@@ -8,6 +8,7 @@ from litestar import Controller, Request, Response, post
 
 from triage.api.bodies import read_json
 from triage.api.dependencies import Db
+from triage.api.operation_docs import CREATE_AA_REQUEST
 from triage.api.problems import ApiProblem
 from triage.api.referrals import SINGLE_LIMIT
 from triage.api.security import caller_for
@@ -23,6 +24,8 @@ class AppropriateAdultController(Controller):
         status_code=201,
         request_max_body_size=SINGLE_LIMIT,
         summary="Request an Appropriate Adult for a detainee",
+        operation_id="create_appropriate_adult_request",
+        operation_class=CREATE_AA_REQUEST,
     )
     async def create(self, request: Request[Any, Any, Any], db: Db) -> Response[Any]:
         caller = await caller_for(request, "aa:write")

@@ -17,6 +17,7 @@ import msgspec
 from litestar import Request
 
 from triage.api.problems import ApiProblem
+from triage.domain.checker import field_path
 from triage.domain.json_input import MAX_DEPTH, nesting_depth_over
 from triage.domain.problems import InvalidInput, Problem
 
@@ -90,12 +91,6 @@ def too_many_items() -> ApiProblem:
     )
 
 
-class _BatchShape(msgspec.Struct):
-    """A JSON batch with its array left as raw bytes, to be counted before it is split."""
-
-    referrals: msgspec.Raw
-
-
 async def count_items_over(array: bytes, limit: int) -> bool:
     """Whether a well-formed JSON array has more than `limit` items; the scan stops as soon as
     it knows, and lets the event loop turn while it goes."""
@@ -125,19 +120,26 @@ async def count_items_over(array: bytes, limit: int) -> bool:
 async def read_json_batch(raw: bytes) -> list[msgspec.Raw]:
     """The items of `{"referrals": [...]}`, each left undecoded (decoded with its chunk);
     413 past BATCH_MAX_ITEMS, found before the items are split out."""
+    not_a_list = Problem("referrals", "must be a list of referrals")
     try:
-        shape = msgspec.json.decode(raw, type=_BatchShape)
+        # The fields' values are left as raw bytes: the array is counted before it is split.
+        fields = msgspec.json.decode(raw, type=dict[str, msgspec.Raw])
     except msgspec.ValidationError:
-        raise InvalidInput(
-            [Problem("referrals", "must be a list of referrals")], "Invalid batch"
-        ) from None
+        raise InvalidInput([not_a_list], "Invalid batch") from None
     except (msgspec.DecodeError, UnicodeDecodeError):
         raise malformed_json() from None
     except RecursionError:
         raise too_deep_problem() from None
-    array = bytes(shape.referrals)
-    if not array.lstrip().startswith(b"["):
-        raise InvalidInput([Problem("referrals", "must be a list of referrals")], "Invalid batch")
+    array = bytes(fields.get("referrals", b"")).lstrip()
+    problems = [] if array.startswith(b"[") else [not_a_list]
+    # Unknown fields are refused, as in every other body (and as the OpenAPI document says).
+    problems += [
+        Problem(field_path("", name), "is not a known field")
+        for name in sorted(fields)
+        if name != "referrals"
+    ]
+    if problems:
+        raise InvalidInput(problems, "Invalid batch")
     if array.count(b",") + 1 > CHEAP_COUNT_BOUND and await count_items_over(array, BATCH_MAX_ITEMS):
         raise too_many_items()
     items = msgspec.json.decode(array, type=list[msgspec.Raw])

@@ -10,6 +10,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
 from db.errors import try_again_later
+from triage.api.wire_answers import FieldProblem, ProblemDetails
 from triage.domain.problems import InvalidInput, Problem, problem_body
 from triage.logs import describe_error
 from triage.services.group_writes import WriterBusy
@@ -44,13 +45,14 @@ def problem(
     errors: Sequence[Problem] = (),
     headers: dict[str, str] | None = None,
 ) -> Response[Any]:
-    body = {
-        "type": BASE + slug,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "errors": [{"path": e.path, "message": e.message} for e in errors],
-    }
+    # Built from the Struct the OpenAPI document describes problems with.
+    body = ProblemDetails(
+        type=BASE + slug,
+        title=title,
+        status=status,
+        detail=detail,
+        errors=[FieldProblem(path=e.path, message=e.message) for e in errors],
+    )
     return Response(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 

@@ -11,6 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from triage.api.bodies import read_json
 from triage.api.dependencies import Db
+from triage.api.operation_docs import (
+    GET_REFERRAL,
+    LIST_DECISIONS,
+    UPDATE_REFERRAL,
+    WITHDRAW_REFERRAL,
+)
 from triage.api.referrals import SINGLE_LIMIT
 from triage.api.security import caller_for
 from triage.domain.checker import Checker
@@ -29,7 +35,12 @@ class ReferralUpdateController(Controller):
     path = "/api/v1/referrals/{referral_id:str}"
     tags = ["referrals"]  # noqa: RUF012 - Litestar reads it from the class
 
-    @get("/", summary="One referral, for the client that sent it")
+    @get(
+        "/",
+        summary="One referral, for the client that sent it",
+        operation_id="get_referral",
+        operation_class=GET_REFERRAL,
+    )
     async def read(
         self, request: Request[Any, Any, Any], db: Db, referral_id: FromPath[str]
     ) -> dict[str, Any]:
@@ -43,6 +54,8 @@ class ReferralUpdateController(Controller):
         "/",
         request_max_body_size=SINGLE_LIMIT,
         summary="Update a referral (re-triaged; the old decision is kept)",
+        operation_id="update_referral",
+        operation_class=UPDATE_REFERRAL,
     )
     async def update(
         self, request: Request[Any, Any, Any], db: Db, referral_id: FromPath[str]
@@ -58,6 +71,8 @@ class ReferralUpdateController(Controller):
         status_code=200,
         request_max_body_size=SINGLE_LIMIT,
         summary="Withdraw a referral: all pending contact is cancelled",
+        operation_id="withdraw_referral",
+        operation_class=WITHDRAW_REFERRAL,
     )
     async def withdraw(
         self, request: Request[Any, Any, Any], db: Db, referral_id: FromPath[str]
@@ -75,7 +90,12 @@ class ReferralUpdateController(Controller):
         await updates.withdraw(db, caller, target, reason)
         return await _view(db, caller.client_id, target)
 
-    @get("/decisions", summary="Every decision made for the referral, oldest first")
+    @get(
+        "/decisions",
+        summary="Every decision made for the referral, oldest first",
+        operation_id="list_referral_decisions",
+        operation_class=LIST_DECISIONS,
+    )
     async def decisions(
         self, request: Request[Any, Any, Any], db: Db, referral_id: FromPath[str]
     ) -> dict[str, Any]:

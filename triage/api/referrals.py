@@ -20,8 +20,16 @@ from triage.api.bodies import (
 )
 from triage.api.csv_batch import CSV_DOC, CsvProblem, TooManyRows, parse_csv
 from triage.api.dependencies import Db
+from triage.api.operation_docs import CREATE_BATCH, CREATE_REFERRAL, SEARCH_REFERRALS
 from triage.api.problems import ApiProblem
 from triage.api.security import caller_for
+from triage.api.wire_answers import (
+    BATCH_STATUSES,
+    BatchAnswer,
+    BatchCounts,
+    BatchItem,
+    FieldProblem,
+)
 from triage.domain.checker import CONTROL_MESSAGE, clean_text
 from triage.domain.problems import InvalidInput, Problem
 from triage.services import intake, referral_views
@@ -41,6 +49,8 @@ class ReferralController(Controller):
         status_code=201,
         request_max_body_size=SINGLE_LIMIT,
         summary="Create (triage) one referral",
+        operation_id="create_referral",
+        operation_class=CREATE_REFERRAL,
         description="201 with the triaged referral; 200 when the same external_ref and "
         "content were sent before; 409 when the content differs (use PATCH).",
     )
@@ -75,8 +85,10 @@ class ReferralController(Controller):
         request_max_body_size=BATCH_LIMIT,
         summary="Create up to 10,000 referrals (JSON or CSV)",
         description=CSV_DOC,
+        operation_id="create_referral_batch",
+        operation_class=CREATE_BATCH,
     )
-    async def batch(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def batch(self, request: Request[Any, Any, Any]) -> Response[Any]:
         caller = await caller_for(request, "referrals:write", batch=True)
         media = media_type(request)
         if media not in ("text/csv", "application/json"):
@@ -114,26 +126,26 @@ class ReferralController(Controller):
             bodies = await read_json_batch(raw)
         state = request.app.state
         results = await intake.submit_batch(state.pg, caller, bodies, state.catalogue)
-        counts = {"created": 0, "existing": 0, "invalid": 0, "conflict": 0}
-        items: list[dict[str, Any]] = []
+        counts = dict.fromkeys(BATCH_STATUSES, 0)
+        items: list[BatchItem] = []
         for r in results:
             if len(items) % 1000 == 999:
                 await asyncio.sleep(0)  # 10,000 answers are built a thousand at a time
             counts[r.status] += 1
+            errors = [FieldProblem(path=e.path, message=e.message) for e in r.errors or []]
             items.append(
-                {
-                    "index": r.index,
-                    "status": r.status,
-                    "id": str(r.id) if r.id else None,
-                    "reference": r.reference,
-                    "errors": [{"path": e.path, "message": e.message} for e in r.errors or []],
-                }
+                BatchItem(
+                    index=r.index, status=r.status, id=r.id, reference=r.reference, errors=errors
+                )
             )
-        return {"counts": counts, "items": items}
+        # Built from the Structs the OpenAPI document describes it with.
+        return Response(BatchAnswer(counts=BatchCounts(**counts), items=items))
 
     @get(
         "/",
         summary="The client's referrals by external_ref, or changed since a time",
+        operation_id="search_referrals",
+        operation_class=SEARCH_REFERRALS,
         description="`?external_ref=...`, or `?updated_since=<ISO 8601 with offset>` then "
         "`?cursor=<next_cursor>` (keyset pagination, oldest change first); `limit` 1 to "
         f"{MAX_PAGE} (default {DEFAULT_PAGE}).",
@@ -153,16 +165,15 @@ class ReferralController(Controller):
         problems: list[Problem] = []
         page_size = DEFAULT_PAGE
         if limit is not None:
-            try:
-                page_size = int(limit)
-            except ValueError:
-                page_size = 0
+            # ASCII digits only: int() also takes signs, spaces, underscores, other scripts.
+            page_size = int(limit) if limit.isascii() and limit.isdigit() else 0
             if not 1 <= page_size <= MAX_PAGE:
                 problems.append(Problem("limit", f"must be a whole number from 1 to {MAX_PAGE}"))
         if external_ref is not None and clean_text(external_ref) is None:
             problems.append(Problem("external_ref", CONTROL_MESSAGE))
+        # Every parameter given is checked, also those external_ref makes unused.
         since = None
-        if external_ref is None and updated_since is not None:
+        if updated_since is not None:
             try:
                 since = datetime.fromisoformat(updated_since)
             except ValueError:
@@ -171,7 +182,7 @@ class ReferralController(Controller):
                 problems.append(Problem("updated_since", "must be ISO 8601 with an offset"))
         if external_ref is None and updated_since is None and cursor is None:
             problems.append(Problem("external_ref", "give external_ref, updated_since or cursor"))
-        if external_ref is None and cursor is not None:
+        if cursor is not None:
             try:
                 referral_views.decode_cursor(cursor)
             except referral_views.BadCursor:

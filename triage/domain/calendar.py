@@ -151,7 +151,15 @@ def _holidays(country: str, subdivision: str, year: int) -> dict[date, str]:
 def parse_clock(text: str) -> time:
     """`HH:MM` (24-hour) to a time; `24:00` is not accepted (use a window across midnight)."""
     hours, sep, minutes = text.partition(":")
-    if not sep or len(hours) != 2 or len(minutes) != 2 or not (hours + minutes).isdigit():
+    digits = hours + minutes
+    # ASCII digits only: isdigit() alone takes other scripts' digits (and int() then refuses
+    # some, with a message that would quote the value sent).
+    if (
+        not sep
+        or len(hours) != 2
+        or len(minutes) != 2
+        or not (digits.isascii() and digits.isdigit())
+    ):
         raise ValueError("must be a time as HH:MM")
     h, m = int(hours), int(minutes)
     if h > 23 or m > 59:

@@ -317,7 +317,7 @@ def _safe_times(c: Checker, contact_raw: dict[str, Any]) -> list[SafeTimeWindow]
         if window is None:
             continue
         days = c.choices(window, "days", f"{path}.days", v.DAYS)
-        if not days and "days" not in window:
+        if not days and window.get("days") is None:  # null is absent, as everywhere
             c.add(f"{path}.days", "is required")
         times = []
         for key in ("from", "to"):
