@@ -634,5 +634,5 @@ def test_safe_times_take_ascii_digits_only(value: str) -> None:
     quotes the value. Both are refused with the fixed message."""
     from triage.domain.calendar import parse_clock
 
-    with pytest.raises(ValueError, match="^must be a time as HH:MM$"):
+    with pytest.raises(ValueError, match=r"^must be a time as HH:MM$"):
         parse_clock(value)
