@@ -31,6 +31,14 @@ def plain_url(url: str) -> str:
     return "postgresql://" + async_url(url)[len("postgresql+asyncpg://") :]
 
 
+# A database that stops answering (rather than refusing) never holds a request or a task for
+# long: past these a connect or a statement fails with a TimeoutError, which is "try again
+# later" (503). The pooled engines of the web app and the workers have them; a NullPool
+# engine (migrations, the CLI, tests) may wait as long as a migration's statement needs.
+CONNECT_SECONDS = 10
+STATEMENT_SECONDS = 30
+
+
 def make_engine(url: str, *, pool_size: int = 10, null_pool: bool = False) -> AsyncEngine:
     """Every engine the project makes comes from here (the Alembic environment's too)."""
     if null_pool:
@@ -47,6 +55,7 @@ def make_engine(url: str, *, pool_size: int = 10, null_pool: bool = False) -> As
             # Error text carries the statement's parameters (names, phones, message
             # bodies) otherwise, and error text reaches logs.
             hide_parameters=True,
+            connect_args={"timeout": CONNECT_SECONDS, "command_timeout": STATEMENT_SECONDS},
         )
     _classify_outages(engine)
     return engine

@@ -13,15 +13,13 @@ from typing import Any
 
 import asyncpg
 
-from db.engine import plain_url
+from db.engine import CONNECT_SECONDS, STATEMENT_SECONDS, plain_url
 from db.errors import CONNECTING, LOST, DatabaseUnavailable
 
 # A request never waits longer than these for the database: past them it answers 503 with
 # Retry-After (an acquire timeout is DatabaseUnavailable, a statement timeout a TimeoutError,
 # see db.errors).
-CONNECT_SECONDS = 10
 ACQUIRE_SECONDS = 10
-STATEMENT_SECONDS = 30
 # A row lock held by another transaction (a batch carrying the same external_ref, say) is
 # waited for this long; then the statement fails and is retried or answered 503, instead of
 # holding up every referral that shares its statement.

@@ -36,6 +36,8 @@ from triage.services.group_writes import GroupWriter
 from triage.services.wakeups import set_waker
 from triage.settings import Settings, get_settings
 
+REDIS_SECONDS = 5
+
 
 @get("/healthz", include_in_schema=False)
 async def healthz() -> dict[str, str]:
@@ -111,7 +113,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         gc.set_threshold(10_000, 20, 20)
         app.state.pg = await make_pool(settings.database_url, settings.db_pool_size)
         app.state.intake_writer = GroupWriter(app.state.pg)
-        app.state.redis = Redis.from_url(settings.redis_url)
+        # Redis that stops answering holds no request for long: past these the request is
+        # a 503 (redis TimeoutError), as when it refuses.
+        app.state.redis = Redis.from_url(
+            settings.redis_url, socket_connect_timeout=REDIS_SECONDS, socket_timeout=REDIS_SECONDS
+        )
         app.state.rate_limiter = RateLimiter(app.state.redis)
         app.state.key_directory = KeyDirectory(settings.secret_key, settings.key_cache_seconds)
         app.state.failed_key_checks = FailedKeyChecks(
