@@ -401,9 +401,11 @@ async def test_csv_duplicate_columns_and_extra_cells(
     response = await client.post(BATCH, content=extra.encode(), headers=headers)
     assert response.status_code == 200, response.text
     items = response.json()["items"]
-    assert items[1]["status"] == "invalid"
-    assert items[1]["errors"] == [
-        {"path": "referrals[1]", "message": "has more cells than the header row"}
+    # The blank row between them keeps its place, so each index is the row's own.
+    assert [item["status"] for item in items] == ["invalid", "invalid", "invalid"]
+    assert items[1]["errors"] == [{"path": "referrals[1]", "message": "is a blank row"}]
+    assert items[2]["errors"] == [
+        {"path": "referrals[2]", "message": "has more cells than the header row"}
     ]
     assert "900999" not in response.text
     assert await referral_count(sessions, name) == 0  # row 0 has no contact route either

@@ -251,3 +251,68 @@ async def test_migration_backfills_consent_and_hashes(servers: Any) -> None:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+# -- a PATCH's null never undoes what was said for the victim's safety (review) -------------
+
+
+async def test_a_null_in_a_patch_never_gives_contact_back(
+    client: Any, make_key: Any, sessions: Any
+) -> None:
+    _, key = await make_key("police")
+    created = (
+        await client.post(URL, json=referral(**{"consent.to_contact": False}), headers=bearer(key))
+    ).json()
+    assert "no_contact_consent" in created["triage"]["flags"]
+    target = f"{URL}/{created['id']}"
+    empty = await client.patch(target, json={"consent": {"to_contact": None}}, headers=bearer(key))
+    assert "nothing to change" in assert_problem(empty, 422)["errors"][0]["message"]
+    sent_everything = {
+        "consent": {"to_contact": None, "to_survey": False, "recorded_by": "PC 1"},
+        "notes": "spoke to the officer again",
+    }
+    answer = await client.patch(target, json=sent_everything, headers=bearer(key))
+    assert answer.status_code == 200, answer.text
+    assert "no_contact_consent" in answer.json()["triage"]["flags"]
+    facts, _, _ = await facts_of(sessions, created["id"])
+    assert facts["consent"]["to_contact"] is False
+    planned = await rows(
+        sessions,
+        "SELECT (SELECT count(*) FROM contact_steps WHERE referral_id = :r) AS steps, "
+        "(SELECT count(*) FROM messages WHERE referral_id = :r) AS messages",
+        r=uuid.UUID(created["id"]),
+    )
+    assert (planned[0].steps, planned[0].messages) == (0, 0)
+    # Only a value gives it back.
+    given = await client.patch(target, json={"consent": {"to_contact": True}}, headers=bearer(key))
+    assert "no_contact_consent" not in given.json()["triage"]["flags"]
+
+
+async def test_a_null_in_a_patch_keeps_the_safe_times(
+    client: Any, make_key: Any, sessions: Any
+) -> None:
+    _, key = await make_key("police")
+    created = (await client.post(URL, json=referral(), headers=bearer(key))).json()
+    before, _, _ = await facts_of(sessions, created["id"])
+    assert before["contact"]["safe_times"]
+    answer = await client.patch(
+        f"{URL}/{created['id']}",
+        json={"contact": {"notes": "new note", "safe_times": None, "channels": None}},
+        headers=bearer(key),
+    )
+    assert answer.status_code == 200, answer.text
+    after, _, _ = await facts_of(sessions, created["id"])
+    assert after["contact"]["safe_times"] == before["contact"]["safe_times"]
+    assert after["contact"]["channels"] == before["contact"]["channels"]
+    assert after["contact"]["notes"] == "new note"
+
+
+async def test_a_null_to_referral_is_no_consent(client: Any, make_key: Any, sessions: Any) -> None:
+    _, key = await make_key("police")
+    created = (await client.post(URL, json=theft(), headers=bearer(key))).json()
+    answer = await client.patch(
+        f"{URL}/{created['id']}",
+        json={"offence": {"category": "sexual"}, "consent": {"to_referral": None}},
+        headers=bearer(key),
+    )
+    assert paths(assert_problem(answer, 422)) == ["consent.to_referral"]

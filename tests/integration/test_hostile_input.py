@@ -319,3 +319,88 @@ async def test_csv_row_with_extra_cells_is_an_invalid_item(
     ]
     assert [e["path"] for e in items[1]["errors"]] == ["referrals[1]"]
     assert await referral_count(sessions, name) == 2
+
+
+# -- review: times out of the calendar's range, CSV quotes left open, blank rows -----------
+
+
+@pytest.mark.parametrize(
+    "value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2026-01-01T00:00\u0000Z"]
+)
+async def test_times_out_of_range_are_422_not_500(
+    client: Any, make_key: Any, sessions: Any, value: str
+) -> None:
+    name, key = await make_key("police")
+    single = await post(client, key, referral(referred_at=value))
+    assert paths(assert_problem(single, 422)) == ["referred_at"]
+    batch = await post(
+        client, key, {"referrals": [referral(), referral(**{"consent.recorded_at": value})]}, BATCH
+    )
+    assert [i["status"] for i in batch.json()["items"]] == ["created", "invalid"]
+    assert await referral_count(sessions, name) == 1
+    query = await client.get(URL, params={"updated_since": value}, headers=bearer(key))
+    assert paths(assert_problem(query, 422)) == ["updated_since"]
+    aa = {
+        "external_ref": "KC/" + uuid.uuid4().hex[:8],
+        "custody_suite": "Medway",
+        "person": {"first_name": "Al", "vulnerable": True},
+        "needed_at": value,
+    }
+    answer = await post(client, key, aa, "/api/v1/appropriate-adult-requests")
+    assert paths(assert_problem(answer, 422)) == ["needed_at"]
+
+
+async def test_a_csv_quote_left_open_fails_the_file_naming_the_row(
+    client: Any, make_key: Any, sessions: Any
+) -> None:
+    name, key = await make_key("police")
+    rows = [
+        "external_ref,victim.first_name,victim.phone,contact.channels,offence.category,notes",
+        "Q-1,Ann,07700 900111,phone,theft,fine",
+        'Q-2,Bob,07700 900112,phone,theft,"Called at 5pm, no answer',
+        "Q-3,Cat,07700 900113,phone,theft,note 3",
+        "Q-4,Dan,07700 900114,phone,theft,note 4",
+    ]
+    response = await client.post(
+        BATCH, content="\n".join(rows).encode(), headers={**bearer(key), **CSV}
+    )
+    problem = assert_problem(response, 422)
+    assert paths(problem) == ["referrals[1]"]
+    assert "closing quote" in problem["errors"][0]["message"]
+    assert "Cat" not in response.text
+    assert await referral_count(sessions, name) == 0
+
+
+async def test_csv_blank_rows_keep_their_place(client: Any, make_key: Any) -> None:
+    _, key = await make_key("police")
+    rows = [
+        "external_ref,victim.first_name,victim.phone,contact.channels,offence.category",
+        "B-1,Ann,07700 900111,phone,theft",
+        ",,,,",
+        "B-2,Bob,07700 900112,phone,theft",
+        "",
+        "",
+    ]
+    response = await client.post(
+        BATCH, content="\n".join(rows).encode(), headers={**bearer(key), **CSV}
+    )
+    items = response.json()["items"]
+    assert [(i["index"], i["status"]) for i in items] == [
+        (0, "created"),
+        (1, "invalid"),
+        (2, "created"),
+    ]
+    assert items[1]["errors"] == [{"path": "referrals[1]", "message": "is a blank row"}]
+
+
+async def test_a_batch_item_larger_than_any_referral_is_invalid(
+    client: Any, make_key: Any, sessions: Any
+) -> None:
+    name, key = await make_key("police")
+    big = "[" + ",".join(["{}"] * 200_000) + "]"
+    raw = ('{"referrals": [' + json.dumps(referral()) + "," + big + "]}").encode()
+    response = await client.post(BATCH, content=raw, headers={**bearer(key), **JSON})
+    items = response.json()["items"]
+    assert [i["status"] for i in items] == ["created", "invalid"]
+    assert "larger than any referral" in items[1]["errors"][0]["message"]
+    assert await referral_count(sessions, name) == 1

@@ -172,3 +172,45 @@ def test_a_worker_refuses_to_start_without_every_template(servers: Any) -> None:
     )
     assert done.returncode != 0
     assert b"NOTIFY_TEMPLATE_IDS has no template id for" in done.stdout + done.stderr
+
+
+async def test_our_key_refused_on_a_lookup_is_an_outage_too(
+    client: Any, police: dict[str, str], sessions: Any, stub: Stub, notifier: Any
+) -> None:
+    """A send whose answer was lost is looked up before anything else; if our key is refused
+    there, that is an outage, never "no answer" counted against the message until it fails."""
+    await move_clock_to(sessions, london(quiet_monday(await service_time(sessions)), 10))
+    created = await submit(client, police, plain())
+    [intro] = await messages_of(sessions, created["id"])
+    stub.control(fail="timeout", times=1, timeout_seconds=15)
+    assert (await send_due(sessions, notifier, intro.id))[intro.id] == "unsure"
+    stub.control(fail="auth", times=None, lookup_fail="auth")
+    for _ in range(8):  # more than the attempts a message is allowed
+        await move_clock_to(sessions, await service_time(sessions) + timedelta(minutes=2))
+        assert (await send_due(sessions, notifier, intro.id)).get(intro.id) in ("outage", None)
+    row = await one(sessions, "SELECT * FROM messages WHERE id = :i", i=intro.id)
+    assert row.status == "queued" and row.final_at is None
+    assert len(await open_outage_alerts(sessions)) == 1
+    stub.control(fail="none", lookup_fail=False)
+    await move_clock_to(sessions, await service_time(sessions) + timedelta(minutes=2))
+    assert (await send_due(sessions, notifier, intro.id))[intro.id] == "accepted"
+    assert [s["reference"] for s in stub.sends()].count(str(intro.id)) == 1  # the timed-out one
+
+
+async def test_a_working_channel_never_hides_a_refused_one(
+    client: Any, police: dict[str, str], sessions: Any, stub: Stub, notifier: Any
+) -> None:
+    await move_clock_to(sessions, london(quiet_monday(await service_time(sessions)), 10))
+    by_email = await submit(client, police, plain(**{"contact.channels": ["email"]}))
+    by_sms = await submit(client, police, plain(**{"contact.channels": ["sms"]}))
+    [email] = await messages_of(sessions, by_email["id"])
+    [sms] = await messages_of(sessions, by_sms["id"])
+    stub.control(fail="template", times=None, fail_types=["email"])
+    assert (await send_due(sessions, notifier, email.id))[email.id] == "outage"
+    assert (await send_due(sessions, notifier, sms.id))[sms.id] == "accepted"
+    [alert] = await open_outage_alerts(sessions)  # still open: texts going is no fix for email
+    assert alert.reason.startswith("email:")
+    stub.control(fail="none", fail_types=None)
+    await move_clock_to(sessions, await service_time(sessions) + timedelta(minutes=2))
+    assert (await send_due(sessions, notifier, email.id))[email.id] == "accepted"
+    assert await open_outage_alerts(sessions) == []

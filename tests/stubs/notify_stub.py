@@ -17,12 +17,14 @@ Control (no authentication; bind it to localhost):
 
 - POST /_control {"delay_seconds": x, "fail": "none|permanent|temporary|timeout|auth|template",
   "times": n | null, "timeout_seconds": s, "receipts": bool, "receipt_status": "delivered",
-  "lookup_fail": bool}. `fail` applies to the next `times` sends (null: every send until told
-  otherwise). `timeout` records the notification (the provider has it) and then holds the
-  answer for `timeout_seconds` (longer than the client's timeout), as a provider whose answer
-  was lost. `permanent` answers 400 and `temporary` 500, recording nothing; `auth` answers 403
-  (a bad API key) and `template` 400 "Template not found" (our settings wrong). `lookup_fail`
-  makes the lookup by reference answer 500. Answers the whole control state.
+  "lookup_fail": bool | "auth", "fail_types": ["sms", ...] | null}. `fail` applies to the
+  next `times` sends (null: every send until told otherwise). `timeout` records the
+  notification (the provider has it) and then holds the answer for `timeout_seconds` (longer
+  than the client's timeout), as a provider whose answer was lost. `permanent` answers 400
+  and `temporary` 500, recording nothing; `auth` answers 403 (a bad API key) and `template`
+  400 "Template not found" (our settings wrong); with `fail_types` only sends of those types
+  fail. `lookup_fail` makes the lookup by reference
+  answer 500 (`auth`: 403). Answers the whole control state.
 - GET /_control: the control state.
 - GET /_sends: every notification the stub took, oldest first, with its reference
   ({"sends": [{"id", "reference", "type", "template_id", "status", "received_at"}]}).
@@ -62,6 +64,7 @@ DEFAULT_CONTROL: dict[str, Any] = {
     "receipts": True,
     "receipt_status": "delivered",
     "lookup_fail": False,
+    "fail_types": None,
 }
 FAILURES = ("none", "permanent", "temporary", "timeout", "auth", "template")
 TYPES = {"sms": "sms", "email": "email", "letter": "letter"}
@@ -209,10 +212,14 @@ class Stub:
             self.control = dict(DEFAULT_CONTROL)
         self.store.reset()
 
-    def next_failure(self) -> tuple[str, float, float]:
-        """This send's failure mode (counting down `times`), delay and timeout hold."""
+    def next_failure(self, kind: str = "") -> tuple[str, float, float]:
+        """This send's failure mode (counting down `times`), delay and timeout hold; with
+        `fail_types` set, only sends of those types fail."""
         with self.control_lock:
             fail = self.control["fail"]
+            types = self.control["fail_types"]
+            if types is not None and kind not in types:
+                fail = "none"
             if fail != "none" and self.control["times"] is not None:
                 if self.control["times"] <= 0:
                     fail = self.control["fail"] = "none"
@@ -400,7 +407,10 @@ def make_handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
 
         def _lookup(self, query: dict[str, list[str]]) -> None:
             with stub.control_lock:
-                failing = bool(stub.control["lookup_fail"])
+                failing = stub.control["lookup_fail"]
+            if failing == "auth":  # our key refused on look-ups too
+                self._error(403, "AuthError", "Invalid token: API key not found")
+                return
             if failing:
                 self._error(500, "Exception", "Internal server error")
                 return
@@ -430,7 +440,7 @@ def make_handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
                 stub.store.log(reference, kind, "invalid")
                 self._error(400, "ValidationError", "template_id and a recipient are required")
                 return
-            fail, delay, hold = stub.next_failure()
+            fail, delay, hold = stub.next_failure(kind)
             if delay:
                 time.sleep(delay)
             if fail == "permanent":

@@ -80,6 +80,13 @@ class TestLocalToUtc:
         assert instant.astimezone(LONDON).replace(tzinfo=None) >= asked
         assert (instant - MICROSECOND).astimezone(LONDON).replace(tzinfo=None) < asked
 
+    def test_a_wall_time_with_fold_set_is_the_same_wall_time(self) -> None:
+        # Found by hypothesis: st.times() makes fold=1 times, and the cache (time's hash ignores
+        # fold) then gave a later fold=0 caller an instant before the one asked for.
+        for day, wall in ((date(2026, 3, 29), time(1, 0, 12)), (date(2026, 10, 25), time(1, 30))):
+            assert local_to_utc(day, wall.replace(fold=1)) == local_to_utc(day, wall)
+        assert local_to_utc(date(2026, 3, 29), time(1, 0, 12)) == utc(2026, 3, 29, 1)
+
     @pytest.mark.parametrize("day", [date(2026, 3, 29), date(2027, 3, 28), date(2028, 3, 26)])
     def test_gap_on_every_spring_forward_day(self, day: date) -> None:
         moved = local_to_utc(day, time(1, 15))

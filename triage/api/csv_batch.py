@@ -11,6 +11,7 @@ import asyncio
 import csv
 import io
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from triage.domain import validation as v
@@ -56,7 +57,10 @@ CSV_DOC = (
     + "), one row per referral. Lists are separated by `;`. `contact.safe_times` is windows "
     "separated by `;`, each days then hours, such as `mon-fri 09:00-12:00; sat,sun 10:00-14:00`. "
     "Booleans are true or false; blank cells are absent fields. Required columns: external_ref, "
-    "offence.category and victim.first_name or victim.last_name."
+    "offence.category and victim.first_name or victim.last_name. An answer item's index is "
+    "its row's position after the header: a blank row between referrals keeps its place (an "
+    "invalid item, 'is a blank row'); blank rows at the end are ignored. A quoted cell that "
+    "runs on into the rows after it (a closing quote missing) fails the file, naming the row."
 )
 
 
@@ -86,10 +90,12 @@ async def parse_csv(raw: bytes, max_rows: int) -> list[dict[str, Any] | Unreadab
     """The referrals in a CSV batch, read a line at a time from the body (never the whole of it
     as text at once), stopping at row `max_rows + 1` (TooManyRows). A row that cannot be read
     as the columns say is an `Unreadable` item in its place; only a wrong header (CsvProblem)
-    fails the file. UnicodeDecodeError when the body is not UTF-8; csv.Error for a cell over
-    the csv module's field size limit. Yields to the event loop every few hundred rows."""
+    fails the file, and so does a quoted cell that runs on into the rows after it (they could
+    not be read). UnicodeDecodeError when the body is not UTF-8; csv.Error for a cell over the
+    csv module's field size limit; LineTooLong for a line over MAX_LINE. Yields to the event
+    loop every few hundred rows."""
     lines = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8-sig", newline="")
-    reader = csv.reader(lines)
+    reader = csv.reader(_limited(lines))
     header = [h.strip() for h in next(reader, [])]
     problems = []
     seen: set[str] = set()
@@ -113,14 +119,35 @@ async def parse_csv(raw: bytes, max_rows: int) -> list[dict[str, Any] | Unreadab
         raise CsvProblem(problems)
     bodies: list[dict[str, Any] | Unreadable] = []
     index = -1
+    blank: list[int] = []  # blank rows since the last row with something in it
+    line = reader.line_num
     for row in reader:
+        first_line, line = line + 1, reader.line_num
         if not any(cell.strip() for cell in row):
-            continue  # blank lines are not referrals
-        index += 1
+            blank.append(index + 1 + len(blank))
+            continue
+        # A blank row between two referrals keeps its place, so that an answer's index is the
+        # row's position after the header; blank rows at the end are no rows at all.
+        for position in blank:
+            bodies.append(Unreadable([Problem(f"referrals[{position}]", "is a blank row")]))
+        index += 1 + len(blank)
+        blank = []
         if index >= max_rows:
             raise TooManyRows(f"more than {max_rows} rows")
         if index % CSV_ROWS_PER_YIELD == 0:
             await asyncio.sleep(0)
+        if line > first_line and _swallows_rows(row, len(header)):
+            # A quote left open takes the rows after it into one cell: they must never be
+            # read as that victim's notes, nor be silently lost.
+            raise CsvProblem(
+                [
+                    Problem(
+                        f"referrals[{index}]",
+                        "has a quoted cell that runs on into the rows after it "
+                        "(a closing quote is missing)",
+                    )
+                ]
+            )
         if len(row) > len(header):
             bodies.append(
                 Unreadable([Problem(f"referrals[{index}]", "has more cells than the header row")])
@@ -134,6 +161,35 @@ async def parse_csv(raw: bytes, max_rows: int) -> list[dict[str, Any] | Unreadab
             _set(body, key, _convert(key, value))
         bodies.append(body)
     return bodies
+
+
+# Longer than any row of a referral can be (its free text is at most 14,000 characters): a
+# longer line is refused before the csv module splits it into cells.
+MAX_LINE = 1024 * 1024
+
+
+class LineTooLong(ValueError):
+    """A line of the body longer than MAX_LINE characters."""
+
+
+def _limited(lines: Iterator[str]) -> Iterator[str]:
+    for text in lines:
+        if len(text) > MAX_LINE:
+            raise LineTooLong(f"a line is longer than {MAX_LINE:,} characters")
+        yield text
+
+
+def _swallows_rows(row: list[str], columns: int) -> bool:
+    """Whether a row read across several lines holds, inside a cell, a line shaped like a
+    row of its own (as many separators as the header): the sign of a quote left open."""
+    if columns < 2:
+        return False
+    for cell in row:
+        if "\n" in cell or "\r" in cell:
+            for text in cell.splitlines()[1:]:
+                if text.count(",") >= columns - 1:
+                    return True
+    return False
 
 
 def _convert(key: str, value: str) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -18,7 +17,7 @@ from triage.api.bodies import (
     read_json_batch,
     too_many_items,
 )
-from triage.api.csv_batch import CSV_DOC, CsvProblem, TooManyRows, parse_csv
+from triage.api.csv_batch import CSV_DOC, CsvProblem, LineTooLong, TooManyRows, parse_csv
 from triage.api.dependencies import Db
 from triage.api.operation_docs import CREATE_BATCH, CREATE_REFERRAL, SEARCH_REFERRALS
 from triage.api.problems import ApiProblem
@@ -30,7 +29,7 @@ from triage.api.wire_answers import (
     BatchItem,
     FieldProblem,
 )
-from triage.domain.checker import CONTROL_MESSAGE, clean_text
+from triage.domain.checker import CONTROL_MESSAGE, clean_text, parse_instant
 from triage.domain.problems import InvalidInput, Problem
 from triage.services import intake, referral_views
 
@@ -70,8 +69,8 @@ class ReferralController(Controller):
         view = result.view
         if view is None:
             assert result.id is not None  # existing and conflict name the referral they met
-            async with state.sessions() as db:
-                view = await referral_views.get_for_client(db, caller.client_id, result.id)
+            async with state.sessions() as db:  # a resend's answer is a reading: audited
+                view = await referral_views.read_referral(db, caller.client_id, result.id)
         # Plain JSON already (strings, numbers, lists): encoded here in one call.
         return Response(
             msgspec.json.encode(view),
@@ -110,14 +109,18 @@ class ReferralController(Controller):
             except TooManyRows:
                 raise too_many_items() from None
             except csv.Error:
-                # The csv module's field size limit (a cell over 131,072 characters): nothing
-                # after such a cell can be read reliably.
+                # The csv module's field size limit (a cell over 131,072 characters, or a quote
+                # left open that takes in the rest of the body): nothing after it can be read
+                # reliably.
                 raise ApiProblem(
                     422,
                     "validation",
                     "Invalid CSV",
-                    f"a cell is longer than {csv.field_size_limit():,} characters",
+                    f"a cell is longer than {csv.field_size_limit():,} characters, or a quote "
+                    "is not closed",
                 ) from None
+            except LineTooLong as long:
+                raise ApiProblem(422, "validation", "Invalid CSV", str(long)) from None
             except CsvProblem as bad:
                 raise ApiProblem(
                     422, "validation", "Invalid CSV", f"{len(bad.problems)} problems", bad.problems
@@ -174,12 +177,11 @@ class ReferralController(Controller):
         # Every parameter given is checked, also those external_ref makes unused.
         since = None
         if updated_since is not None:
-            try:
-                since = datetime.fromisoformat(updated_since)
-            except ValueError:
-                since = None
-            if since is None or since.tzinfo is None:
-                problems.append(Problem("updated_since", "must be ISO 8601 with an offset"))
+            parsed = parse_instant(updated_since)
+            if isinstance(parsed, str):
+                problems.append(Problem("updated_since", parsed))
+            else:
+                since = parsed
         if external_ref is None and updated_since is None and cursor is None:
             problems.append(Problem("external_ref", "give external_ref, updated_since or cursor"))
         if cursor is not None:

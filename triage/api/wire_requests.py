@@ -156,7 +156,7 @@ class VictimChanges(Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class OffenceChanges(Struct, forbid_unknown_fields=True, kw_only=True):
-    category: OffenceCategory | UnsetType = UNSET
+    category: OffenceCategory | UnsetType | None = UNSET
     ho_code: Annotated[str, text(20)] | UnsetType | None = UNSET
     description: Annotated[str, text(4000)] | UnsetType | None = UNSET
     occurred_on: date | UnsetType | None = UNSET
@@ -165,12 +165,14 @@ class OffenceChanges(Struct, forbid_unknown_fields=True, kw_only=True):
 
 class ReferralChanges(Struct, forbid_unknown_fields=True, kw_only=True):
     """A partial referral (PATCH): only the fields given change (updates.PATCHABLE); victim,
-    contact, offence, risk and consent are merged field by field into what is stored; null
-    clears an optional field. external_ref and the victim's identity cannot change."""
+    contact, offence, risk and consent are merged field by field into what is stored. A null
+    is the same as leaving the field out: it never clears what is stored, so it can never undo
+    a refusal of contact, safe times or a channel (updates._without_nulls). external_ref and
+    the victim's identity cannot change."""
 
-    victim: VictimChanges | UnsetType = UNSET
+    victim: VictimChanges | UnsetType | None = UNSET
     contact: Contact | UnsetType | None = UNSET
-    offence: OffenceChanges | UnsetType = UNSET
+    offence: OffenceChanges | UnsetType | None = UNSET
     flags: list[ReferralFlag] | UnsetType | None = UNSET
     risk: Risk | UnsetType | None = UNSET
     needs: list[Need] | UnsetType | None = UNSET

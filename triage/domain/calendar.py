@@ -31,7 +31,9 @@ def local_to_utc(day: date, wall: time, zone: ZoneInfo = LONDON) -> datetime:
     (autumn fall-back) takes its first occurrence. Cached: the same few days and wall times
     come back for every referral.
     """
-    return _local_to_utc(day, wall, zone)
+    # fold is dropped: time's == and hash ignore it, so the cache would otherwise hand a
+    # fold=1 answer (the second occurrence, or before a gap) to a fold=0 caller.
+    return _local_to_utc(day, wall.replace(fold=0), zone)
 
 
 @lru_cache(maxsize=65536)

@@ -181,25 +181,11 @@ class Checker:
         value = parent.get(key)
         if value is None:
             return None
-        if not isinstance(value, str) or "T" not in value:
-            self.add(
-                path,
-                "must be a date and time in ISO 8601 with an offset, such as 2026-11-20T14:05:00Z",
-            )
+        parsed = parse_instant(value)
+        if isinstance(parsed, str):
+            self.add(path, parsed)
             return None
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            self.add(
-                path,
-                "must be a date and time in ISO 8601 with an offset, such as 2026-11-20T14:05:00Z",
-            )
-            return None
-        if parsed.tzinfo is None:
-            self.add(path, "must carry a UTC offset (Z or +01:00): naive times are ambiguous")
-            return None
-        # UTC: the same instant sent as +01:00 or Z is the same content.
-        return parsed.astimezone(UTC)
+        return parsed
 
     def normalised(
         self,
@@ -217,6 +203,32 @@ class Checker:
         if result is None:
             self.add(path, message)
         return result
+
+
+INSTANT_MESSAGE = "must be a date and time in ISO 8601 with an offset, such as 2026-11-20T14:05:00Z"
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+def parse_instant(value: Any) -> datetime | str:
+    """An ISO 8601 date and time with its offset, as UTC (the same instant sent as +01:00 or
+    Z is the same content), or why not. Years 1900 to 2999: beyond them the calendar's
+    arithmetic (UTC, Europe/London) overflows, and no referral has such a time."""
+    if not isinstance(value, str) or "T" not in value or clean_text(value) is None:
+        return INSTANT_MESSAGE
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return INSTANT_MESSAGE
+    if parsed.tzinfo is None:
+        return "must carry a UTC offset (Z or +01:00): naive times are ambiguous"
+    try:
+        utc = parsed.astimezone(UTC)
+    except OverflowError:
+        return "must be a date and time between 1900 and 2999"
+    if not EARLIEST <= utc < LATEST:
+        return "must be a date and time between 1900 and 2999"
+    return utc
 
 
 def _join(path: str, key: str) -> str:

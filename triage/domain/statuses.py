@@ -99,8 +99,9 @@ MESSAGE = Lifecycle(
         "sending": frozenset({"queued", "accepted", "delivered", "failed", "cancelled"}),
         "accepted": frozenset({"delivered", "failed"}),
         "delivered": frozenset(),
-        "failed": frozenset(),
-        "cancelled": frozenset(),
+        # A receipt can say the provider had it after all: recorded as delivered.
+        "failed": frozenset({"delivered"}),
+        "cancelled": frozenset({"delivered"}),
     },
 )
 ALERT = Lifecycle(

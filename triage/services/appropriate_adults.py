@@ -91,4 +91,9 @@ async def submit_aa_request(
     ).scalar_one()
     if created:
         return "created", _view(row)
-    return ("existing" if row.content_hash == content_hash else "conflict"), _view(row)
+    if row.content_hash != content_hash:
+        return "conflict", _view(row)
+    # The same request again: answered with the request as it stands, a reading (audited).
+    await record_event(db, f"client:{caller.client_id}", "aa_request.viewed", row.id, "aa_request")
+    await db.commit()
+    return "existing", _view(row)

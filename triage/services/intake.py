@@ -37,6 +37,10 @@ from triage.services.referral_rows import RowSet, add_referral_rows
 from triage.services.referral_writes import write_referrals
 from triage.services.wakeups import wake_workers
 
+# A batch item larger than this is no referral (its free text is at most 14,000 characters,
+# under 100 KB however it is escaped): refused before it is decoded, so that one item of
+# millions of tiny values costs neither memory nor the event loop's time.
+MAX_ITEM_BYTES = 256 * 1024
 WRITE_CHUNK = 50  # referrals validated, triaged and written together in a batch
 CHUNK = 10  # referrals validated and triaged between two yields to the event loop
 BATCH_LOCK_TIMEOUT = "25s"  # under the pool's statement timeout (db.pool)
@@ -51,7 +55,7 @@ class ItemResult:
     reference: str | None = None
     errors: list[Problem] | None = None
     view: dict[str, Any] | None = None  # the API's referral object, for a single created one
-    body: Any = None  # an invalid item's decoded body: it may be a resend of an accepted one
+    body: Any = None  # an invalid item's body (raw when it came raw): it may be a resend
 
 
 @dataclass
@@ -207,7 +211,14 @@ def _prepare(
     """One batch item validated and triaged, or its `invalid` result."""
     if isinstance(body, Unreadable):
         return ItemResult(index, "invalid", errors=list(body.problems))
+    kept = body  # what an invalid item keeps: the raw slice of the body costs nothing
     if isinstance(body, msgspec.Raw):  # left undecoded by the API until now
+        if len(body) > MAX_ITEM_BYTES:
+            return ItemResult(
+                index,
+                "invalid",
+                errors=[Problem(f"referrals[{index}]", "is larger than any referral can be")],
+            )
         if nesting_depth_over(body):
             return ItemResult(
                 index, "invalid", errors=[Problem(f"referrals[{index}]", "is nested too deeply")]
@@ -216,7 +227,22 @@ def _prepare(
     try:
         return _prepare_valid(body, index, caller, now, catalogue, prefix=f"referrals[{index}]")
     except InvalidInput as invalid:
-        return ItemResult(index, "invalid", errors=invalid.problems, body=body)
+        return ItemResult(index, "invalid", errors=invalid.problems, body=kept)
+
+
+class _ExternalRef(msgspec.Struct):
+    """Only an item's external_ref, read without building the rest of it."""
+
+    external_ref: Any = None
+
+
+def _external_ref(body: Any) -> Any:
+    if isinstance(body, msgspec.Raw):
+        try:
+            return msgspec.json.decode(body, type=_ExternalRef).external_ref
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+    return body.get("external_ref") if isinstance(body, dict) else None
 
 
 def _prepare_valid(
@@ -242,7 +268,7 @@ async def _resends_of_accepted(
     whenever it comes; anything else stays invalid."""
     refs: dict[int, str] = {}
     for index, body in bodies.items():
-        ref = body.get("external_ref") if isinstance(body, dict) else None
+        ref = _external_ref(body)
         if isinstance(ref, str) and ref.strip() and clean_text(ref) is not None:
             refs[index] = ref.strip()
     if not refs:
@@ -259,8 +285,11 @@ async def _resends_of_accepted(
         row = accepted.get(ref)
         if row is None:
             continue
+        body = bodies[index]
         try:
-            then = validate_referral(bodies[index], caller.source, row[4], catalogue)
+            if isinstance(body, msgspec.Raw):
+                body = msgspec.json.decode(body)
+            then = validate_referral(body, caller.source, row[4], catalogue)
         except InvalidInput:
             continue
         if then.content_hash() == row[3]:

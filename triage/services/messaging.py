@@ -23,7 +23,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -286,11 +286,12 @@ def _begin_call_statement() -> Any:
 
 
 # Not sent by this claim (the re-check refused it): back to the queue, to be checked afresh
-# by the next sweep (which cancels it if contact is no longer allowed; a row claimed more
-# than once is looked up at the provider first, as always).
+# by the next sweep (which cancels it if contact is no longer allowed), this claim not
+# counted against the message (a row an earlier claim may have sent still counts more than
+# one, and is looked up at the provider first, as always).
 REQUEUE_UNSENT = text("""
     UPDATE messages SET status = 'queued', claimed_until = NULL, call_started_at = NULL,
-        updated_at = :now
+        attempts = attempts - 1, updated_at = :now
     WHERE id = :id AND status = 'sending' AND attempts = :attempts
     RETURNING id
 """)
@@ -483,13 +484,17 @@ RAISE_OUTAGE = text("""
     ON CONFLICT DO NOTHING
 """)
 
+# An open outage alert ends when the provider takes a message of the channel it is about
+# (its reason starts `channel:`), or any message when it was our credentials (`all:`): a
+# channel that works never hides one that does not.
 RESOLVE_OUTAGE = text("""
     UPDATE alerts SET status = 'resolved'
     WHERE kind = 'provider_outage' AND referral_id IS NULL AND status = 'raised'
+      AND (reason LIKE 'all:%' OR split_part(reason, ':', 1) = ANY(CAST(:channels AS text[])))
 """)
 
 
-async def _hold_for_outage(db: AsyncSession, held: list[_Ready], reason: str) -> None:
+async def _hold_for_outage(db: AsyncSession, held: list[tuple[_Ready, str]]) -> None:
     """The provider refused our settings: not the recipients' failure. The messages go back to
     the queue (this claim not counted against them) and the duty lead is alerted; sending
     resumes by itself once the settings are fixed."""
@@ -497,12 +502,14 @@ async def _hold_for_outage(db: AsyncSession, held: list[_Ready], reason: str) ->
     await db.execute(
         HOLD_FOR_OUTAGE,
         {
-            "ids": [item.claimed.id for item in held],
-            "attempts": [item.claimed.attempts for item in held],
+            "ids": [item.claimed.id for item, _ in held],
+            "attempts": [item.claimed.attempts for item, _ in held],
             "retry_at": now + OUTAGE_RETRY,
             "now": now,
         },
     )
+    # One alert open at a time: the first reason stands until it is resolved.
+    reason = held[0][1]
     await db.execute(RAISE_OUTAGE, {"id": uuid.uuid4(), "now": now, "reason": reason[:40]})
     await db.commit()
 
@@ -526,10 +533,23 @@ async def _extend(db: AsyncSession, claimed: Claimed, hold: timedelta) -> timede
 
 @dataclass
 class _Outage:
-    """Set by the first send of a chunk that the provider refuses for our settings: the rest
-    of the chunk is not sent (it would be refused the same way)."""
+    """What the provider refused in this chunk for our settings, by channel (`all` when our
+    credentials were refused): the rest of the chunk on that channel is not sent (it would be
+    refused the same way); other channels go on."""
 
-    reason: str | None = None
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    def refusal(self, channel: str) -> str | None:
+        return self.reasons.get(ALL_CHANNELS) or self.reasons.get(channel)
+
+    def refused(self, channel: str, error: ProviderMisconfigured) -> _Outcome:
+        scope = ALL_CHANNELS if error.whole_service else channel
+        words = "credentials refused" if error.whole_service else "settings refused"
+        self.reasons.setdefault(scope, f"{scope}: {words}")
+        return _Outcome("outage", reason=self.reasons[scope])
+
+
+ALL_CHANNELS = "all"
 
 
 async def _call_provider(
@@ -546,6 +566,8 @@ async def _call_provider(
             found = await notifier.lookup(ready.claimed.id)
         except ProviderUnsure:
             return _Outcome("unsure")
+        except ProviderMisconfigured as error:
+            return outage.refused(ready.outgoing.channel, error)
         if found is not None:
             return _Outcome("accepted", found)
         if ready.cancel_reason is not None:
@@ -562,8 +584,9 @@ async def _call_provider(
         # The lease could run out while the send is on its way, and another worker could then
         # claim and send the row too: give it back unsent (its next claim looks it up first).
         return _Outcome("released")
-    if outage.reason is not None:
-        return _Outcome("outage", reason=outage.reason)
+    refusal = outage.refusal(ready.outgoing.channel)
+    if refusal is not None:
+        return _Outcome("outage", reason=refusal)
     if not await in_session(sessions, _begin_call, ready):
         # A stop (pause, withdrawal, consent, wrong number, ...) or a change since the row
         # was checked: it does not go now.
@@ -571,8 +594,7 @@ async def _call_provider(
     try:
         provider_status = await notifier.send(ready.outgoing)
     except ProviderMisconfigured as error:
-        outage.reason = str(error)
-        return _Outcome("outage", reason=outage.reason)
+        return outage.refused(ready.outgoing.channel, error)
     except PermanentFailure as error:
         return _Outcome("permanent", reason=str(error))
     except TemporaryFailure as error:
@@ -611,7 +633,7 @@ async def _deliver_chunk(
     errors: list[BaseException] = []
     accepted: list[tuple[_Ready, str]] = []
     released: list[_Ready] = []
-    held: list[_Ready] = []
+    held: list[tuple[_Ready, str]] = []
     others: list[tuple[_Ready, _Outcome]] = []
     for item, outcome in zip(ready, outcomes, strict=True):
         if isinstance(outcome, BaseException):
@@ -624,14 +646,12 @@ async def _deliver_chunk(
         elif outcome.result == "released":
             released.append(item)
         elif outcome.result == "outage":
-            held.append(item)
+            held.append((item, outcome.reason or "all: settings refused"))
         else:
             others.append((item, outcome))
     if held:
-        await in_session(
-            sessions, _hold_for_outage, held, outage.reason or "provider refused our settings"
-        )
-        for item in held:
+        await in_session(sessions, _hold_for_outage, held)
+        for item, _ in held:
             results[item.claimed.id] = "outage"
     if accepted or released:
         results.update(await in_session(sessions, _record_sends, accepted, released))
@@ -690,7 +710,8 @@ async def _record_sends(
             done = item.claimed.id in marked
             results[item.claimed.id] = "accepted" if done else "already_done"
         # The provider takes our messages again: an outage alert is over.
-        await db.execute(RESOLVE_OUTAGE, {"now": now})
+        channels = sorted({item.outgoing.channel for item, _ in accepted})
+        await db.execute(RESOLVE_OUTAGE, {"channels": channels})
     if released:
         await db.execute(
             RELEASE,

@@ -57,7 +57,12 @@ class ProviderUnsure(Exception):
 class ProviderMisconfigured(Exception):
     """The provider refused us, not the recipient: a bad or revoked API key, a template id
     that is not ours, a trial-mode or team-only key. Nothing about the message is wrong, so it
-    is an outage: the message stays queued and the duty lead is alerted."""
+    is an outage: the message stays queued and the duty lead is alerted. `whole_service`: our
+    credentials were refused (every channel is out), not only this channel's settings."""
+
+    def __init__(self, message: str, *, whole_service: bool):
+        super().__init__(message)
+        self.whole_service = whole_service
 
 
 # Words in a provider's 400 answer that mean our settings are wrong, not the recipient.
@@ -203,10 +208,12 @@ class NotifyNotifier:
             status = getattr(error, "status_code", 0) or 0
             if status in (401, 403):
                 raise ProviderMisconfigured(
-                    f"provider refused our credentials ({status})"
+                    f"provider refused our credentials ({status})", whole_service=True
                 ) from None
             if status == 400 and _configuration_error(error):
-                raise ProviderMisconfigured("provider refused our settings (400)") from None
+                raise ProviderMisconfigured(
+                    "provider refused our settings (400)", whole_service=False
+                ) from None
             if status == 400:
                 raise PermanentFailure(f"provider refused ({status})") from None
             raise TemporaryFailure(f"provider error ({status})") from None
@@ -220,8 +227,19 @@ class NotifyNotifier:
         return await self._in_thread(self._lookup, reference)
 
     def _lookup(self, reference: uuid.UUID) -> str | None:
+        from notifications_python_client.errors import HTTPError
+
         try:
             found = self.client.get_all_notifications(reference=str(reference))
+        except HTTPError as error:
+            status = getattr(error, "status_code", 0) or 0
+            if getattr(error, "response", None) is not None and status in (401, 403):
+                # Our key refused: an outage, not "no answer" (which would count against
+                # the message until it failed).
+                raise ProviderMisconfigured(
+                    f"provider refused our credentials ({status})", whole_service=True
+                ) from None
+            raise ProviderUnsure(type(error).__name__) from None
         except Exception as error:
             raise ProviderUnsure(type(error).__name__) from None
         items = (found or {}).get("notifications") or []

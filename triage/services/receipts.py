@@ -29,6 +29,16 @@ async def apply_receipt(
         return "unknown"
     message.provider_status = provider_status
     message.updated_at = now
+    if message.status in ("cancelled", "failed") and provider_status in DELIVERED:
+        # The provider had it after all (a stop while its call was under way, an answer lost
+        # after retries): the record says what happened, never "cancelled" for a message that
+        # reached the victim. One cancelled by a stop shows as sent after the stop.
+        if message.status == "cancelled" and message.stopped_at is None:
+            message.stopped_at = message.final_at or now
+        message.status, message.final_at = "delivered", now
+        message.sent_at = message.sent_at or now
+        await db.commit()
+        return "delivered"
     if message.status in ("delivered", "failed", "cancelled"):
         await db.commit()
         return "already_final"

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from db import models
+from triage.domain.checker import parse_instant
 from triage.domain.decision import iso_z
 from triage.services.audit import record_event
 
@@ -177,10 +178,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         stamp, referral_id = json.loads(raw)
-        after_at, after_id = datetime.fromisoformat(stamp), uuid.UUID(referral_id)
+        after_at, after_id = parse_instant(stamp), uuid.UUID(referral_id)
     except (ValueError, TypeError, RecursionError) as error:
         raise BadCursor("cursor is not one this service gave") from error
-    if after_at.tzinfo is None:  # every cursor given carries its offset
+    if isinstance(after_at, str):  # every cursor given carries a time with its offset
         raise BadCursor("cursor is not one this service gave")
     return after_at, after_id
 

@@ -63,7 +63,11 @@ async def _locked(db: AsyncSession, caller: Caller, referral_id: uuid.UUID) -> m
 async def withdraw(db: AsyncSession, caller: Caller, referral_id: uuid.UUID, reason: str) -> None:
     referral = await _locked(db, caller, referral_id)
     if referral.status == "withdrawn":
-        return  # already done: the same request twice has the effect of once
+        # Already done: the same request twice has the effect of once. Its answer is the
+        # referral, read: audited as a reading.
+        await record_event(db, f"client:{caller.client_id}", "referral.viewed", referral.id)
+        await db.commit()
+        return
     if not REFERRAL.can(referral.status, "withdrawn"):
         raise NotOpen(f"a {referral.status} referral cannot be withdrawn")
     now = await service_now(db)
@@ -82,12 +86,29 @@ async def _withdraw_locked(
     await record_event(db, actor, "referral.withdrawn", referral.id)
 
 
+def _without_nulls(patch: dict[str, Any]) -> dict[str, Any]:
+    """A PATCH's null is "not sent": the field stays as it is. A null never clears a field,
+    so it can never undo what was said for the victim's safety (a refusal of contact, safe
+    times, a channel) and let the permissive default in: a change is made by a value."""
+    cleaned: dict[str, Any] = {}
+    for key, value in patch.items():
+        if value is None:
+            continue
+        if key in (*MERGED_OBJECTS, "victim") and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if v is not None}
+            if not value:
+                continue
+        cleaned[key] = value
+    return cleaned
+
+
 def merge_patch(current: dict[str, Any], patch: Any) -> dict[str, Any]:
     """The stored referral with a partial body laid over it; InvalidInput for fields PATCH
     may not change (identity and the external reference stay as sent)."""
     problems: list[Problem] = []
     if not isinstance(patch, dict):
         raise InvalidInput([Problem("", "must be an object")])
+    patch = _without_nulls(patch)
     if not patch:
         raise InvalidInput([Problem("", "nothing to change: give at least one field")])
     for key in patch:
@@ -132,7 +153,7 @@ async def apply_update(
         # `to_referral` only when this change gives it, so a change that needs explicit
         # consent (a sexual offence, domestic abuse) is refused without it.
         patch_consent = patch.get("consent")
-        if not (isinstance(patch_consent, dict) and "to_referral" in patch_consent):
+        if not (isinstance(patch_consent, dict) and patch_consent.get("to_referral") is not None):
             stored = body.get("consent")
             if isinstance(stored, dict):
                 body["consent"] = {k: v for k, v in stored.items() if k != "to_referral"}
@@ -147,7 +168,10 @@ async def apply_update(
     if facts.content_hash() == referral.content_hash and given == (
         referral.referral_consent == "given"
     ):
-        return  # nothing changes: no new decision
+        # Nothing changes: no new decision. Its answer is the referral, read: audited.
+        await record_event(db, f"client:{caller.client_id}", "referral.viewed", referral.id)
+        await db.commit()
+        return
     referral.referral_consent = "given" if given else "defaulted"
     decision = triage(facts, referral.source, referral.received_at, catalogue)
     await db.execute(
