@@ -16,6 +16,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -161,9 +162,18 @@ class Case(Base):
     closure_reason: Mapped[str | None] = mapped_column(String(20))
     flags: Mapped[list[str]] = mapped_column(server_default=text("'{}'"))
     updated_at: Mapped[datetime] = mapped_column(server_default=_now())
+    # The caseworker working it, and the needs assessment recorded when support starts.
+    assigned_to: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id"))
+    needs: Mapped[dict[str, Any] | None]
     __table_args__ = (
         UniqueConstraint("referral_id", "service", name="uq_cases_referral_service"),
         Index("ix_cases_service_status", "service", "status"),
+        Index(
+            "ix_cases_assigned_to",
+            "assigned_to",
+            "status",
+            postgresql_where=text("assigned_to IS NOT NULL"),
+        ),
     )
 
 
@@ -363,3 +373,80 @@ class AuditDigest(Base):
     # One successor per digest: two sealers can never fork the chain.
     previous: Mapped[str] = mapped_column(String(64), unique=True)
     __table_args__ = (CheckConstraint("xact_to > xact_from", name="range"),)
+
+
+class StaffUser(Base):
+    """A person who signs in to the staff pages. Never a shared account: audit events name
+    the user (by id), and every role's scope is the user's own."""
+
+    __tablename__ = "staff_users"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    roles: Mapped[list[str]]
+    # The service codes a caseworker works on (row scoping), never provider names.
+    services: Mapped[list[str]] = mapped_column(server_default=text("'{}'"))
+    password_hash: Mapped[str | None] = mapped_column(Text)  # argon2id
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    recovery_codes: Mapped[list[str]] = mapped_column(server_default=text("'{}'"))  # hashes
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    throttled_until: Mapped[datetime | None]
+    # Sessions that began before this are signed out (sign out everywhere, a disabled user).
+    sessions_valid_after: Mapped[datetime | None]
+    last_sign_in_at: Mapped[datetime | None]
+    disabled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=_now())
+    __table_args__ = (
+        Index("uq_staff_users_email", "email", unique=True),
+        CheckConstraint("email = lower(email)", name="email_lower"),
+    )
+
+
+class StaffToken(Base):
+    """A one-time link (set a password and two-factor): only its hash is kept."""
+
+    __tablename__ = "staff_tokens"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("staff_users.id"))
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    purpose: Mapped[str] = mapped_column(String(20))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=_now())
+    __table_args__ = (Index("uq_staff_tokens_token_hash", "token_hash", unique=True),)
+
+
+class Note(Base):
+    """Append-only (a trigger refuses UPDATE): on the referral, or on one of its cases."""
+
+    __tablename__ = "notes"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"))
+    case_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cases.id"))
+    author: Mapped[str] = mapped_column(String(60))  # the principal's actor
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=_now())
+    __table_args__ = (Index("ix_notes_referral_id", "referral_id", "id"),)
+
+
+class Override(Base):
+    """A person's change to the engine's decision, with its reason, kept beside it."""
+
+    __tablename__ = "overrides"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    service: Mapped[str | None] = mapped_column(String(40))
+    priority: Mapped[str | None] = mapped_column(String(2))
+    contact_due_by: Mapped[datetime | None]
+    reason: Mapped[str] = mapped_column(Text)
+    # Who gave explicit consent for an added service that needs it, when and how.
+    consent: Mapped[dict[str, Any] | None]
+    actor: Mapped[str] = mapped_column(String(60))
+    created_at: Mapped[datetime] = mapped_column(server_default=_now())
+    __table_args__ = (
+        Index("ix_overrides_referral_id", "referral_id", "id"),
+        CheckConstraint(
+            "kind IN ('add_service', 'remove_service', 'priority', 'deadline')", name="kind"
+        ),
+    )
