@@ -35,8 +35,13 @@ from triage.services.catalogues import current_catalogue
 from triage.services.group_writes import GroupWriter
 from triage.services.wakeups import set_waker
 from triage.settings import Settings, get_settings
+from triage.web.errors import page_exception_handlers
+from triage.web.sessions import SessionStore
+from triage.web.staff.router import staff_router
+from triage.web.templating import template_config
 
 REDIS_SECONDS = 5
+SIGN_IN_FAILURES_PER_MINUTE = 10  # from one address, across every account
 
 
 @get("/healthz", include_in_schema=False)
@@ -123,6 +128,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.failed_key_checks = FailedKeyChecks(
             app.state.redis, settings.secret_key, settings.failed_key_checks_per_minute
         )
+        # People: sessions in Redis (every web process shares them), failed sign-ins per
+        # address counted like failed key checks, under their own prefix.
+        app.state.staff_sessions = SessionStore(app.state.redis, secure=True)
+        app.state.sign_in_failures = FailedKeyChecks(
+            app.state.redis, settings.secret_key, SIGN_IN_FAILURES_PER_MINUTE, prefix="signinfail"
+        )
         try:
             yield
         finally:
@@ -138,12 +149,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ReferralUpdateController,
             AppropriateAdultController,
             notify_callback,
+            staff_router(),
             *([dev_outbox] if settings.env == "dev" else []),
         ],
+        template_config=template_config(),
         lifespan=[lifespan],
         dependencies={"db": Provide(provide_db)},
         state=State({"settings": settings, "catalogue": catalogue}),
-        exception_handlers=EXCEPTION_HANDLERS,
+        # The API answers problem+json; the pages answer a GOV.UK error page (web.errors).
+        exception_handlers=page_exception_handlers(EXCEPTION_HANDLERS),
         middleware=[RequestLogMiddleware],
         before_send=[allow_every_method],
         request_max_body_size=settings.single_body_limit,

@@ -249,5 +249,7 @@ def load_demo(count: int, client_name: str) -> str:
 
 
 def register(main: Any) -> None:
-    for group in (db_group, clients_group, keys_group, clock_group, demo_group):
+    from triage.cli_users import users_group
+
+    for group in (db_group, clients_group, keys_group, clock_group, demo_group, users_group):
         main.add_command(group)

@@ -36,6 +36,8 @@ class Settings:
     notifier: str = "outbox"
     notify_api_key: str = ""
     notify_base_url: str = "https://api.notifications.service.gov.uk"
+    # Where people reach the pages: set-up links are made with it.
+    base_url: str = "http://localhost:8000"
     notify_callback_token: str = ""
     # JSON: {"introduction.sms": "<template id>", ...} or {"sms": "<id>", "email": ..., ...}
     notify_template_ids: str = ""
@@ -100,6 +102,7 @@ def load_settings() -> Settings:
         notifier=os.environ.get("TRIAGE_NOTIFIER", "outbox"),
         notify_api_key=os.environ.get("NOTIFY_API_KEY", ""),
         notify_base_url=os.environ.get("NOTIFY_BASE_URL", Settings.notify_base_url),
+        base_url=os.environ.get("TRIAGE_BASE_URL", Settings.base_url).rstrip("/"),
         notify_callback_token=os.environ.get("NOTIFY_CALLBACK_TOKEN", ""),
         notify_template_ids=os.environ.get("NOTIFY_TEMPLATE_IDS", ""),
         notify_per_minute=_int("NOTIFY_PER_MINUTE", 3000),

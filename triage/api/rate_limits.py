@@ -100,15 +100,17 @@ class FailedKeyChecks:
     prefix can make the real key answer 429. The address is kept as an HMAC under the server
     secret, never as it is."""
 
-    def __init__(self, redis: Redis, secret: str, per_minute: int):
+    def __init__(self, redis: Redis, secret: str, per_minute: int, prefix: str = "authfail"):
         self._redis = redis
+        # The staff sign-in counts its failures the same way, under its own prefix.
+        self._prefix = prefix
         self._script: AsyncScript = redis.register_script(_FAILED)
         self._secret = secret.encode()
         self.per_minute = per_minute
 
     def _key(self, address: str, now: float) -> str:
         mark = hmac.new(self._secret, address.encode(), hashlib.sha256).hexdigest()[:32]
-        return f"authfail:{mark}:{int(now // 60)}"
+        return f"{self._prefix}:{mark}:{int(now // 60)}"
 
     async def over_limit(self, address: str, now: float) -> bool:
         """Count one failure from `address`; whether the address is now over its limit."""

@@ -283,11 +283,12 @@ async def check_password(
     if user is None or user.disabled_at is not None or user.totp_secret is None:
         await db.rollback()
         return SignInResult(None)
+    user_id = user.id  # read before the rollback expires it
     if not matches:
-        await _count_failure(db, user.id, now)
+        await _count_failure(db, user_id, now)
         return SignInResult(None)
     await db.rollback()
-    return SignInResult(user.id)
+    return SignInResult(user_id)
 
 
 def _throttled(user: models.StaffUser, now: datetime) -> bool:
@@ -342,9 +343,9 @@ async def check_second_factor(
     user.failed_sign_ins = 0
     user.throttled_until = None
     user.last_sign_in_at = now
-    await record_event(db, f"staff:{user.id}", "user.signed_in", user.id, "staff_user")
+    await record_event(db, f"staff:{user_id}", "user.signed_in", user_id, "staff_user")
     await db.commit()
-    return SignInResult(user.id)
+    return SignInResult(user_id)
 
 
 async def principal_for_session(

@@ -1,0 +1,384 @@
+"""What the staff pages read: the queue, calls due, a caseworker's caseload, alerts, and one
+referral with everything about it. Every query carries the principal's row scope, so a record
+outside it is simply not found (the page answers 404 and an audit event says who asked).
+Each view of a referral is audited (who, which referral; never what was on the page)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import exists, func, literal_column, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db import models
+from triage.domain.checker import parse_instant
+from triage.domain.policy import require, sees_case_notes_of
+from triage.domain.principals import Principal
+from triage.services.audit import record_event
+from triage.services.scoping import cases_visible_to, referrals_visible_to
+
+QUEUE_PAGE = 50
+PRIORITIES = ("P1", "P2", "P3")
+SOURCES = ("police", "partner", "professional", "self", "phone")
+
+
+class NotInScope(LookupError):
+    """Not found for this principal (it may exist outside their scope: never said)."""
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    service: str | None = None
+    priority: str | None = None
+    source: str | None = None
+    status: str = "triaged"
+    mine: bool = False
+
+
+@dataclass
+class QueuePage:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+def _victim_name(facts: dict[str, Any]) -> str:
+    victim = facts.get("victim") or {}
+    return " ".join(p for p in (victim.get("first_name"), victim.get("last_name")) if p) or "—"
+
+
+def encode_queue_cursor(priority: str, due: datetime | None, referral_id: uuid.UUID) -> str:
+    raw = json.dumps([priority, due.isoformat() if due else None, str(referral_id)])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_queue_cursor(cursor: str) -> tuple[str, datetime | None, uuid.UUID] | None:
+    """None for anything that is not a cursor this page made (a page shows the first page)."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        priority, due, referral_id = json.loads(raw)
+        if priority not in PRIORITIES:
+            return None
+        instant = parse_instant(due) if due is not None else None
+        if isinstance(instant, str):
+            return None
+        return str(priority), instant, uuid.UUID(referral_id)
+    except (ValueError, TypeError):
+        return None
+
+
+async def queue(
+    db: AsyncSession,
+    principal: Principal,
+    filters: QueueFilters,
+    cursor: str | None = None,
+    limit: int = QUEUE_PAGE,
+) -> QueuePage:
+    """Referrals awaiting first contact (or in contact), most urgent first: priority, then
+    deadline (none last), then id; keyset paging on those three."""
+    require(principal, "queue.view")
+    r = models.Referral
+    conditions = [referrals_visible_to(principal), r.status == filters.status]
+    if filters.priority in PRIORITIES:
+        conditions.append(r.priority == filters.priority)
+    if filters.source:
+        conditions.append(r.source == filters.source)
+    if filters.service:
+        conditions.append(
+            exists(
+                select(models.Case.id).where(
+                    models.Case.referral_id == r.id, models.Case.service == filters.service
+                )
+            )
+        )
+    if filters.mine and principal.kind == "staff":
+        conditions.append(
+            exists(
+                select(models.Case.id).where(
+                    models.Case.referral_id == r.id, models.Case.assigned_to == principal.uuid
+                )
+            )
+        )
+    # A referral without a deadline sorts last: 'infinity' stands in for it, so the keyset
+    # comparison is one row comparison that an index on the same expression serves.
+    due = func.coalesce(r.contact_due_by, literal_column("'infinity'::timestamptz"))
+    position = decode_queue_cursor(cursor) if cursor else None
+    if position is not None:
+        priority, after_due, after_id = position
+        after: Any = literal_column("'infinity'::timestamptz") if after_due is None else after_due
+        conditions.append(tuple_(r.priority, due, r.id) > tuple_(priority, after, after_id))
+    rows = (
+        await db.execute(
+            select(
+                r.id,
+                r.reference,
+                r.priority,
+                r.contact_due_by,
+                r.status,
+                r.source,
+                r.received_at,
+                r.contact_paused,
+                r.facts["victim"]["first_name"].astext.label("first_name"),
+                r.facts["victim"]["last_name"].astext.label("last_name"),
+            )
+            .where(*conditions)
+            .order_by(r.priority, due, r.id)
+            .limit(limit + 1)
+        )
+    ).all()
+    page = QueuePage()
+    page.rows = [dict(row._mapping) for row in rows[:limit]]
+    services = await _services_of(db, principal, [item["id"] for item in page.rows])
+    for item in page.rows:
+        item["services"] = services.get(item["id"], [])
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        page.next_cursor = encode_queue_cursor(last.priority, last.contact_due_by, last.id)
+    return page
+
+
+async def _services_of(
+    db: AsyncSession, principal: Principal, referral_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[str]]:
+    if not referral_ids:
+        return {}
+    found: dict[uuid.UUID, list[str]] = {}
+    for referral_id, service in await db.execute(
+        select(models.Case.referral_id, models.Case.service)
+        .where(models.Case.referral_id.in_(referral_ids), cases_visible_to(principal))
+        .order_by(models.Case.service)
+    ):
+        found.setdefault(referral_id, []).append(service)
+    return found
+
+
+async def calls_due(db: AsyncSession, principal: Principal, now: datetime) -> list[dict[str, Any]]:
+    """Due calls, most urgent first (priority, then due time), within the principal's scope."""
+    require(principal, "calls.view")
+    r, s = models.Referral, models.ContactStep
+    rows = await db.execute(
+        select(
+            s.id.label("step_id"),
+            s.number,
+            s.due_at,
+            r.id.label("referral_id"),
+            r.reference,
+            r.priority,
+            r.contact_due_by,
+        )
+        .join(r, r.id == s.referral_id)
+        .where(
+            s.status == "due",
+            s.kind == "call",
+            s.due_at <= now,
+            r.contact_paused.is_(False),
+            referrals_visible_to(principal),
+        )
+        .order_by(r.priority, s.due_at)
+        .limit(200)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+async def caseload(db: AsyncSession, principal: Principal) -> list[dict[str, Any]]:
+    """A caseworker's open cases (their services'), assigned to them first, oldest first."""
+    require(principal, "caseload.view")
+    c, r = models.Case, models.Referral
+    mine = c.assigned_to == principal.uuid if principal.kind == "staff" else c.id.is_(None)
+    rows = await db.execute(
+        select(
+            c.id,
+            c.service,
+            c.status,
+            c.opened_at,
+            c.assigned_to,
+            r.id.label("referral_id"),
+            r.reference,
+            r.priority,
+        )
+        .join(r, r.id == c.referral_id)
+        .where(c.status != "closed", cases_visible_to(principal))
+        .order_by(mine.desc(), c.opened_at)
+        .limit(500)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+async def alerts(db: AsyncSession, principal: Principal) -> list[dict[str, Any]]:
+    require(principal, "alert.view")
+    a, r = models.Alert, models.Referral
+    rows = await db.execute(
+        select(a.id, a.kind, a.raised_at, a.reason, r.id.label("referral_id"), r.reference)
+        .outerjoin(r, r.id == a.referral_id)
+        .where(a.status == "raised")
+        .order_by(a.raised_at.desc())
+        .limit(500)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+async def referral_page(
+    db: AsyncSession, principal: Principal, referral_id: uuid.UUID
+) -> dict[str, Any]:
+    """Everything about one referral the principal may see; the view audited. NotInScope
+    (and an audit event of the attempt) when it is not theirs to see, or does not exist."""
+    require(principal, "referral.view")
+    referral = await db.scalar(
+        select(models.Referral).where(
+            models.Referral.id == referral_id, referrals_visible_to(principal)
+        )
+    )
+    if referral is None:
+        await record_event(db, principal.actor, "referral.view_refused", referral_id)
+        await db.commit()
+        raise NotInScope(str(referral_id))
+    cases = (
+        (
+            await db.execute(
+                select(models.Case)
+                .where(models.Case.referral_id == referral_id)
+                .order_by(models.Case.opened_at, models.Case.service)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    # A caseworker sees their services' cases in full; the others only as a service name, so
+    # they know who else is supporting the victim.
+    own_cases = [c for c in cases if sees_case_notes_of(principal, c.service)]
+    other_services = sorted(c.service for c in cases if c not in own_cases)
+    decisions = (
+        (
+            await db.execute(
+                select(models.TriageDecision)
+                .where(models.TriageDecision.referral_id == referral_id)
+                .order_by(models.TriageDecision.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    steps = (
+        (
+            await db.execute(
+                select(models.ContactStep)
+                .where(models.ContactStep.referral_id == referral_id)
+                .order_by(models.ContactStep.number)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    messages = (
+        (
+            await db.execute(
+                select(models.Message)
+                .where(models.Message.referral_id == referral_id)
+                .order_by(models.Message.created_at)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    own_case_ids = {c.id for c in own_cases}
+    notes = [
+        n
+        for n in (
+            await db.execute(
+                select(models.Note)
+                .where(models.Note.referral_id == referral_id)
+                .order_by(models.Note.id)
+            )
+        ).scalars()
+        if n.case_id is None or n.case_id in own_case_ids
+    ]
+    overrides = (
+        (
+            await db.execute(
+                select(models.Override)
+                .where(models.Override.referral_id == referral_id)
+                .order_by(models.Override.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    await record_event(db, principal.actor, "referral.viewed", referral_id)
+    await db.commit()
+    return {
+        "referral": referral,
+        "victim_name": _victim_name(referral.facts),
+        "cases": own_cases,
+        "other_services": other_services,
+        "decisions": decisions,
+        "steps": steps,
+        "messages": messages,
+        "notes": notes,
+        "overrides": overrides,
+        "timeline": _timeline(referral, cases, steps, messages, notes, overrides),
+    }
+
+
+def _timeline(
+    referral: models.Referral,
+    cases: Any,
+    steps: Any,
+    messages: Any,
+    notes: list[models.Note],
+    overrides: Any,
+) -> list[dict[str, Any]]:
+    """Everything that happened, newest first, as the MOJ timeline shows it (no note text:
+    notes have their own list)."""
+    items: list[dict[str, Any]] = [
+        {"at": referral.received_at, "label": "Referral received", "text": referral.source}
+    ]
+    for case in cases:
+        items.append({"at": case.opened_at, "label": f"Case opened: {case.service}", "text": ""})
+        if case.closed_at:
+            items.append(
+                {
+                    "at": case.closed_at,
+                    "label": f"Case closed: {case.service}",
+                    "text": case.closure_reason or "",
+                }
+            )
+    for step in steps:
+        if step.attempted_at:
+            items.append(
+                {
+                    "at": step.attempted_at,
+                    "label": f"Call attempt {step.number}",
+                    "text": (step.outcome or "").replace("_", " "),
+                }
+            )
+    for message in messages:
+        if message.sent_at:
+            items.append(
+                {
+                    "at": message.sent_at,
+                    "label": f"{message.channel.upper()} sent",
+                    "text": message.status + (" (after the stop)" if message.stopped_at else ""),
+                }
+            )
+    for note in notes:
+        items.append({"at": note.created_at, "label": "Note added", "text": note.author})
+    for override in overrides:
+        items.append(
+            {
+                "at": override.created_at,
+                "label": "Decision overridden",
+                "text": override.kind.replace("_", " "),
+            }
+        )
+    items.sort(key=lambda item: item["at"], reverse=True)
+    return items
+
+
+async def audit_refused(db: AsyncSession, principal: Principal, what: str, record_id: str) -> None:
+    """A request for a record outside the principal's scope: recorded, then answered 404."""
+    await record_event(db, principal.actor, f"{what}.view_refused", record_id, what)
+    await db.commit()

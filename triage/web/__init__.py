@@ -1,0 +1,1 @@
+"""Server-rendered pages: staff/ (signed-in work) and, later, the public forms."""

@@ -1,0 +1,31 @@
+"""The side navigation: the pages there are, each shown only to whom the policy allows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from triage.domain.policy import allows
+
+PAGES = (
+    ("/staff/queue", "Queue", "queue.view"),
+    ("/staff/calls", "Calls due", "calls.view"),
+    ("/staff/caseload", "Caseload", "caseload.view"),
+    ("/staff/alerts", "Alerts", "alert.view"),
+)
+
+
+def staff_nav(staff: Any) -> list[dict[str, str]]:
+    if staff is None:
+        return []
+    return [
+        {"path": path, "text": text}
+        for path, text, permission in PAGES
+        if allows(staff.principal, permission)
+    ]
+
+
+def home_for(staff: Any) -> str:
+    """Where a person lands after signing in: the first page their roles allow."""
+    for item in staff_nav(staff):
+        return item["path"]
+    return "/staff/account"

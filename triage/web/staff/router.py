@@ -1,0 +1,19 @@
+"""The /staff pages as one router: every handler behind the staff guard (sign-in pages are
+marked public), so no page can be added without the guard."""
+
+from __future__ import annotations
+
+from litestar import Router
+
+from triage.web.staff.auth import SignInController
+from triage.web.staff.guards import staff_guard
+from triage.web.staff.work import WorkController
+
+
+def staff_router() -> Router:
+    return Router(
+        path="/",
+        route_handlers=[SignInController, WorkController],
+        guards=[staff_guard],
+        include_in_schema=False,
+    )
