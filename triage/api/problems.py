@@ -11,9 +11,11 @@ from litestar.exceptions import HTTPException
 
 from db.errors import try_again_later
 from triage.api.wire_answers import FieldProblem, ProblemDetails
+from triage.domain.policy import Forbidden
 from triage.domain.problems import InvalidInput, Problem, problem_body
 from triage.logs import describe_error
 from triage.services.group_writes import WriterBusy
+from triage.services.staff_views import NotInScope
 from triage.services.updates import NotFound, NotOpen
 
 _log = structlog.get_logger("triage.errors")
@@ -125,8 +127,19 @@ def on_not_open(_: Request[Any, Any, Any], exc: NotOpen) -> Response[Any]:
     return problem(409, "conflict", "Conflict", str(exc))
 
 
+def on_forbidden(_: Request[Any, Any, Any], exc: Forbidden) -> Response[Any]:
+    return problem(403, "forbidden", "Forbidden", "the policy does not allow this")
+
+
+def on_not_in_scope(_: Request[Any, Any, Any], exc: NotInScope) -> Response[Any]:
+    # Outside the principal's scope: the same answer as a record that does not exist.
+    return problem(404, "not-found", "Not found", "no such record")
+
+
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     NotFound: on_not_found,
+    NotInScope: on_not_in_scope,
+    Forbidden: on_forbidden,
     NotOpen: on_not_open,
     ApiProblem: on_api_problem,
     InvalidInput: on_invalid,

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.response import Redirect, Template
 
 from triage.domain.policy import Forbidden
@@ -35,19 +35,17 @@ def is_page(request: Request[Any, Any, Any]) -> bool:
     return any(path == p or path.startswith(p + "/") for p in PAGE_PREFIXES)
 
 
-def error_page(status: int, headers: dict[str, str] | None = None) -> Template:
+def error_page(status: int, headers: dict[str, str] | None = None, staff: Any = None) -> Template:
     title, advice = _PAGES.get(status, _PAGES[500])
     return render(
-        "error.html", status=status, headers=headers, title=title, advice=advice, code=status
+        "error.html",
+        status=status,
+        headers=headers,
+        title=title,
+        advice=advice,
+        code=status,
+        staff=staff,
     )
-
-
-def page_status(exc: Exception) -> int:
-    if isinstance(exc, Forbidden | PermissionDeniedException | NotAuthorizedException):
-        return 403
-    if isinstance(exc, HTTPException):
-        return exc.status_code
-    return 500
 
 
 def for_pages(
@@ -64,23 +62,18 @@ def for_pages(
         # knows which failures are an outage (503) rather than a fault (500).
         response = api_handler(request, exc)
         status = response.status_code or 500
-        if status < 500:
-            status = page_status(exc)
+        if isinstance(exc, Forbidden | PermissionDeniedException | NotAuthorizedException):
+            status = 403
         retry = response.headers.get("Retry-After")
-        return error_page(status, {"Retry-After": retry} if retry else None)
+        # Signed in (the guard got that far): the page keeps its header and sign-out.
+        staff = getattr(request.state, "staff", None)
+        return error_page(status, {"Retry-After": retry} if retry else None, staff)
 
     return handle
 
 
 def page_exception_handlers(api_handlers: dict[Any, Any]) -> dict[Any, Any]:
+    """Every API handler, answering a page under the pages' paths; signing in is pages-only."""
     handlers = {key: for_pages(handler) for key, handler in api_handlers.items()}
-    fallback = api_handlers[Exception]
-
-    def forbidden_api(request: Request[Any, Any, Any], exc: Any) -> Response[Any]:
-        from triage.api.problems import problem
-
-        return problem(403, "forbidden", "Forbidden", "the key may not do this")
-
-    handlers[Forbidden] = for_pages(forbidden_api)
-    handlers[SignInRequired] = for_pages(fallback)
+    handlers[SignInRequired] = for_pages(api_handlers[Exception])
     return handlers

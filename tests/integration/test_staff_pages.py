@@ -1,0 +1,273 @@
+"""The staff pages through the real app: the queue, a referral's page and its actions, row
+scoping (a caseworker sees only referrals with a case of their services; another's is a 404
+that is audited), and the authorization matrix: every role x every page and action."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from helpers import bearer, referral, rows, scalar
+from litestar.testing import AsyncTestClient
+from staff_support import Browser, csrf_of, make_staff, sign_in, soup
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+async def web(servers: Any) -> AsyncIterator[AsyncTestClient[Any]]:
+    from triage.app import create_app
+    from triage.settings import get_settings
+
+    async with AsyncTestClient(app=create_app(get_settings()), base_url="https://testserver") as c:
+        yield c
+
+
+async def _post_referral(web: Any, make_key: Any, **changes: Any) -> dict[str, Any]:
+    _, key = await make_key("police")
+    response = await web.post("/api/v1/referrals", json=referral(**changes), headers=bearer(key))
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def test_queue_lists_referrals_most_urgent_first_with_time_left_in_words(
+    web: Any, sessions: Any, make_key: Any
+) -> None:
+    made = await _post_referral(web, make_key)
+    hub = await sign_in(web, await make_staff(sessions, ("hub",)))
+    page = await hub.get(f"/staff/queue?priority={made['triage']['priority']}")
+    assert page.status_code == 200, page.text
+    assert made["reference"] in page.text
+    html = soup(page.text)
+    assert html.find("h1").get_text() == "Queue"
+    assert html.title.get_text().startswith("Queue")
+    assert "left" in page.text or "overdue by" in page.text
+    assert page.headers["cache-control"] == "no-store"
+    assert "nonce-" in page.headers["content-security-policy"]
+
+
+async def test_queue_keyset_pages_never_repeat_or_skip(
+    web: Any, sessions: Any, make_key: Any
+) -> None:
+    for _ in range(3):
+        await _post_referral(web, make_key)
+    from triage.services.staff_views import QueueFilters, queue
+
+    hub = await make_staff(sessions, ("hub",))
+    from triage.domain.principals import staff
+
+    principal = staff(hub.user_id, frozenset({"hub"}), frozenset())
+    seen: list[str] = []
+    cursor = None
+    async with sessions() as db:
+        whole = await queue(db, principal, QueueFilters(), None, limit=10_000)
+        while True:
+            page = await queue(db, principal, QueueFilters(), cursor, limit=2)
+            seen += [str(row["id"]) for row in page.rows]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    assert seen == [str(row["id"]) for row in whole.rows]
+    assert len(seen) == len(set(seen))
+
+
+async def test_referral_page_note_call_and_pause(web: Any, sessions: Any, make_key: Any) -> None:
+    made = await _post_referral(web, make_key)
+    hub = await sign_in(web, await make_staff(sessions, ("hub",)))
+    path = f"/staff/referrals/{made['id']}"
+    page = await hub.get(path)
+    assert page.status_code == 200, page.text
+    assert "Decision" in page.text and made["reference"] in page.text
+    viewed = await scalar(
+        sessions,
+        "SELECT count(*) FROM audit_events WHERE action = 'referral.viewed' AND record_id = :r "
+        "AND actor LIKE 'staff:%'",
+        r=made["id"],
+    )
+    assert viewed == 1
+    # A note: empty is an error summary linked to the field, kept on the page.
+    empty = await hub.post(f"{path}/notes", {"csrf_token": csrf_of(page.text), "note": "  "})
+    assert empty.status_code == 400
+    assert 'href="#note"' in empty.text and "Enter the note" in empty.text
+    added = await hub.post(
+        f"{path}/notes", {"csrf_token": csrf_of(page.text), "note": "Police say: call after 6pm"}
+    )
+    assert added.status_code in (302, 303)
+    page = await hub.get(path)
+    assert "Police say: call after 6pm" in page.text and "Note added" in page.text
+    # A NUL byte is refused, never stored.
+    nul = await hub.post(f"{path}/notes", {"csrf_token": csrf_of(page.text), "note": "a\x00b"})
+    assert nul.status_code == 400
+    assert (
+        await scalar(sessions, "SELECT count(*) FROM notes WHERE referral_id = :r", r=made["id"])
+        == 1
+    )
+    # Notes are append-only even to the database's application role.
+    with pytest.raises(Exception, match="append-only"):
+        async with sessions() as db:
+            from sqlalchemy import text
+
+            await db.execute(
+                text("UPDATE notes SET body = 'x' WHERE referral_id = :r"), {"r": made["id"]}
+            )
+    # Pause and resume all contact.
+    paused = await hub.post(
+        f"{path}/contact", {"csrf_token": csrf_of(page.text), "action": "pause"}
+    )
+    assert paused.status_code in (302, 303)
+    assert await scalar(
+        sessions, "SELECT contact_paused FROM referrals WHERE id = :r", r=made["id"]
+    )
+    page = await hub.get(path)
+    assert "Contact paused" in page.text
+    await hub.post(f"{path}/contact", {"csrf_token": csrf_of(page.text), "action": "resume"})
+    assert not await scalar(
+        sessions, "SELECT contact_paused FROM referrals WHERE id = :r", r=made["id"]
+    )
+
+
+async def test_recording_a_due_call_plans_the_next_step(
+    web: Any, sessions: Any, make_key: Any
+) -> None:
+    made = await _post_referral(web, make_key)
+    # Make the first call due now (the sweep would do this at its time).
+    async with sessions() as db:
+        from sqlalchemy import text
+
+        step = (
+            await db.execute(
+                text(
+                    "UPDATE contact_steps SET status = 'due', kind = 'call', due_at = now() "
+                    "- interval '1 minute' WHERE referral_id = :r AND status = 'scheduled' "
+                    "RETURNING id"
+                ),
+                {"r": made["id"]},
+            )
+        ).scalar()
+        await db.commit()
+    assert step is not None
+    hub = await sign_in(web, await make_staff(sessions, ("hub",)))
+    calls = await hub.get("/staff/calls")
+    assert made["reference"] in calls.text
+    path = f"/staff/referrals/{made['id']}"
+    page = await hub.get(path)
+    assert 'id="call"' in page.text
+    missing = await hub.post(f"{path}/calls", {"csrf_token": csrf_of(page.text), "step": str(step)})
+    assert missing.status_code == 400 and 'href="#outcome"' in missing.text
+    done = await hub.post(
+        f"{path}/calls",
+        {"csrf_token": csrf_of(page.text), "step": str(step), "outcome": "no_answer"},
+    )
+    assert done.status_code in (302, 303), done.text
+    [(status, outcome)] = await rows(
+        sessions, "SELECT status, outcome FROM contact_steps WHERE id = :s", s=step
+    )
+    assert (status, outcome) == ("done", "no_answer")
+    assert (
+        await scalar(
+            sessions,
+            "SELECT count(*) FROM contact_steps WHERE referral_id = :r AND status IN "
+            "('scheduled', 'due')",
+            r=made["id"],
+        )
+        == 1
+    )
+    # The same call again: refused with words, nothing changes.
+    again = await hub.post(
+        f"{path}/calls",
+        {"csrf_token": csrf_of(page.text), "step": str(step), "outcome": "reached"},
+    )
+    assert again.status_code == 400 and "no longer due" in again.text
+
+
+async def test_a_caseworker_sees_only_their_services_referrals(
+    web: Any, sessions: Any, make_key: Any
+) -> None:
+    made = await _post_referral(web, make_key)
+    services = await rows(
+        sessions, "SELECT service FROM cases WHERE referral_id = :r", r=made["id"]
+    )
+    theirs = services[0][0]
+    own = await sign_in(web, await make_staff(sessions, ("caseworker",), (theirs,)))
+    other_service = "rj" if theirs != "rj" else "apvc"
+    other = await sign_in(web, await make_staff(sessions, ("caseworker",), (other_service,)))
+    path = f"/staff/referrals/{made['id']}"
+    assert (await own.get(path)).status_code == 200
+    refused = await other.get(path)
+    assert refused.status_code == 404
+    assert "text/html" in refused.headers["content-type"]
+    assert made["reference"] not in refused.text
+    assert (
+        await scalar(
+            sessions,
+            "SELECT count(*) FROM audit_events WHERE action = 'referral.view_refused' "
+            "AND record_id = :r",
+            r=made["id"],
+        )
+        == 1
+    )
+    # Nor can they act on it.
+    page = await other.get("/staff/caseload")
+    note = await other.post(
+        f"{path}/notes", {"csrf_token": csrf_of(page.text), "note": "should not land"}
+    )
+    assert note.status_code == 404
+    assert await scalar(sessions, "SELECT count(*) FROM notes WHERE body = 'should not land'") == 0
+
+
+# The authorization matrix: every role x every page and action.
+PAGES = {
+    "queue": ("GET", "/staff/queue"),
+    "calls": ("GET", "/staff/calls"),
+    "caseload": ("GET", "/staff/caseload"),
+    "alerts": ("GET", "/staff/alerts"),
+    "referral": ("GET", "/staff/referrals/{id}"),
+    "note": ("POST", "/staff/referrals/{id}/notes"),
+    "pause": ("POST", "/staff/referrals/{id}/contact"),
+}
+ALLOWED = {
+    "hub": {"queue", "calls", "referral", "note", "pause"},
+    "duty_lead": {"queue", "calls", "caseload", "alerts", "referral", "note", "pause"},
+    "caseworker": {"calls", "caseload", "referral", "note", "pause"},
+    "commissioner": set(),
+    "admin": set(),
+}
+
+
+@pytest.mark.parametrize("role", sorted(ALLOWED))
+async def test_authorization_matrix(web: Any, sessions: Any, make_key: Any, role: str) -> None:
+    made = await _post_referral(web, make_key)
+    [(service,)] = (
+        await rows(sessions, "SELECT service FROM cases WHERE referral_id = :r", r=made["id"])
+    )[:1]
+    services = (service,) if role == "caseworker" else ()
+    browser = await sign_in(web, await make_staff(sessions, (role,), services))
+    csrf = browser_csrf = None
+    for name, (method, template) in PAGES.items():
+        path = template.format(id=made["id"])
+        if method == "GET":
+            response = await browser.get(path)
+        else:
+            if browser_csrf is None:
+                browser_csrf = await _csrf(browser)
+            csrf = browser_csrf
+            data = {"csrf_token": csrf, "note": "matrix", "action": "pause"}
+            response = await browser.post(path, data)
+        expected_ok = name in ALLOWED[role]
+        if expected_ok:
+            assert response.status_code in (200, 302, 303), (role, name, response.status_code)
+        else:
+            assert response.status_code == 403, (role, name, response.status_code)
+            assert "text/html" in response.headers["content-type"]
+    # And the other side of scoping: a caseworker of another service gets 404, not 403.
+
+
+async def _csrf(browser: Browser) -> str:
+    """The signed-in session's CSRF token: every signed-in page carries it in its sign-out
+    form, error pages included."""
+    for path in ("/staff/queue", "/staff/caseload", "/staff/calls", "/staff/nowhere"):
+        response = await browser.get(path)
+        if 'name="csrf_token"' in response.text:
+            return csrf_of(response.text)
+    raise AssertionError("no page with a CSRF token")
