@@ -15,6 +15,7 @@ from triage.domain.catalogue import Catalogue
 from triage.domain.checker import field_path
 from triage.domain.decision import iso_z
 from triage.domain.engine import first_contact, triage
+from triage.domain.overrides import deadline_in_force, disagreements, in_force, priority_in_force
 from triage.domain.planning import NextStep
 from triage.domain.problems import InvalidInput, Problem
 from triage.domain.statuses import OPEN_CASE_STATUSES, OPEN_STEP_STATUSES, REFERRAL
@@ -25,6 +26,7 @@ from triage.services.catalogues import record_catalogue
 from triage.services.clock import service_now
 from triage.services.closures import close_open_cases, stop_pending_contact
 from triage.services.contact_plan import insert_step
+from triage.services.overrides import overrides_of
 from triage.services.referral_rows import case_row, facts_json, p1_alert_row
 
 PATCHABLE = ("victim", "contact", "offence", "flags", "risk", "needs", "consent", "notes")
@@ -174,13 +176,16 @@ async def apply_update(
         return
     referral.referral_consent = "given" if given else "defaulted"
     decision = triage(facts, referral.source, referral.received_at, catalogue)
+    # A re-triage never undoes a person's override: the decision stored is the engine's with
+    # the overrides in force, and where the two disagree a person reviews it.
+    overrides = await overrides_of(db, referral.id)
     await db.execute(
         insert(models.TriageDecision).values(
             referral_id=referral.id,
             decided_at=now,
             cause="update",
             catalogue_version=catalogue.version,
-            decision=decision.to_api(),
+            decision=in_force(decision.to_api(), overrides),
             explanation=decision.explanation,
         )
     )
@@ -196,6 +201,8 @@ async def apply_update(
     # The new decision's flags, plus what case work raised (service_review), which stays
     # until a person clears it; flags of the old decision that no longer hold go.
     flags = set(decision.flags) | (set(referral.flags) & {"service_review"})
+    if disagreements(decision.to_api(), overrides):
+        flags.add("service_review")
     added = [
         case_row(referral.id, choice.code, "additional", now)
         for choice in decision.services
@@ -211,11 +218,13 @@ async def apply_update(
 
     # Priority only ever moves the deadline earlier.
     due = decision.contact_due_by
-    if referral.contact_due_by is not None and due is not None:
+    if deadline_in_force(overrides) is not None:
+        due = referral.contact_due_by if facts.consent.to_contact else None
+    elif referral.contact_due_by is not None and due is not None:
         due = min(due, referral.contact_due_by)
     elif due is None and facts.consent.to_contact:
         due = referral.contact_due_by
-    if _rank(decision.priority) < _rank(referral.priority):
+    if priority_in_force(overrides) is None and _rank(decision.priority) < _rank(referral.priority):
         referral.priority = decision.priority
         if decision.priority == "P1":
             await db.execute(
