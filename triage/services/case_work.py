@@ -66,7 +66,7 @@ async def _note(db: AsyncSession, principal: Principal, case: models.Case, body:
 
 async def assign(
     db: AsyncSession, principal: Principal, case_id: uuid.UUID, user_id: uuid.UUID, now: datetime
-) -> None:
+) -> uuid.UUID:
     """To a caseworker of the case's service: by the hub or duty lead, or a caseworker taking
     it themselves."""
     taking_own = principal.kind == "staff" and principal.id == str(user_id)
@@ -86,6 +86,7 @@ async def assign(
     case.assigned_to, case.updated_at = user_id, now
     await record_event(db, principal.actor, "case.assigned", case.id, "case")
     await db.commit()
+    return case.referral_id
 
 
 async def start_support(
@@ -95,7 +96,7 @@ async def start_support(
     needs: list[str],
     plan: str,
     now: datetime,
-) -> None:
+) -> uuid.UUID:
     """`in_support`: the needs assessment recorded (the needs, and the support plan as a case
     note)."""
     require(principal, "case.work")
@@ -116,11 +117,12 @@ async def start_support(
     await _note(db, principal, case, "Support plan: " + plan_text)
     await record_event(db, principal.actor, "case.support_started", case.id, "case")
     await db.commit()
+    return case.referral_id
 
 
 async def to_waiting_list(
     db: AsyncSession, principal: Principal, case_id: uuid.UUID, catalogue: Catalogue, now: datetime
-) -> None:
+) -> uuid.UUID:
     require(principal, "case.work")
     case = await _case(db, principal, case_id)
     service = catalogue.services.get(case.service)
@@ -131,11 +133,12 @@ async def to_waiting_list(
     case.status, case.updated_at = "waiting_list", now
     await record_event(db, principal.actor, "case.waiting_list", case.id, "case")
     await db.commit()
+    return case.referral_id
 
 
 async def close(
     db: AsyncSession, principal: Principal, case_id: uuid.UUID, reason: str, now: datetime
-) -> None:
+) -> uuid.UUID:
     """Closed with a reason. The last open case closing closes the referral, and its pending
     contact stops."""
     require(principal, "case.work")
@@ -163,11 +166,12 @@ async def close(
         db, principal.actor, "case.closed", case.id, "case", details={"reason": reason}
     )
     await db.commit()
+    return case.referral_id
 
 
 async def reopen(
     db: AsyncSession, principal: Principal, case_id: uuid.UUID, reason: str, now: datetime
-) -> None:
+) -> uuid.UUID:
     """Back to `in_support` with a reason (a case note); a closed referral goes back to
     `in_contact`. A withdrawn referral's cases never re-open. No contact plan restarts."""
     require(principal, "case.work")
@@ -195,6 +199,7 @@ async def reopen(
     await _note(db, principal, case, "Re-opened: " + text_reason)
     await record_event(db, principal.actor, "case.reopened", case.id, "case")
     await db.commit()
+    return case.referral_id
 
 
 async def reassign_caseload(

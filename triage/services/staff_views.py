@@ -382,3 +382,38 @@ async def audit_refused(db: AsyncSession, principal: Principal, what: str, recor
     """A request for a record outside the principal's scope: recorded, then answered 404."""
     await record_event(db, principal.actor, f"{what}.view_refused", record_id, what)
     await db.commit()
+
+
+async def case_page(db: AsyncSession, principal: Principal, case_id: uuid.UUID) -> dict[str, Any]:
+    """One case the principal may see, with its referral's reference and the case's notes;
+    the view audited. NotInScope (audited) otherwise."""
+    require(principal, "referral.view")
+    row = (
+        await db.execute(
+            select(models.Case, models.Referral.reference, models.Referral.status)
+            .join(models.Referral, models.Referral.id == models.Case.referral_id)
+            .where(models.Case.id == case_id, cases_visible_to(principal))
+        )
+    ).first()
+    if row is None:
+        await record_event(db, principal.actor, "case.view_refused", case_id, "case")
+        await db.commit()
+        raise NotInScope(str(case_id))
+    case, reference, referral_status = row
+    notes = (
+        (
+            await db.execute(
+                select(models.Note).where(models.Note.case_id == case_id).order_by(models.Note.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    await record_event(db, principal.actor, "case.viewed", case_id, "case")
+    await db.commit()
+    return {
+        "case": case,
+        "reference": reference,
+        "referral_status": referral_status,
+        "notes": notes,
+    }

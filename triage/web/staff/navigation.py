@@ -11,6 +11,7 @@ PAGES = (
     ("/staff/calls", "Calls due", "calls.view"),
     ("/staff/caseload", "Caseload", "caseload.view"),
     ("/staff/alerts", "Alerts", "alert.view"),
+    ("/staff/caseload/reassign", "Reassign a caseload", "case.reassign"),
 )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from litestar import Router
 
 from triage.web.staff.auth import SignInController
+from triage.web.staff.casework import CaseworkController
 from triage.web.staff.guards import staff_guard
 from triage.web.staff.work import WorkController
 
@@ -13,7 +14,7 @@ from triage.web.staff.work import WorkController
 def staff_router() -> Router:
     return Router(
         path="/",
-        route_handlers=[SignInController, WorkController],
+        route_handlers=[SignInController, WorkController, CaseworkController],
         guards=[staff_guard],
         include_in_schema=False,
     )

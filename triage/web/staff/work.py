@@ -14,6 +14,7 @@ from litestar.exceptions import NotFoundException
 from litestar.response import Redirect
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from triage.domain.overrides import CONSENT_HOW
 from triage.domain.vocabulary import CALL_OUTCOMES
 from triage.services import staff_actions, staff_views
 from triage.services.clock import service_now
@@ -220,8 +221,15 @@ async def _referral_page(
     except staff_views.NotInScope:
         raise NotFoundException() from None
     now = await service_now(db)
+    catalogue = request.app.state.catalogue
     return render(
         "staff/referral.html",
+        allocatable=sorted(
+            (code, service.name)
+            for code, service in catalogue.services.items()
+            if service.mode == "allocate" and service.kind == "victim"
+        ),
+        consent_how=CONSENT_HOW,
         status=400 if form and form.errors else 200,
         title=f"Referral {view['referral'].reference}",
         staff=staff,
