@@ -144,8 +144,8 @@ async def test_a_priority_override_replans_and_is_not_undone(
         assert (
             await scalar(
                 sessions,
-                "SELECT count(*) FROM contact_steps WHERE referral_id = :r AND status = 'scheduled' "
-                "AND due_at > now() + interval '1 minute'",
+                "SELECT count(*) FROM contact_steps WHERE referral_id = :r "
+                "AND status = 'scheduled' AND due_at > now() + interval '1 minute'",
                 r=made["id"],
             )
             == 0
