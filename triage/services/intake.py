@@ -110,6 +110,31 @@ async def _submit_single(
     return _against_existing(item, existing[referral.external_ref])
 
 
+async def submit_for_person(
+    pool: asyncpg.Pool, caller: Caller, body: Any, catalogue: Catalogue, actor: str
+) -> ItemResult:
+    """One referral taken by a person (hub staff on the phone, later the public forms): the
+    same validation, triage and rows as the API's, in one transaction that also records who
+    took it. InvalidInput with every problem; `existing` for a form sent twice (the form's
+    own external_ref)."""
+    now = await _ready(pool, catalogue)
+    item = _prepare_valid(body, 0, caller, now, catalogue, prefix="")
+    async with connection(pool) as db, db.transaction():
+        existing, created = await _write(db, caller, [item], now, catalogue)
+        ref = item.referral.external_ref
+        if ref not in created:
+            return _against_existing(item, existing[ref])
+        referral_id, reference = created[ref]
+        await db.execute(
+            "INSERT INTO audit_events (actor, action, record_type, record_id) "
+            "VALUES ($1, 'referral.taken', 'referral', $2)",
+            actor,
+            str(referral_id),
+        )
+    wake_workers()  # after the commit only
+    return ItemResult(0, "created", referral_id, reference)
+
+
 async def submit_batch(
     pool: asyncpg.Pool,
     caller: Caller,

@@ -9,6 +9,7 @@ from triage.domain.policy import allows
 PAGES = (
     ("/staff/queue", "Queue", "queue.view"),
     ("/staff/calls", "Calls due", "calls.view"),
+    ("/staff/phone-referral/", "Take a phone referral", "referral.create"),
     ("/staff/caseload", "Caseload", "caseload.view"),
     ("/staff/alerts", "Alerts", "alert.view"),
     ("/staff/caseload/reassign", "Reassign a caseload", "case.reassign"),

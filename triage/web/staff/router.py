@@ -8,13 +8,19 @@ from litestar import Router
 from triage.web.staff.auth import SignInController
 from triage.web.staff.casework import CaseworkController
 from triage.web.staff.guards import staff_guard
+from triage.web.staff.phone import PhoneReferralController
 from triage.web.staff.work import WorkController
 
 
 def staff_router() -> Router:
     return Router(
         path="/",
-        route_handlers=[SignInController, WorkController, CaseworkController],
+        route_handlers=[
+            SignInController,
+            WorkController,
+            CaseworkController,
+            PhoneReferralController,
+        ],
         guards=[staff_guard],
         include_in_schema=False,
     )

@@ -1,0 +1,137 @@
+"""A phone referral taken by hub staff goes through intake (the API's rules, triage and rows),
+shows its errors as a GOV.UK error summary linked to the fields with the values kept, is
+recorded as taken by that person, and a form sent twice makes one referral."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from helpers import scalar
+from litestar.testing import AsyncTestClient
+from staff_support import csrf_of, make_staff, sign_in, soup
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+async def web(servers: Any) -> AsyncIterator[AsyncTestClient[Any]]:
+    from triage.app import create_app
+    from triage.settings import get_settings
+
+    async with AsyncTestClient(app=create_app(get_settings()), base_url="https://testserver") as c:
+        yield c
+
+
+ANSWERS = {
+    "source": "self",
+    "victim.first_name": "Alex",
+    "victim.last_name": "Morgan",
+    "victim.date_of_birth-day": "2",
+    "victim.date_of_birth-month": "4",
+    "victim.date_of_birth-year": "1990",
+    "victim.phone": "07700 900456",
+    "victim.address.postcode": "ME14 1XX",
+    "offence.category": "theft",
+    "contact.channels": ["phone"],
+    "contact.voicemail_ok": "no",
+    "consent.to_referral": "yes",
+    "consent.to_contact": "yes",
+}
+
+
+async def test_a_phone_referral_is_taken_through_intake(web: Any, sessions: Any) -> None:
+    hub_user = await make_staff(sessions, ("hub",))
+    hub = await sign_in(web, hub_user)
+    page = await hub.get("/staff/phone-referral/")
+    assert page.status_code == 200
+    token = csrf_of(page.text)
+    external_ref = soup(page.text).find("input", {"name": "external_ref"})["value"]
+    response = await hub.post(
+        "/staff/phone-referral/", {"csrf_token": token, "external_ref": external_ref, **ANSWERS}
+    )
+    assert response.status_code in (302, 303), response.text
+    location = response.headers["location"]
+    referral_id = location.rsplit("/", 1)[1]
+    assert (
+        await scalar(sessions, "SELECT source FROM referrals WHERE id = :r", r=referral_id)
+        == "self"
+    )
+    assert (
+        await scalar(sessions, "SELECT count(*) FROM cases WHERE referral_id = :r", r=referral_id)
+        >= 1
+    )
+    assert (
+        await scalar(
+            sessions,
+            "SELECT actor FROM audit_events WHERE action = 'referral.taken' AND record_id = :r",
+            r=referral_id,
+        )
+        == f"staff:{hub_user.user_id}"
+    )
+    page = await hub.get(location)
+    assert "Alex Morgan" in page.text and "taken" in page.text
+    # The same form sent again (a double click): still one referral.
+    again = await hub.post(
+        "/staff/phone-referral/", {"csrf_token": token, "external_ref": external_ref, **ANSWERS}
+    )
+    assert again.status_code in (302, 303)
+    assert again.headers["location"] == location
+    assert (
+        await scalar(
+            sessions,
+            "SELECT count(*) FROM referrals WHERE facts->'victim'->>'last_name' = 'Morgan' "
+            "AND external_ref = :e",
+            e=external_ref,
+        )
+        == 1
+    )
+
+
+async def test_errors_are_a_summary_linked_to_fields_with_values_kept(
+    web: Any, sessions: Any
+) -> None:
+    hub = await sign_in(web, await make_staff(sessions, ("hub",)))
+    page = await hub.get("/staff/phone-referral/")
+    bad = {
+        **ANSWERS,
+        "victim.phone": "not a phone",
+        "victim.date_of_birth-month": "13",
+        "offence.category": "",
+        "contact.channels": [],
+    }
+    response = await hub.post("/staff/phone-referral/", {"csrf_token": csrf_of(page.text), **bad})
+    assert response.status_code == 400
+    html = soup(response.text)
+    summary = html.select(".govuk-error-summary a")
+    targets = {a["href"] for a in summary}
+    assert "#victim.phone" in targets
+    assert "#victim.date_of_birth-day" in targets
+    assert "#offence.category" in targets
+    for href in targets:
+        assert html.find(id=href[1:]) is not None, href
+    assert html.title.get_text().startswith("Error:")
+    # The values typed are kept.
+    assert html.find(id="victim.first_name")["value"] == "Alex"
+    assert (
+        await scalar(
+            sessions,
+            "SELECT count(*) FROM referrals WHERE facts->'victim'->>'phone' = 'not a phone'",
+        )
+        == 0
+    )
+
+
+async def test_no_consent_is_refused_and_a_caseworker_cannot_take_referrals(
+    web: Any, sessions: Any
+) -> None:
+    hub = await sign_in(web, await make_staff(sessions, ("hub",)))
+    page = await hub.get("/staff/phone-referral/")
+    refused = await hub.post(
+        "/staff/phone-referral/",
+        {"csrf_token": csrf_of(page.text), **{**ANSWERS, "consent.to_referral": "no"}},
+    )
+    assert refused.status_code == 400 and 'href="#consent.to_referral"' in refused.text
+    worker = await sign_in(web, await make_staff(sessions, ("caseworker",), ("isva",)))
+    assert (await worker.get("/staff/phone-referral/")).status_code == 403

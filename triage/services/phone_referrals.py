@@ -1,0 +1,59 @@
+"""A referral taken by hub staff on the phone, from a victim or a professional: the form's
+answers become the API's referral body and go through intake (services.intake), never a
+second copy of its rules. Each kind of caller has its own intake client row (created on
+first use), so a form submitted twice is found by its external_ref and never makes two."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db import models
+from triage.domain.catalogue import Catalogue
+from triage.domain.policy import require
+from triage.domain.principals import Principal
+from triage.services import intake
+from triage.services.api_keys import Caller
+
+# One intake client per kind of caller (the referral's source): its name is never a key's.
+CLIENTS = {"self": "staff-phone-victim", "professional": "staff-phone-professional"}
+
+
+async def phone_client(db: AsyncSession, source: str) -> Caller:
+    name = CLIENTS[source]
+    await db.execute(
+        insert(models.ApiClient)
+        .values(id=uuid.uuid4(), name=name, source=source, per_minute=0, batches_per_minute=0)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    client_id = await db.scalar(select(models.ApiClient.id).where(models.ApiClient.name == name))
+    await db.commit()
+    assert client_id is not None
+    return Caller(
+        client_id=client_id,
+        source=source,
+        scopes=frozenset({"referrals:write"}),
+        per_minute=0,
+        batches_per_minute=0,
+    )
+
+
+async def take_phone_referral(
+    db: AsyncSession,
+    pool: asyncpg.Pool,
+    principal: Principal,
+    source: str,
+    body: dict[str, Any],
+    catalogue: Catalogue,
+) -> intake.ItemResult:
+    """InvalidInput (every problem, at the API's paths) when the answers break the rules."""
+    require(principal, "referral.create")
+    if source not in CLIENTS:
+        raise ValueError("source must be self or professional")
+    caller = await phone_client(db, source)
+    return await intake.submit_for_person(pool, caller, body, catalogue, principal.actor)
