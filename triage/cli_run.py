@@ -81,6 +81,7 @@ def dev(port: int, demo_referrals: int) -> None:
     os.environ.setdefault("TRIAGE_SECRET_KEY", _dev_secret())
     os.environ.setdefault("TRIAGE_AUDIT_KEY", _dev_secret("audit-key"))
     os.environ.setdefault("TRIAGE_LOG_FORMAT", "console")
+    os.environ.setdefault("TRIAGE_BASE_URL", f"http://127.0.0.1:{port}")
     _write_env_file()
     from triage.settings import get_settings
 
@@ -205,7 +206,16 @@ def _prepare(demo_count: int) -> str:
     key, existing = run_with_session(demo_client)
     if existing == 0 and demo_count:
         click.echo(load_demo(demo_count, "Demo Police"))
+    from triage.demo_staff import ensure_demo_staff
+    from triage.services.catalogues import current_catalogue
+
+    known = frozenset(current_catalogue().services)
+    global _DEMO_LOGINS
+    _DEMO_LOGINS = run_with_session(lambda db: ensure_demo_staff(db, settings.secret_key, known))
     return key
+
+
+_DEMO_LOGINS: list[Any] = []
 
 
 def _wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
@@ -215,6 +225,19 @@ def _wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
         wait_ready(f"http://127.0.0.1:{port}/readyz", server)
     except RuntimeError as error:
         raise click.ClickException(str(error)) from None
+
+
+def _demo_password() -> str:
+    from triage.demo_staff import DEMO_PASSWORD
+
+    return DEMO_PASSWORD
+
+
+def _demo_logins() -> str:
+    return "\n".join(
+        f"  {login.role:<13} {login.email:<36} TOTP secret {login.totp_secret}"
+        for login in _DEMO_LOGINS
+    )
 
 
 def _banner(port: int, key: str) -> None:
@@ -231,6 +254,11 @@ triage is running (dev mode; the clock can be moved with `triage clock advance 2
 
 Demo API key for client "Demo Police" (police). Copy it now; it is not shown again:
 {key}
+
+Staff pages: {base}/staff/  (demo logins, for this demo only; password for each:
+"{_demo_password()}"; add the TOTP secret to an authenticator app, or get the code with
+`python -c "import pyotp; print(pyotp.TOTP('SECRET').now())"`)
+{_demo_logins()}
 
 Try:
   curl -s -X POST {base}/api/v1/referrals -H "Authorization: Bearer <key>" \\

@@ -417,3 +417,17 @@ async def admin_action(
     await record_event(db, principal.actor, f"user.{action}", user_id, "staff_user")
     await db.commit()
     return token
+
+
+async def own_account(db: AsyncSession, principal: Principal) -> dict[str, object]:
+    """The signed-in person's own account, for their account page."""
+    user = await db.get(models.StaffUser, principal.uuid)
+    if user is None:
+        raise AccountProblem("user", "There is no such user")
+    return {
+        "email": user.email,
+        "roles": user.roles,
+        "services": user.services,
+        "recovery_codes_left": len(user.recovery_codes),
+        "last_sign_in_at": user.last_sign_in_at,
+    }

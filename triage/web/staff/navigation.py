@@ -19,15 +19,14 @@ PAGES = (
 def staff_nav(staff: Any) -> list[dict[str, str]]:
     if staff is None:
         return []
-    return [
+    pages = [
         {"path": path, "text": text}
         for path, text, permission in PAGES
         if allows(staff.principal, permission)
     ]
+    return [*pages, {"path": "/staff/account", "text": "Your account"}]
 
 
 def home_for(staff: Any) -> str:
     """Where a person lands after signing in: the first page their roles allow."""
-    for item in staff_nav(staff):
-        return item["path"]
-    return "/staff/account"
+    return staff_nav(staff)[0]["path"]

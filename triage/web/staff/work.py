@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from triage.domain.overrides import CONSENT_HOW
 from triage.domain.vocabulary import CALL_OUTCOMES
-from triage.services import staff_actions, staff_views
+from triage.services import staff_accounts, staff_actions, staff_views
 from triage.services.clock import service_now
 from triage.web.forms import Form, read_form
 from triage.web.pages import render
@@ -64,6 +64,25 @@ class WorkController(Controller):
     @get("/", opt={"permission": None})
     async def home(self, request: Request[Any, Any, Any]) -> Redirect:
         return Redirect(home_for(_staff(request)))
+
+    @get("/account", opt={"permission": None})
+    async def account_page(self, request: Request[Any, Any, Any], db: AsyncSession) -> Any:
+        staff = _staff(request)
+        return render(
+            "staff/account.html",
+            title="Your account",
+            staff=staff,
+            nav_active="/staff/account",
+            account=await staff_accounts.own_account(db, staff.principal),
+            flash=await _flash(request),
+        )
+
+    @post("/account/sign-out-everywhere", opt={"permission": None})
+    async def sign_out_everywhere(self, request: Request[Any, Any, Any], db: AsyncSession) -> Any:
+        staff = _staff(request)
+        await read_form(request, staff.csrf)
+        await staff_accounts.sign_out_everywhere(db, staff.principal, staff.user_id)
+        return Redirect("/staff/sign-in")
 
     @get("/queue", opt={"permission": "queue.view"})
     async def queue_page(
