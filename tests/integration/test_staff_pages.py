@@ -45,6 +45,14 @@ async def test_queue_lists_referrals_most_urgent_first_with_time_left_in_words(
     assert "left" in page.text or "overdue by" in page.text
     assert page.headers["cache-control"] == "no-store"
     assert "nonce-" in page.headers["content-security-policy"]
+    # The list shown is audited: who saw which referrals (ids only, no names).
+    details = await scalar(
+        sessions,
+        "SELECT details FROM audit_events WHERE action = 'queue.viewed' "
+        "AND actor LIKE 'staff:%' ORDER BY id DESC LIMIT 1",
+    )
+    assert made["id"] in details["referrals"]
+    assert "Taylor" not in str(details)
 
 
 async def test_queue_keyset_pages_never_repeat_or_skip(

@@ -138,7 +138,24 @@ async def queue(
     if len(rows) > limit:
         last = rows[limit - 1]
         page.next_cursor = encode_queue_cursor(last.priority, last.contact_due_by, last.id)
+    await _list_viewed(db, principal, "queue", page.rows)
     return page
+
+
+async def _list_viewed(
+    db: AsyncSession, principal: Principal, what: str, shown: list[dict[str, Any]]
+) -> None:
+    """A list of referrals shown to a person: one event naming the referrals it showed."""
+    ids = sorted({str(row.get("referral_id") or row.get("id")) for row in shown})
+    await record_event(
+        db,
+        principal.actor,
+        f"{what}.viewed",
+        what,
+        what,
+        details={"referrals": ids} if ids else None,
+    )
+    await db.commit()
 
 
 async def _services_of(
@@ -181,7 +198,9 @@ async def calls_due(db: AsyncSession, principal: Principal, now: datetime) -> li
         .order_by(r.priority, s.due_at)
         .limit(200)
     )
-    return [dict(row._mapping) for row in rows]
+    found = [dict(row._mapping) for row in rows]
+    await _list_viewed(db, principal, "calls", found)
+    return found
 
 
 async def caseload(db: AsyncSession, principal: Principal) -> list[dict[str, Any]]:
@@ -205,7 +224,9 @@ async def caseload(db: AsyncSession, principal: Principal) -> list[dict[str, Any
         .order_by(mine.desc(), c.opened_at)
         .limit(500)
     )
-    return [dict(row._mapping) for row in rows]
+    found = [dict(row._mapping) for row in rows]
+    await _list_viewed(db, principal, "caseload", found)
+    return found
 
 
 async def alerts(db: AsyncSession, principal: Principal) -> list[dict[str, Any]]:
