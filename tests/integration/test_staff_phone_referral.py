@@ -20,7 +20,9 @@ async def web(servers: Any) -> AsyncIterator[AsyncTestClient[Any]]:
     from triage.app import create_app
     from triage.settings import get_settings
 
-    async with AsyncTestClient(app=create_app(get_settings()), base_url="https://testserver") as c:
+    async with AsyncTestClient(
+        app=create_app(get_settings()), base_url="https://testserver.local"
+    ) as c:
         yield c
 
 

@@ -15,10 +15,11 @@ from typing import Any
 import segno
 from litestar import Controller, Request, get, post
 from litestar.datastructures import Cookie
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from triage.services import staff_accounts as accounts
+from triage.web.dependencies import Db
 from triage.web.forms import Form, read_form
 from triage.web.pages import render
 from triage.web.sessions import SessionStore, StaffSession
@@ -78,7 +79,9 @@ class SignInController(Controller):
     opt = {"public": True}  # noqa: RUF012 - Litestar reads it as a class attribute
 
     @get("/sign-in")
-    async def sign_in_page(self, request: Request[Any, Any, Any], next: str | None = None) -> Any:
+    async def sign_in_page(
+        self, request: Request[Any, Any, Any], next: FromQuery[str | None] = None
+    ) -> Any:
         session_id, session, cookies = await _anonymous(request)
         if session.stage == "signed_in":
             return Redirect("/staff/")
@@ -99,7 +102,7 @@ class SignInController(Controller):
         )
 
     @post("/sign-in")
-    async def sign_in(self, request: Request[Any, Any, Any], db: AsyncSession) -> Any:
+    async def sign_in(self, request: Request[Any, Any, Any], db: Db) -> Any:
         store = _store(request)
         loaded = await store.load(request)
         if loaded is None:
@@ -161,7 +164,7 @@ class SignInController(Controller):
         )
 
     @post("/two-factor")
-    async def two_factor(self, request: Request[Any, Any, Any], db: AsyncSession) -> Any:
+    async def two_factor(self, request: Request[Any, Any, Any], db: Db) -> Any:
         store = _store(request)
         loaded = await store.load(request)
         if loaded is None or loaded[1].stage != "password" or loaded[1].user_id is None:
@@ -215,7 +218,7 @@ class SignInController(Controller):
 
     @get("/set-up/{token:str}")
     async def set_up_page(
-        self, request: Request[Any, Any, Any], db: AsyncSession, token: str
+        self, request: Request[Any, Any, Any], db: Db, token: FromPath[str]
     ) -> Any:
         user = await accounts.setup_user(db, request.app.state.settings.secret_key, token)
         _, session, cookies = await _anonymous(request)
@@ -231,7 +234,7 @@ class SignInController(Controller):
         )
 
     @post("/set-up/{token:str}")
-    async def set_up(self, request: Request[Any, Any, Any], db: AsyncSession, token: str) -> Any:
+    async def set_up(self, request: Request[Any, Any, Any], db: Db, token: FromPath[str]) -> Any:
         loaded = await _store(request).load(request)
         if loaded is None:
             return Redirect(f"/staff/set-up/{token}")
@@ -263,7 +266,7 @@ class SignInController(Controller):
 
     @get("/set-up/{token:str}/two-factor")
     async def set_up_two_factor_page(
-        self, request: Request[Any, Any, Any], db: AsyncSession, token: str
+        self, request: Request[Any, Any, Any], db: Db, token: FromPath[str]
     ) -> Any:
         user = await accounts.setup_user(db, request.app.state.settings.secret_key, token)
         loaded = await _store(request).load(request)
@@ -275,7 +278,7 @@ class SignInController(Controller):
 
     @post("/set-up/{token:str}/two-factor")
     async def set_up_two_factor(
-        self, request: Request[Any, Any, Any], db: AsyncSession, token: str
+        self, request: Request[Any, Any, Any], db: Db, token: FromPath[str]
     ) -> Any:
         secret = request.app.state.settings.secret_key
         loaded = await _store(request).load(request)
@@ -305,7 +308,7 @@ def _device_user(request: Request[Any, Any, Any]) -> uuid.UUID | None:
     return user_id if _trusted_device(request, user_id) else None
 
 
-async def _device_is_for(db: AsyncSession, user_id: uuid.UUID, email: str) -> bool:
+async def _device_is_for(db: Db, user_id: uuid.UUID, email: str) -> bool:
     from db import models
 
     user = await db.get(models.StaffUser, user_id)
@@ -313,7 +316,7 @@ async def _device_is_for(db: AsyncSession, user_id: uuid.UUID, email: str) -> bo
 
 
 def _two_factor_setup(
-    user: Any, token: str, csrf: str, form: Form | None, status: int = 200
+    user: Any, token: FromPath[str], csrf: str, form: Form | None, status: int = 200
 ) -> Template:
     uri = accounts.totp_uri(user)
     qr_svg = segno.make(uri, error="m").svg_inline(

@@ -10,14 +10,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from litestar import Controller, Request, get, post
+from litestar.params import FromPath
 from litestar.response import Redirect
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from triage.domain.vocabulary import NEEDS
 from triage.services import case_work, overrides, staff_directory, staff_views
 from triage.services.case_work import STAFF_CLOSURE_REASONS
 from triage.services.clock import service_now
 from triage.services.staff_actions import ActionRefused
+from triage.web.dependencies import Db
 from triage.web.forms import Form, read_form
 from triage.web.pages import render
 from triage.web.staff.work import _flash, _referral_page, _staff, _uuid
@@ -43,7 +44,7 @@ class CaseworkController(Controller):
 
     @post("/referrals/{referral_id:str}/override", opt={"permission": "decision.override"})
     async def override(
-        self, request: Request[Any, Any, Any], db: AsyncSession, referral_id: str
+        self, request: Request[Any, Any, Any], db: Db, referral_id: FromPath[str]
     ) -> Any:
         staff = _staff(request)
         target = _uuid(referral_id)
@@ -77,7 +78,7 @@ class CaseworkController(Controller):
 
     @post("/cases/{case_id:str}/{action:str}", opt={"permission": None})
     async def case_action(
-        self, request: Request[Any, Any, Any], db: AsyncSession, case_id: str, action: str
+        self, request: Request[Any, Any, Any], db: Db, case_id: FromPath[str], action: FromPath[str]
     ) -> Any:
         staff = _staff(request)
         target = _uuid(case_id)
@@ -124,12 +125,12 @@ class CaseworkController(Controller):
 
     @get("/cases/{case_id:str}", opt={"permission": "referral.view"})
     async def case_view(
-        self, request: Request[Any, Any, Any], db: AsyncSession, case_id: str
+        self, request: Request[Any, Any, Any], db: Db, case_id: FromPath[str]
     ) -> Any:
         return await case_page(request, db, _uuid(case_id), None)
 
     @get("/caseload/reassign", opt={"permission": "case.reassign"})
-    async def reassign_page(self, request: Request[Any, Any, Any], db: AsyncSession) -> Any:
+    async def reassign_page(self, request: Request[Any, Any, Any], db: Db) -> Any:
         staff = _staff(request)
         workers = await staff_directory.caseworkers(db, staff.principal)
         return render(
@@ -143,7 +144,7 @@ class CaseworkController(Controller):
         )
 
     @post("/caseload/reassign", opt={"permission": "case.reassign"})
-    async def reassign(self, request: Request[Any, Any, Any], db: AsyncSession) -> Any:
+    async def reassign(self, request: Request[Any, Any, Any], db: Db) -> Any:
         staff = _staff(request)
         form = await read_form(request, staff.csrf)
         moved = 0
@@ -179,7 +180,7 @@ class CaseworkController(Controller):
 
 
 async def case_page(
-    request: Request[Any, Any, Any], db: AsyncSession, case_id: Any, form: Form | None
+    request: Request[Any, Any, Any], db: Db, case_id: Any, form: Form | None
 ) -> Any:
     staff = _staff(request)
     try:

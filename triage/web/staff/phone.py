@@ -9,11 +9,11 @@ from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.response import Redirect
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from triage.domain.problems import InvalidInput
 from triage.domain.vocabulary import OFFENCE_CATEGORIES
 from triage.services.phone_referrals import take_phone_referral
+from triage.web.dependencies import Db
 from triage.web.forms import Form, read_form
 from triage.web.pages import render
 from triage.web.staff.work import _flash, _staff
@@ -134,7 +134,7 @@ class PhoneReferralController(Controller):
         return _page(request, None, "PHONE-" + secrets.token_hex(8))
 
     @post("/", opt={"permission": "referral.create"})
-    async def submit(self, request: Request[Any, Any, Any], db: AsyncSession) -> Any:
+    async def submit(self, request: Request[Any, Any, Any], db: Db) -> Any:
         staff = _staff(request)
         form = await read_form(request, staff.csrf)
         external_ref = form.get("external_ref")

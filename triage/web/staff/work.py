@@ -11,13 +11,14 @@ from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from triage.domain.overrides import CONSENT_HOW
 from triage.domain.vocabulary import CALL_OUTCOMES
 from triage.services import staff_accounts, staff_actions, staff_views
 from triage.services.clock import service_now
+from triage.web.dependencies import Db
 from triage.web.forms import Form, read_form
 from triage.web.pages import render
 from triage.web.staff.guards import StaffContext
@@ -66,7 +67,7 @@ class WorkController(Controller):
         return Redirect(home_for(_staff(request)))
 
     @get("/account", opt={"permission": None})
-    async def account_page(self, request: Request[Any, Any, Any], db: AsyncSession) -> Any:
+    async def account_page(self, request: Request[Any, Any, Any], db: Db) -> Any:
         staff = _staff(request)
         return render(
             "staff/account.html",
@@ -78,7 +79,7 @@ class WorkController(Controller):
         )
 
     @post("/account/sign-out-everywhere", opt={"permission": None})
-    async def sign_out_everywhere(self, request: Request[Any, Any, Any], db: AsyncSession) -> Any:
+    async def sign_out_everywhere(self, request: Request[Any, Any, Any], db: Db) -> Any:
         staff = _staff(request)
         await read_form(request, staff.csrf)
         await staff_accounts.sign_out_everywhere(db, staff.principal, staff.user_id)
@@ -88,13 +89,13 @@ class WorkController(Controller):
     async def queue_page(
         self,
         request: Request[Any, Any, Any],
-        db: AsyncSession,
-        service: str | None = None,
-        priority: str | None = None,
-        source: str | None = None,
-        status: str | None = None,
-        mine: str | None = None,
-        cursor: str | None = None,
+        db: Db,
+        service: FromQuery[str | None] = None,
+        priority: FromQuery[str | None] = None,
+        source: FromQuery[str | None] = None,
+        status: FromQuery[str | None] = None,
+        mine: FromQuery[str | None] = None,
+        cursor: FromQuery[str | None] = None,
     ) -> Any:
         staff = _staff(request)
         filters = staff_views.QueueFilters(
@@ -122,7 +123,7 @@ class WorkController(Controller):
         )
 
     @get("/calls", opt={"permission": "calls.view"})
-    async def calls_page(self, request: Request[Any, Any, Any], db: AsyncSession) -> Any:
+    async def calls_page(self, request: Request[Any, Any, Any], db: Db) -> Any:
         staff = _staff(request)
         now = await service_now(db)
         rows = await staff_views.calls_due(db, staff.principal, now)
@@ -137,7 +138,7 @@ class WorkController(Controller):
         )
 
     @get("/caseload", opt={"permission": "caseload.view"})
-    async def caseload_page(self, request: Request[Any, Any, Any], db: AsyncSession) -> Any:
+    async def caseload_page(self, request: Request[Any, Any, Any], db: Db) -> Any:
         staff = _staff(request)
         rows = await staff_views.caseload(db, staff.principal)
         return render(
@@ -149,7 +150,7 @@ class WorkController(Controller):
         )
 
     @get("/alerts", opt={"permission": "alert.view"})
-    async def alerts_page(self, request: Request[Any, Any, Any], db: AsyncSession) -> Any:
+    async def alerts_page(self, request: Request[Any, Any, Any], db: Db) -> Any:
         staff = _staff(request)
         rows = await staff_views.alerts(db, staff.principal)
         return render(
@@ -158,13 +159,13 @@ class WorkController(Controller):
 
     @get("/referrals/{referral_id:str}", opt={"permission": "referral.view"})
     async def referral_page(
-        self, request: Request[Any, Any, Any], db: AsyncSession, referral_id: str
+        self, request: Request[Any, Any, Any], db: Db, referral_id: FromPath[str]
     ) -> Any:
         return await _referral_page(request, db, _uuid(referral_id), None)
 
     @post("/referrals/{referral_id:str}/notes", opt={"permission": "referral.note"})
     async def add_note(
-        self, request: Request[Any, Any, Any], db: AsyncSession, referral_id: str
+        self, request: Request[Any, Any, Any], db: Db, referral_id: FromPath[str]
     ) -> Any:
         staff = _staff(request)
         target = _uuid(referral_id)
@@ -182,7 +183,7 @@ class WorkController(Controller):
 
     @post("/referrals/{referral_id:str}/calls", opt={"permission": "call.record"})
     async def record_call(
-        self, request: Request[Any, Any, Any], db: AsyncSession, referral_id: str
+        self, request: Request[Any, Any, Any], db: Db, referral_id: FromPath[str]
     ) -> Any:
         staff = _staff(request)
         target = _uuid(referral_id)
@@ -211,7 +212,7 @@ class WorkController(Controller):
 
     @post("/referrals/{referral_id:str}/contact", opt={"permission": "contact.pause"})
     async def pause_or_resume(
-        self, request: Request[Any, Any, Any], db: AsyncSession, referral_id: str
+        self, request: Request[Any, Any, Any], db: Db, referral_id: FromPath[str]
     ) -> Any:
         staff = _staff(request)
         target = _uuid(referral_id)
@@ -232,7 +233,7 @@ class WorkController(Controller):
 
 
 async def _referral_page(
-    request: Request[Any, Any, Any], db: AsyncSession, referral_id: uuid.UUID, form: Form | None
+    request: Request[Any, Any, Any], db: Db, referral_id: uuid.UUID, form: Form | None
 ) -> Any:
     staff = _staff(request)
     try:
