@@ -35,6 +35,7 @@ from triage.services.catalogues import current_catalogue
 from triage.services.group_writes import GroupWriter
 from triage.services.wakeups import set_waker
 from triage.settings import Settings, get_settings
+from triage.web.assets import static_routes
 from triage.web.errors import page_exception_handlers
 from triage.web.sessions import SessionStore
 from triage.web.staff.router import staff_router
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AppropriateAdultController,
             notify_callback,
             staff_router(),
+            *static_routes(),
             *([dev_outbox] if settings.env == "dev" else []),
         ],
         template_config=template_config(),

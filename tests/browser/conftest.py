@@ -16,6 +16,12 @@ screenshot, watch):
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# The staff pages' tests make accounts as the integration tests do (staff_support).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+
 import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any

@@ -13,6 +13,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, P
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
+from triage.web.assets import asset_version
 from triage.web.staff.navigation import staff_nav
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -62,6 +63,7 @@ def make_environment() -> Environment:
     env.filters["london"] = london_time
     env.globals["staff_nav"] = staff_nav
     env.globals["time_left"] = time_left
+    env.globals["asset_version"] = asset_version
     return env
 
 

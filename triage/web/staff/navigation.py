@@ -8,9 +8,10 @@ from triage.domain.policy import allows
 
 PAGES = (
     ("/staff/queue", "Queue", "queue.view"),
+    # Before calls due: a caseworker lands on their caseload.
+    ("/staff/caseload", "Caseload", "caseload.view"),
     ("/staff/calls", "Calls due", "calls.view"),
     ("/staff/phone-referral/", "Take a phone referral", "referral.create"),
-    ("/staff/caseload", "Caseload", "caseload.view"),
     ("/staff/alerts", "Alerts", "alert.view"),
     ("/staff/caseload/reassign", "Reassign a caseload", "case.reassign"),
 )
