@@ -25,7 +25,9 @@
   a batch's slice) costs one set-based statement, an index descent per new referral, in the
   intake's transaction. It links each new referral to the newest older referral of the same
   person received up to 90 days before it, and sees the rows of its own statement and
-  transaction, so two referrals of one person in one batch are linked too.
+  transaction, so two referrals of one person in one batch are linked too. Each link is
+  audited (`duplicate.linked`, by `system:duplicate-check`, with the two referrals' ids).
+  Referrals received before this migration are not linked to each other.
 
 Adding stored columns rewrites `referrals` once (one ALTER TABLE) under an exclusive lock.
 
@@ -50,6 +52,8 @@ DUPLICATE_TRANSITIONS = [("open", "dismissed"), ("open", "merged")]
 MATCHED_ON = ("name_and_dob", "phone_and_surname")
 LOOK_BACK = "90 days"
 # Typographic apostrophes and dashes, which a locale's [:punct:] may not count.
+# Who the audit trail says linked them: the service's own check, not the referrer.
+LINK_ACTOR = "system:duplicate-check"
 NAME_SEPARATORS = "\u2018\u2019\u02bc\u2010\u2011\u2013\u2014"
 
 # The victim's fields in facts (api.md shape), as the generated columns read them.
@@ -231,14 +235,23 @@ def upgrade() -> None:
     op.execute(f"""
         CREATE FUNCTION link_possible_duplicates() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            INSERT INTO referral_duplicates
-                (referral_id, duplicate_of, matched_on, status, created_at)
-            SELECT DISTINCT ON (found.newer, found.older)
-                   found.newer, found.older, found.matched_on, 'open', found.created_at
-            FROM ({" UNION ALL ".join(lookups)}
-            ) AS found
-            ORDER BY found.newer, found.older, found.strength
-            ON CONFLICT ON CONSTRAINT uq_referral_duplicates_referral_id DO NOTHING;
+            WITH linked AS (
+                INSERT INTO referral_duplicates
+                    (referral_id, duplicate_of, matched_on, status, created_at)
+                SELECT DISTINCT ON (found.newer, found.older)
+                       found.newer, found.older, found.matched_on, 'open', found.created_at
+                FROM ({" UNION ALL ".join(lookups)}
+                ) AS found
+                ORDER BY found.newer, found.older, found.strength
+                ON CONFLICT ON CONSTRAINT uq_referral_duplicates_referral_id DO NOTHING
+                RETURNING id, referral_id, duplicate_of, matched_on
+            )
+            INSERT INTO audit_events (actor, action, record_type, record_id, details)
+            SELECT '{LINK_ACTOR}', 'duplicate.linked', 'duplicate', linked.id::text,
+                   jsonb_build_object('referral', linked.referral_id,
+                                      'duplicate_of', linked.duplicate_of,
+                                      'matched_on', linked.matched_on)
+            FROM linked;
             RETURN NULL;
         END;
         $$
