@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal, select
+from sqlalchemy import ColumnElement, Select, Text, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import models
@@ -72,7 +72,7 @@ def _matches(query: SearchQuery) -> ColumnElement[bool]:
         # must not rely on it: LIKE's own characters are escaped after normalising. Every
         # part is a constant once the parameter is bound, so the planner folds it into a range
         # on ix_referrals_victim_surname_key (text_pattern_ops).
-        key = func.triage_name_key(literal(query.value))
+        key = func.triage_name_key(literal(query.value), type_=Text)
         escaped = func.replace(
             func.replace(func.replace(key, "\\", "\\\\"), "%", "\\%"), "_", "\\_"
         )
