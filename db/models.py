@@ -7,13 +7,15 @@ transaction as its cause; workers claim due rows with FOR UPDATE SKIP LOCKED.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
+    Date,
     DateTime,
     ForeignKey,
     Identity,
@@ -27,7 +29,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import UserDefinedType
@@ -99,6 +101,14 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
 
 
+# The victim's names in `facts`, as the generated columns of `referrals` read them.
+_LAST = "(facts -> 'victim' ->> 'last_name')"
+_BOTH = (
+    "(COALESCE((facts -> 'victim' ->> 'first_name'), '') || ' ' || "
+    "COALESCE((facts -> 'victim' ->> 'last_name'), ''))"
+)
+
+
 class Referral(Base):
     __tablename__ = "referrals"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -124,6 +134,38 @@ class Referral(Base):
     withdrawn_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=_now())
     updated_at: Mapped[datetime] = mapped_column(server_default=_now())
+    # The victim's details as search and duplicate detection compare them, computed by
+    # PostgreSQL from `facts` (migration 0009), so no writer can forget or differ on them;
+    # SQLAlchemy never writes them. Names: lower case, no spaces or punctuation.
+    victim_surname_key: Mapped[str | None] = mapped_column(
+        Text, Computed(f"triage_name_key({_LAST})", persisted=True)
+    )
+    victim_name_key: Mapped[str | None] = mapped_column(
+        Text, Computed(f"triage_name_key({_BOTH})", persisted=True)
+    )
+    victim_dob: Mapped[date | None] = mapped_column(
+        Date, Computed("triage_iso_date(facts -> 'victim' ->> 'date_of_birth')", persisted=True)
+    )
+    victim_phone_digits: Mapped[str | None] = mapped_column(
+        Text,
+        Computed(
+            "NULLIF(regexp_replace(facts -> 'victim' ->> 'phone', '[^0-9]', '', 'g'), '')",
+            persisted=True,
+        ),
+    )
+    victim_postcode_key: Mapped[str | None] = mapped_column(
+        Text,
+        Computed(
+            "NULLIF(upper(replace(facts -> 'victim' -> 'address' ->> 'postcode', ' ', '')), '')",
+            persisted=True,
+        ),
+    )
+    # Deferred: only a name search reads it.
+    victim_names: Mapped[str | None] = mapped_column(
+        TSVECTOR,
+        Computed(f"to_tsvector('simple'::regconfig, {_BOTH})", persisted=True),
+        deferred=True,
+    )
     __table_args__ = (
         # Idempotency is the index's job, not a read-then-write race.
         UniqueConstraint("client_id", "external_ref", name="uq_referrals_client_external_ref"),
@@ -131,6 +173,57 @@ class Referral(Base):
         Index("ix_referrals_client_updated", "client_id", "updated_at", "id"),
         # The staff queue: open referrals by priority and deadline.
         Index("ix_referrals_queue", "status", "priority", "contact_due_by"),
+        # Search (services/search.py): surname and postcode district by prefix, the rest
+        # exact, names by full text; dob and phone also serve the duplicate trigger.
+        Index(
+            "ix_referrals_victim_surname_key",
+            "victim_surname_key",
+            postgresql_ops={"victim_surname_key": "text_pattern_ops"},
+        ),
+        # Led by the searched column, then the rest of a duplicate rule and the order of
+        # receipt: the intake trigger's look-up of the newest older match is one descent.
+        Index(
+            "ix_referrals_victim_dob", "victim_dob", "victim_name_key", "received_at", "reference"
+        ),
+        Index(
+            "ix_referrals_victim_phone_digits",
+            "victim_phone_digits",
+            "victim_surname_key",
+            "received_at",
+            "reference",
+        ),
+        Index(
+            "ix_referrals_victim_postcode_key",
+            "victim_postcode_key",
+            postgresql_ops={"victim_postcode_key": "text_pattern_ops"},
+        ),
+        Index("ix_referrals_victim_names", "victim_names", postgresql_using="gin"),
+        Index("ix_referrals_external_ref", "external_ref"),
+    )
+
+
+class ReferralDuplicate(Base):
+    """A possible duplicate, linked at intake by a trigger (migration 0009): the newer referral
+    (`referral_id`) may be the same person as the older one (`duplicate_of`), by normalised
+    name and date of birth or by phone and surname, within 90 days. Staff merge or dismiss it
+    (services/duplicates.py); never shown to a referrer or a victim."""
+
+    __tablename__ = "referral_duplicates"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id", ondelete="CASCADE"))
+    duplicate_of: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("referrals.id", ondelete="CASCADE"), index=True
+    )
+    matched_on: Mapped[str] = mapped_column(String(20))  # name_and_dob | phone_and_surname
+    status: Mapped[str] = mapped_column(String(20), server_default=text("'open'"))
+    decided_by: Mapped[str | None] = mapped_column(String(100))  # the principal's actor
+    decided_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=_now())
+    __table_args__ = (
+        UniqueConstraint("referral_id", "duplicate_of", name="uq_referral_duplicates_referral_id"),
+        CheckConstraint("referral_id <> duplicate_of", name="pair"),
+        CheckConstraint("matched_on IN ('name_and_dob', 'phone_and_surname')", name="matched_on"),
     )
 
 

@@ -66,12 +66,23 @@ async def _referral(db: Any, status: str = "triaged") -> uuid.UUID:
     return referral_id
 
 
-async def _row(db: Any, lifecycle: Lifecycle, status: str) -> uuid.UUID:
+async def _row(db: Any, lifecycle: Lifecycle, status: str) -> uuid.UUID | int:
     """A row of the record's table in `status` (inserted as it is: a CHECK, not the trigger,
     guards inserts)."""
     if lifecycle.table == "referrals":
         return await _referral(db, status)
     referral_id = await _referral(db)
+    if lifecycle.table == "referral_duplicates":
+        # A link between two referrals (the rows' empty facts match nothing at intake).
+        older = await _referral(db)
+        return (
+            await db.execute(
+                text("""INSERT INTO referral_duplicates (referral_id, duplicate_of, matched_on,
+                                                         status)
+                        VALUES (:r, :older, 'name_and_dob', :status) RETURNING id"""),
+                {"r": referral_id, "older": older, "status": status},
+            )
+        ).scalar_one()
     row_id = uuid.uuid4()
     statements = {
         "cases": """INSERT INTO cases (id, referral_id, service, role, status, opened_at)

@@ -1,5 +1,6 @@
 """Every record's statuses and the transitions lifecycle.md allows, defined once: referral,
-case, contact step, message and alert (the survey invitation joins them when surveys come).
+case, contact step, message, alert and possible duplicate (the survey invitation joins them
+when surveys come).
 
 Service functions lock the row (SELECT ... FOR UPDATE) and `check` a transition before they
 make it, or select the rows to change by `sources` (the statuses a transition may start
@@ -116,8 +117,20 @@ ALERT = Lifecycle(
         "cancelled": frozenset(),
     },
 )
+# A possible duplicate linked at intake: staff merge it (the newer referral closes as a
+# duplicate of the older) or dismiss it; either decision is final.
+DUPLICATE = Lifecycle(
+    "possible duplicate",
+    "referral_duplicates",
+    frozenset({"open"}),
+    {
+        "open": frozenset({"merged", "dismissed"}),
+        "merged": frozenset(),
+        "dismissed": frozenset(),
+    },
+)
 LIFECYCLES: dict[str, Lifecycle] = {
-    lifecycle.record: lifecycle for lifecycle in (REFERRAL, CASE, STEP, MESSAGE, ALERT)
+    lifecycle.record: lifecycle for lifecycle in (REFERRAL, CASE, STEP, MESSAGE, ALERT, DUPLICATE)
 }
 
 CLOSURE_REASONS = (
