@@ -96,7 +96,9 @@ async def test_hub_works_a_referral_from_the_queue(
     await _check(page, f"{shots}-referral-error")
     await page.get_by_label("No answer").check()
     await page.get_by_role("button", name="Record the call").click()
-    await expect(page.locator(".govuk-notification-banner")).to_contain_text("Call recorded: no answer")
+    await expect(page.locator(".govuk-notification-banner")).to_contain_text(
+        "Call recorded: no answer"
+    )
     # Override with a reason: without one first.
     await page.get_by_label("Change the priority").check()
     await page.get_by_label("New priority").select_option("P2")
@@ -139,9 +141,9 @@ async def test_hub_works_a_referral_from_the_queue(
     ]
     assert not unexpected, unexpected
     assert not problems.failed_requests, problems.failed_requests
-    assert not [
-        c for c in problems.console_errors if "Failed to load resource" not in c
-    ], problems.console_errors
+    assert not [c for c in problems.console_errors if "Failed to load resource" not in c], (
+        problems.console_errors
+    )
     assert not problems.page_errors, problems.page_errors
 
 
