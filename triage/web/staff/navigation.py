@@ -11,6 +11,7 @@ PAGES = (
     # Before calls due: a caseworker lands on their caseload.
     ("/staff/caseload", "Caseload", "caseload.view"),
     ("/staff/calls", "Calls due", "calls.view"),
+    ("/staff/search", "Search", "search"),
     ("/staff/phone-referral/", "Take a phone referral", "referral.create"),
     ("/staff/alerts", "Alerts", "alert.view"),
     ("/staff/caseload/reassign", "Reassign a caseload", "case.reassign"),

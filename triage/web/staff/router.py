@@ -7,6 +7,7 @@ from litestar import Router
 
 from triage.web.staff.auth import SignInController
 from triage.web.staff.casework import CaseworkController
+from triage.web.staff.finding import FindingController
 from triage.web.staff.guards import staff_guard
 from triage.web.staff.phone import PhoneReferralController
 from triage.web.staff.work import WorkController
@@ -20,6 +21,7 @@ def staff_router() -> Router:
             WorkController,
             CaseworkController,
             PhoneReferralController,
+            FindingController,
         ],
         guards=[staff_guard],
         include_in_schema=False,

@@ -16,7 +16,7 @@ from litestar.response import Redirect
 
 from triage.domain.overrides import CONSENT_HOW
 from triage.domain.vocabulary import CALL_OUTCOMES
-from triage.services import staff_accounts, staff_actions, staff_views
+from triage.services import duplicates, staff_accounts, staff_actions, staff_views
 from triage.services.clock import service_now
 from triage.web.dependencies import Db
 from triage.web.forms import Form, read_form
@@ -242,8 +242,14 @@ async def _referral_page(
         raise NotFoundException() from None
     now = await service_now(db)
     catalogue = request.app.state.catalogue
+    possible = (
+        await duplicates.possible_duplicates(db, staff.principal, referral_id)
+        if staff.can("duplicate.decide")
+        else []
+    )
     return render(
         "staff/referral.html",
+        duplicates=possible,
         allocatable=sorted(
             (code, service.name)
             for code, service in catalogue.services.items()
