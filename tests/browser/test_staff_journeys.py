@@ -205,3 +205,25 @@ async def test_duty_lead_and_other_roles_pages_pass_axe(
     await other.goto(f"{triage_url}/staff/queue")
     await expect(other.get_by_role("heading", level=1)).to_contain_text("permission")
     await _check(other, "commissioner-forbidden")
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+async def test_hub_searches_and_sees_a_possible_duplicate(
+    new_page: Any, triage_url: str, sessions: Any, javascript: bool
+) -> None:
+    shots = "search" if javascript else "search-nojs"
+    first = await _referral(sessions, triage_url)
+    second = await _referral(sessions, triage_url)  # the same person: a possible duplicate
+    page: Page = await new_page(java_script_enabled=javascript)
+    await _sign_in(page, triage_url, await make_staff(sessions, ("hub",)))
+    await page.goto(f"{triage_url}/staff/search")
+    await _check(page, f"{shots}-empty")
+    await page.get_by_label("Search referrals").fill(second["reference"])
+    await page.get_by_role("button", name="Search").click()
+    await page.get_by_role("link", name=second["reference"]).click()
+    await expect(page.get_by_role("heading", name="Possible duplicates")).to_be_visible()
+    await expect(page.get_by_role("link", name=first["reference"])).to_be_visible()
+    await _check(page, f"{shots}-duplicate")
+    await page.goto(f"{triage_url}/staff/search?q=%25")
+    await expect(page.locator(".govuk-error-summary")).to_be_visible()
+    await _check(page, f"{shots}-error")
