@@ -28,7 +28,7 @@ class AppropriateAdultController(Controller):
         operation_class=CREATE_AA_REQUEST,
     )
     async def create(self, request: Request[Any, Any, Any], db: Db) -> Response[Any]:
-        caller = await caller_for(request, "aa:write")
+        caller = await caller_for(request, "aa.create")
         body = await read_json(request)
         state = request.app.state
         status, view = await submit_aa_request(db, caller, body, state.catalogue)

@@ -20,6 +20,7 @@ from triage.api.operation_docs import (
 from triage.api.referrals import SINGLE_LIMIT
 from triage.api.security import caller_for
 from triage.domain.checker import Checker
+from triage.domain.principals import Principal
 from triage.domain.problems import InvalidInput
 from triage.services import referral_views, updates
 
@@ -44,8 +45,8 @@ class ReferralUpdateController(Controller):
     async def read(
         self, request: Request[Any, Any, Any], db: Db, referral_id: FromPath[str]
     ) -> dict[str, Any]:
-        caller = await caller_for(request, "referrals:read")
-        view = await referral_views.read_referral(db, caller.client_id, _id(referral_id))
+        caller = await caller_for(request, "referral.view")
+        view = await referral_views.read_referral(db, caller.principal, _id(referral_id))
         if view is None:
             raise updates.NotFound("no such referral")
         return view
@@ -60,11 +61,11 @@ class ReferralUpdateController(Controller):
     async def update(
         self, request: Request[Any, Any, Any], db: Db, referral_id: FromPath[str]
     ) -> dict[str, Any]:
-        caller = await caller_for(request, "referrals:write")
+        caller = await caller_for(request, "referral.update")
         body = await read_json(request)
         target = _id(referral_id)
-        await updates.apply_update(db, caller, target, body, request.app.state.catalogue)
-        return await _view(db, caller.client_id, target)
+        await updates.apply_update(db, caller.principal, target, body, request.app.state.catalogue)
+        return await _view(db, caller.principal, target)
 
     @post(
         "/withdraw",
@@ -77,7 +78,7 @@ class ReferralUpdateController(Controller):
     async def withdraw(
         self, request: Request[Any, Any, Any], db: Db, referral_id: FromPath[str]
     ) -> dict[str, Any]:
-        caller = await caller_for(request, "referrals:write")
+        caller = await caller_for(request, "referral.withdraw")
         body = await read_json(request)
         checker = Checker()
         fields = checker.object(body, "", ("reason",)) or {}
@@ -87,8 +88,8 @@ class ReferralUpdateController(Controller):
         if checker.problems or reason is None:
             raise InvalidInput(checker.problems, "Invalid withdrawal")
         target = _id(referral_id)
-        await updates.withdraw(db, caller, target, reason)
-        return await _view(db, caller.client_id, target)
+        await updates.withdraw(db, caller.principal, target, reason)
+        return await _view(db, caller.principal, target)
 
     @get(
         "/decisions",
@@ -99,13 +100,13 @@ class ReferralUpdateController(Controller):
     async def decisions(
         self, request: Request[Any, Any, Any], db: Db, referral_id: FromPath[str]
     ) -> dict[str, Any]:
-        caller = await caller_for(request, "referrals:read")
-        items = await updates.decisions(db, caller, _id(referral_id))
+        caller = await caller_for(request, "referral.view")
+        items = await updates.decisions(db, caller.principal, _id(referral_id))
         return {"items": items}
 
 
-async def _view(db: AsyncSession, client_id: uuid.UUID, referral_id: uuid.UUID) -> dict[str, Any]:
-    view = await referral_views.get_for_client(db, client_id, referral_id)
+async def _view(db: AsyncSession, principal: Principal, referral_id: uuid.UUID) -> dict[str, Any]:
+    view = await referral_views.get_visible(db, principal, referral_id)
     if view is None:
         raise updates.NotFound("no such referral")
     return view

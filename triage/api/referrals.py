@@ -54,7 +54,7 @@ class ReferralController(Controller):
         "content were sent before; 409 when the content differs (use PATCH).",
     )
     async def create(self, request: Request[Any, Any, Any]) -> Response[Any]:
-        caller = await caller_for(request, "referrals:write")
+        caller = await caller_for(request, "referral.create")
         body = await read_json(request)
         state = request.app.state
         result = await intake.submit_referral(state.intake_writer, caller, body, state.catalogue)
@@ -70,7 +70,9 @@ class ReferralController(Controller):
         if view is None:
             assert result.id is not None  # existing and conflict name the referral they met
             async with state.sessions() as db:  # a resend's answer is a reading: audited
-                view = await referral_views.read_referral(db, caller.client_id, result.id)
+                view = await referral_views.read_referral(
+                    db, caller.principal, result.id, permission="referral.create"
+                )
         # Plain JSON already (strings, numbers, lists): encoded here in one call.
         return Response(
             msgspec.json.encode(view),
@@ -88,7 +90,7 @@ class ReferralController(Controller):
         operation_class=CREATE_BATCH,
     )
     async def batch(self, request: Request[Any, Any, Any]) -> Response[Any]:
-        caller = await caller_for(request, "referrals:write", batch=True)
+        caller = await caller_for(request, "referral.create", batch=True)
         media = media_type(request)
         if media not in ("text/csv", "application/json"):
             raise ApiProblem(
@@ -163,7 +165,7 @@ class ReferralController(Controller):
         *,
         db: Db,
     ) -> dict[str, Any]:
-        caller = await caller_for(request, "referrals:read")
+        caller = await caller_for(request, "referral.view")
         # Checked here, every problem at once, so a bad query is a 422 like any broken rule.
         problems: list[Problem] = []
         page_size = DEFAULT_PAGE
@@ -192,9 +194,9 @@ class ReferralController(Controller):
         if problems:
             raise InvalidInput(problems, "Invalid query")
         if external_ref is not None:
-            items = await referral_views.read_by_external_ref(db, caller.client_id, external_ref)
+            items = await referral_views.read_by_external_ref(db, caller.principal, external_ref)
             return {"items": items, "next_cursor": None}
         items, next_cursor = await referral_views.read_changed_since(
-            db, caller.client_id, since, cursor, page_size
+            db, caller.principal, since, cursor, page_size
         )
         return {"items": items, "next_cursor": next_cursor}

@@ -11,10 +11,15 @@ from litestar import Request
 from db.pool import connection
 from triage.api.problems import ApiProblem
 from triage.api.rate_limits import FailedKeyChecks, RateLimiter
+from triage.domain.policy import allows, scope_granting
 from triage.services.api_keys import Caller, KeyDirectory
 
 
-async def caller_for(request: Request[Any, Any, Any], scope: str, *, batch: bool = False) -> Caller:
+async def caller_for(
+    request: Request[Any, Any, Any], permission: str, *, batch: bool = False
+) -> Caller:
+    """The calling client, once its key checks out, the policy allows it `permission` (its
+    key's scopes are its roles in the policy's table) and its rate limit has room."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -53,8 +58,10 @@ async def caller_for(request: Request[Any, Any, Any], scope: str, *, batch: bool
             "the API key is not valid",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if scope not in caller.scopes:
-        raise ApiProblem(403, "forbidden", "Forbidden", f"the key lacks the scope {scope}")
+    if not allows(caller.principal, permission):
+        raise ApiProblem(
+            403, "forbidden", "Forbidden", f"the key lacks the scope {scope_granting(permission)}"
+        )
     await _rate_limit(state.rate_limiter, caller, batch)
     return caller
 

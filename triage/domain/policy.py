@@ -74,6 +74,17 @@ class Forbidden(Exception):
         self.permission = permission
 
 
+API_SCOPES = ("referrals:write", "referrals:read", "aa:write", "reports:read")
+
+
+def scope_granting(permission: str) -> str:
+    """The API key scope that grants `permission` (for a 403's words)."""
+    for scope in API_SCOPES:
+        if permission in PERMISSIONS[scope]:
+            return scope
+    return permission
+
+
 def permissions_of(principal: Principal) -> frozenset[str]:
     granted: frozenset[str] = frozenset()
     for role in principal.roles:

@@ -19,6 +19,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ApiClient, ApiKey
+from triage.domain import principals
+from triage.domain.principals import Principal
 from triage.services.audit import record_event
 from triage.services.clock import service_now
 
@@ -43,6 +45,11 @@ class Caller:
     scopes: frozenset[str]
     per_minute: int
     batches_per_minute: int
+
+    @property
+    def principal(self) -> Principal:
+        """The client as the policy and the audit trail see it: its scopes are its roles."""
+        return principals.client(self.client_id, self.scopes, self.source)
 
 
 def key_hash(secret: str, key: str) -> bytes:

@@ -77,9 +77,7 @@ async def submit_aa_request(
     )
     created = inserted.scalar() is not None
     if created:
-        await record_event(
-            db, f"client:{caller.client_id}", "aa_request.created", row_id, "aa_request"
-        )
+        await record_event(db, caller.principal.actor, "aa_request.created", row_id, "aa_request")
     await db.commit()
     row = (
         await db.execute(
@@ -94,6 +92,6 @@ async def submit_aa_request(
     if row.content_hash != content_hash:
         return "conflict", _view(row)
     # The same request again: answered with the request as it stands, a reading (audited).
-    await record_event(db, f"client:{caller.client_id}", "aa_request.viewed", row.id, "aa_request")
+    await record_event(db, caller.principal.actor, "aa_request.viewed", row.id, "aa_request")
     await db.commit()
     return "existing", _view(row)

@@ -18,7 +18,10 @@ from sqlalchemy.orm import defer
 from db import models
 from triage.domain.checker import parse_instant
 from triage.domain.decision import iso_z
+from triage.domain.policy import require
+from triage.domain.principals import Principal
 from triage.services.audit import record_event
+from triage.services.scoping import referrals_visible_to
 
 PAGE_SIZE = 100
 
@@ -136,14 +139,13 @@ def _referrals() -> Select[models.Referral]:
     return select(models.Referral).options(defer(models.Referral.facts, raiseload=True))
 
 
-async def get_for_client(
-    db: AsyncSession, client_id: uuid.UUID, referral_id: uuid.UUID
+async def get_visible(
+    db: AsyncSession, principal: Principal, referral_id: uuid.UUID
 ) -> dict[str, Any] | None:
+    """The referral, if the principal may see it (a client: the referrals it sent)."""
     row = (
         await db.execute(
-            _referrals().where(
-                models.Referral.id == referral_id, models.Referral.client_id == client_id
-            )
+            _referrals().where(models.Referral.id == referral_id, referrals_visible_to(principal))
         )
     ).scalar()
     if row is None:
@@ -152,13 +154,13 @@ async def get_for_client(
 
 
 async def by_external_ref(
-    db: AsyncSession, client_id: uuid.UUID, external_ref: str
+    db: AsyncSession, principal: Principal, external_ref: str
 ) -> list[dict[str, Any]]:
     rows = (
         (
             await db.execute(
                 _referrals().where(
-                    models.Referral.client_id == client_id,
+                    referrals_visible_to(principal),
                     models.Referral.external_ref == external_ref,
                 )
             )
@@ -188,13 +190,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 async def changed_since(
     db: AsyncSession,
-    client_id: uuid.UUID,
+    principal: Principal,
     since: datetime | None,
     cursor: str | None,
     limit: int = PAGE_SIZE,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """The client's referrals changed since a time, oldest change first, keyset-paginated."""
-    query = _referrals().where(models.Referral.client_id == client_id)
+    query = _referrals().where(referrals_visible_to(principal))
     if cursor:
         after_at, after_id = decode_cursor(cursor)
         query = query.where(
@@ -221,45 +223,48 @@ async def changed_since(
 # who read which referral, never what it holds. Each commits its event once.
 
 
-def client_actor(client_id: uuid.UUID) -> str:
-    return f"client:{client_id}"
-
-
 async def read_referral(
-    db: AsyncSession, client_id: uuid.UUID, referral_id: uuid.UUID
+    db: AsyncSession,
+    principal: Principal,
+    referral_id: uuid.UUID,
+    permission: str = "referral.view",
 ) -> dict[str, Any] | None:
-    """The client's referral (None when it is not the client's), its reading audited."""
-    view = await get_for_client(db, client_id, referral_id)
+    """The referral (None when the principal may not see it), its reading audited. A resend's
+    answer is the referral the sender sent: `referral.create` is enough for it."""
+    require(principal, permission)
+    view = await get_visible(db, principal, referral_id)
     if view is not None:
-        await record_event(db, client_actor(client_id), "referral.viewed", referral_id)
+        await record_event(db, principal.actor, "referral.viewed", referral_id)
         await db.commit()
     return view
 
 
 async def read_by_external_ref(
-    db: AsyncSession, client_id: uuid.UUID, external_ref: str
+    db: AsyncSession, principal: Principal, external_ref: str
 ) -> list[dict[str, Any]]:
-    items = await by_external_ref(db, client_id, external_ref)
+    require(principal, "referral.view")
+    items = await by_external_ref(db, principal, external_ref)
     for item in items:
-        await record_event(db, client_actor(client_id), "referral.viewed", item["id"])
+        await record_event(db, principal.actor, "referral.viewed", item["id"])
     await db.commit()
     return items
 
 
 async def read_changed_since(
     db: AsyncSession,
-    client_id: uuid.UUID,
+    principal: Principal,
     since: datetime | None,
     cursor: str | None,
     limit: int = PAGE_SIZE,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of the status feed; one event for the page, listing the referrals it returned."""
-    items, next_cursor = await changed_since(db, client_id, since, cursor, limit)
+    require(principal, "referral.view")
+    items, next_cursor = await changed_since(db, principal, since, cursor, limit)
     await record_event(
         db,
-        client_actor(client_id),
+        principal.actor,
         "referrals.feed_read",
-        client_id,
+        principal.id,
         record_type="api_client",
         details={"referrals": [item["id"] for item in items]},
     )

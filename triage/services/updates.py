@@ -17,10 +17,11 @@ from triage.domain.decision import iso_z
 from triage.domain.engine import first_contact, triage
 from triage.domain.overrides import deadline_in_force, disagreements, in_force, priority_in_force
 from triage.domain.planning import NextStep
+from triage.domain.policy import require
+from triage.domain.principals import Principal
 from triage.domain.problems import InvalidInput, Problem
 from triage.domain.statuses import OPEN_CASE_STATUSES, OPEN_STEP_STATUSES, REFERRAL
 from triage.domain.validation import consent_given, validate_referral
-from triage.services.api_keys import Caller
 from triage.services.audit import record_event
 from triage.services.catalogues import record_catalogue
 from triage.services.clock import service_now
@@ -28,6 +29,7 @@ from triage.services.closures import close_open_cases, stop_pending_contact
 from triage.services.contact_plan import insert_step
 from triage.services.overrides import overrides_of
 from triage.services.referral_rows import case_row, facts_json, p1_alert_row
+from triage.services.scoping import referrals_visible_to
 
 PATCHABLE = ("victim", "contact", "offence", "flags", "risk", "needs", "consent", "notes")
 PATCHABLE_VICTIM = (
@@ -49,11 +51,13 @@ class NotOpen(ValueError):
     """The referral is closed or withdrawn: it cannot be changed any more."""
 
 
-async def _locked(db: AsyncSession, caller: Caller, referral_id: uuid.UUID) -> models.Referral:
+async def _locked(
+    db: AsyncSession, principal: Principal, referral_id: uuid.UUID
+) -> models.Referral:
     row = (
         await db.execute(
             select(models.Referral)
-            .where(models.Referral.id == referral_id, models.Referral.client_id == caller.client_id)
+            .where(models.Referral.id == referral_id, referrals_visible_to(principal))
             .with_for_update()
         )
     ).scalar()
@@ -62,18 +66,21 @@ async def _locked(db: AsyncSession, caller: Caller, referral_id: uuid.UUID) -> m
     return row
 
 
-async def withdraw(db: AsyncSession, caller: Caller, referral_id: uuid.UUID, reason: str) -> None:
-    referral = await _locked(db, caller, referral_id)
+async def withdraw(
+    db: AsyncSession, principal: Principal, referral_id: uuid.UUID, reason: str
+) -> None:
+    require(principal, "referral.withdraw")
+    referral = await _locked(db, principal, referral_id)
     if referral.status == "withdrawn":
         # Already done: the same request twice has the effect of once. Its answer is the
         # referral, read: audited as a reading.
-        await record_event(db, f"client:{caller.client_id}", "referral.viewed", referral.id)
+        await record_event(db, principal.actor, "referral.viewed", referral.id)
         await db.commit()
         return
     if not REFERRAL.can(referral.status, "withdrawn"):
         raise NotOpen(f"a {referral.status} referral cannot be withdrawn")
     now = await service_now(db)
-    await _withdraw_locked(db, referral, reason, now, f"client:{caller.client_id}")
+    await _withdraw_locked(db, referral, reason, now, principal.actor)
     await db.commit()
 
 
@@ -139,13 +146,14 @@ def merge_patch(current: dict[str, Any], patch: Any) -> dict[str, Any]:
 
 async def apply_update(
     db: AsyncSession,
-    caller: Caller,
+    principal: Principal,
     referral_id: uuid.UUID,
     patch: Any,
     catalogue: Catalogue,
 ) -> None:
+    require(principal, "referral.update")
     await record_catalogue(db, catalogue)
-    referral = await _locked(db, caller, referral_id)
+    referral = await _locked(db, principal, referral_id)
     if referral.status in ("withdrawn", "closed"):
         raise NotOpen(f"a {referral.status} referral cannot be changed")
     now = await service_now(db)
@@ -160,9 +168,7 @@ async def apply_update(
             if isinstance(stored, dict):
                 body["consent"] = {k: v for k, v in stored.items() if k != "to_referral"}
     if isinstance(body.get("consent"), dict) and body["consent"].get("to_referral") is False:
-        await _withdraw_locked(
-            db, referral, "consent to referral withdrawn", now, f"client:{caller.client_id}"
-        )
+        await _withdraw_locked(db, referral, "consent to referral withdrawn", now, principal.actor)
         await db.commit()
         return
     facts = validate_referral(body, referral.source, referral.received_at, catalogue)
@@ -171,7 +177,7 @@ async def apply_update(
         referral.referral_consent == "given"
     ):
         # Nothing changes: no new decision. Its answer is the referral, read: audited.
-        await record_event(db, f"client:{caller.client_id}", "referral.viewed", referral.id)
+        await record_event(db, principal.actor, "referral.viewed", referral.id)
         await db.commit()
         return
     referral.referral_consent = "given" if given else "defaulted"
@@ -252,7 +258,7 @@ async def apply_update(
     referral.facts = facts_json(facts)
     referral.content_hash = facts.content_hash()
     referral.updated_at = now
-    await record_event(db, f"client:{caller.client_id}", "referral.updated", referral.id)
+    await record_event(db, principal.actor, "referral.updated", referral.id)
     await db.commit()
 
 
@@ -292,12 +298,13 @@ async def _ensure_plan(
 
 
 async def decisions(
-    db: AsyncSession, caller: Caller, referral_id: uuid.UUID
+    db: AsyncSession, principal: Principal, referral_id: uuid.UUID
 ) -> list[dict[str, Any]]:
+    require(principal, "referral.view")
     owner = (
         await db.execute(
             select(models.Referral.id).where(
-                models.Referral.id == referral_id, models.Referral.client_id == caller.client_id
+                models.Referral.id == referral_id, referrals_visible_to(principal)
             )
         )
     ).first()
@@ -305,7 +312,7 @@ async def decisions(
         raise NotFound("no such referral")
     await record_event(
         db,
-        f"client:{caller.client_id}",
+        principal.actor,
         "referral.viewed",
         referral_id,
         details={"what": "decisions"},
