@@ -15,6 +15,10 @@ PAGES = (
     ("/staff/phone-referral/", "Take a phone referral", "referral.create"),
     ("/staff/alerts", "Alerts", "alert.view"),
     ("/staff/caseload/reassign", "Reassign a caseload", "case.reassign"),
+    ("/staff/admin/users", "Users", "user.manage"),
+    ("/staff/admin/clients", "API clients", "client.manage"),
+    ("/staff/admin/catalogue", "Catalogue", "catalogue.view"),
+    ("/staff/admin/audit", "Audit trail", "audit.view"),
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from litestar import Router
 
+from triage.web.staff.admin import AdminController
 from triage.web.staff.auth import SignInController
 from triage.web.staff.casework import CaseworkController
 from triage.web.staff.finding import FindingController
@@ -22,6 +23,7 @@ def staff_router() -> Router:
             CaseworkController,
             PhoneReferralController,
             FindingController,
+            AdminController,
         ],
         guards=[staff_guard],
         include_in_schema=False,
