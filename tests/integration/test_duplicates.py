@@ -638,6 +638,9 @@ async def test_the_machine_api_never_shows_duplicates(
         assert "possible" not in body and "duplicate_of" not in body and "matched" not in body
     newer_view = (await client.get(f"/api/v1/referrals/{newer['id']}", headers=police)).text
     assert older["id"] not in newer_view and older["reference"] not in newer_view
+    # Not even the closure reason says it: `duplicate` would tell the referrer the victim is
+    # known by another referral.
+    assert "duplicate" not in newer_view
     assert (
         newer["id"]
         not in (await client.get(f"/api/v1/referrals/{older['id']}", headers=police)).text

@@ -90,7 +90,10 @@ def case_view(
         "status": status,
         "first_contact_at": iso_z(first_contact_at),
         "closed_at": iso_z(closed_at),
-        "closure_reason": closure_reason,
+        # `duplicate` would tell the referrer the victim is known to us by another referral
+        # (a self-referral, perhaps): a possible duplicate is never shown outside the staff
+        # pages, so the referrer sees a closed case without a reason.
+        "closure_reason": None if closure_reason == "duplicate" else closure_reason,
     }
 
 
