@@ -261,3 +261,33 @@ async def test_unknown_staff_page_is_a_govuk_404_and_api_stays_json(web: Any) ->
     api = await web.get("/api/v1/nowhere")
     assert api.status_code == 404
     assert api.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_half_finished_set_up_does_not_sign_in(web: Any, sessions: Any) -> None:
+    """Found by review: a password set but two-factor never confirmed opened the account."""
+    from triage.domain.principals import OPERATOR
+    from triage.services.catalogues import current_catalogue
+    from triage.services.staff_accounts import create_account, set_password
+    from triage.settings import get_settings
+
+    secret = get_settings().secret_key
+    async with sessions() as db:
+        account = await create_account(
+            db,
+            OPERATOR,
+            secret,
+            "half.done@example.org",
+            ["hub"],
+            [],
+            frozenset(current_catalogue().services),
+        )
+    async with sessions() as db:
+        user = await set_password(db, secret, account.setup_token, PASSWORD, PASSWORD)
+    browser = Browser(web)
+    page = await browser.get("/staff/sign-in")
+    response = await browser.post(
+        "/staff/sign-in",
+        {"csrf_token": csrf_of(page.text), "email": "half.done@example.org", "password": PASSWORD},
+    )
+    assert response.status_code == 400
+    assert user.totp_secret  # the secret exists: only the unfinished set-up refuses

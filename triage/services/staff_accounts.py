@@ -283,6 +283,16 @@ async def check_password(
     if user is None or user.disabled_at is not None or user.totp_secret is None:
         await db.rollback()
         return SignInResult(None)
+    # Set-up not finished (two-factor never confirmed: its link is still unused): the
+    # password alone must not open the account to whoever holds the link.
+    unfinished = await db.scalar(
+        select(models.StaffToken.id).where(
+            models.StaffToken.user_id == user.id, models.StaffToken.used_at.is_(None)
+        )
+    )
+    if unfinished is not None:
+        await db.rollback()
+        return SignInResult(None)
     user_id = user.id  # read before the rollback expires it
     if not matches:
         await _count_failure(db, user_id, now)
