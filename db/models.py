@@ -129,8 +129,15 @@ class Referral(Base):
         UniqueConstraint("client_id", "external_ref", name="uq_referrals_client_external_ref"),
         # The status feed: a client's referrals changed since a time, keyset by (updated_at, id).
         Index("ix_referrals_client_updated", "client_id", "updated_at", "id"),
-        # The staff queue: open referrals by priority and deadline.
-        Index("ix_referrals_queue", "status", "priority", "contact_due_by"),
+        # The staff queue: by priority, then deadline (none last), then id, as its ORDER BY
+        # and keyset cursor compare them (staff_views.queue): any page is one range read.
+        Index(
+            "ix_referrals_queue",
+            "status",
+            "priority",
+            text("COALESCE(contact_due_by, 'infinity'::timestamp with time zone)"),
+            "id",
+        ),
     )
 
 
@@ -168,6 +175,15 @@ class Case(Base):
     __table_args__ = (
         UniqueConstraint("referral_id", "service", name="uq_cases_referral_service"),
         Index("ix_cases_service_status", "service", "status"),
+        # Open cases by service, oldest first, covering the caseload and the queue's service
+        # filter (index-only): a few percent of all cases.
+        Index(
+            "ix_cases_open",
+            "service",
+            "opened_at",
+            postgresql_include=["id", "referral_id", "assigned_to", "status"],
+            postgresql_where=text("status <> 'closed'"),
+        ),
         Index(
             "ix_cases_assigned_to",
             "assigned_to",
