@@ -171,8 +171,15 @@ class Referral(Base):
         UniqueConstraint("client_id", "external_ref", name="uq_referrals_client_external_ref"),
         # The status feed: a client's referrals changed since a time, keyset by (updated_at, id).
         Index("ix_referrals_client_updated", "client_id", "updated_at", "id"),
-        # The staff queue: open referrals by priority and deadline.
-        Index("ix_referrals_queue", "status", "priority", "contact_due_by"),
+        # The staff queue: by priority, then deadline (none last), then id, as its ORDER BY
+        # and keyset cursor compare them (staff_views.queue): any page is one range read.
+        Index(
+            "ix_referrals_queue",
+            "status",
+            "priority",
+            text("COALESCE(contact_due_by, 'infinity'::timestamp with time zone)"),
+            "id",
+        ),
         # Search (services/search.py): surname and postcode district by prefix, the rest
         # exact, names by full text; dob and phone also serve the duplicate trigger.
         Index(
@@ -261,6 +268,15 @@ class Case(Base):
     __table_args__ = (
         UniqueConstraint("referral_id", "service", name="uq_cases_referral_service"),
         Index("ix_cases_service_status", "service", "status"),
+        # Open cases by service, oldest first, covering the caseload and the queue's service
+        # filter (index-only): a few percent of all cases.
+        Index(
+            "ix_cases_open",
+            "service",
+            "opened_at",
+            postgresql_include=["id", "referral_id", "assigned_to", "status"],
+            postgresql_where=text("status <> 'closed'"),
+        ),
         Index(
             "ix_cases_assigned_to",
             "assigned_to",
@@ -449,6 +465,11 @@ class AuditEvent(Base):
     # transaction can still add to (services/audit.py).
     xact: Mapped[int] = mapped_column(
         Xid8(), server_default=text("pg_current_xact_id()"), index=True
+    )
+    __table_args__ = (
+        # The admin's audit trail, by record or by who acted, newest first (migration 0010).
+        Index("ix_audit_events_record", "record_id", "id"),
+        Index("ix_audit_events_actor", "actor", "id"),
     )
 
 
