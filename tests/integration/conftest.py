@@ -22,6 +22,17 @@ async def client(servers: Any) -> AsyncIterator[AsyncTestClient[Any]]:
         yield test_client
 
 
+@pytest.fixture(scope="session")
+async def web(servers: Any) -> AsyncIterator[AsyncTestClient[Any]]:
+    """The real app for the staff pages: over https, so the Secure session cookie is kept."""
+    from triage.app import create_app
+    from triage.settings import get_settings
+
+    app = create_app(get_settings())
+    async with AsyncTestClient(app=app, base_url="https://testserver.local") as test_client:
+        yield test_client
+
+
 KeyMaker = Callable[..., Awaitable[tuple[str, str]]]
 
 

@@ -9,27 +9,16 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pyotp
 import pytest
 from helpers import bearer, referral, rows, scalar
-from litestar.testing import AsyncTestClient
 from staff_support import PASSWORD, Browser, StaffUser, csrf_of, make_staff, sign_in, soup
 
 pytestmark = pytest.mark.integration
 
 ONCE_INPUT = re.compile(r'name="once" value="([^"]+)"')
-
-
-@pytest.fixture(scope="session")
-async def web(servers: Any) -> AsyncIterator[AsyncTestClient[Any]]:
-    from triage.app import create_app
-    from triage.settings import get_settings
-
-    async with AsyncTestClient(app=create_app(get_settings()), base_url="https://testserver") as c:
-        yield c
 
 
 @pytest.fixture

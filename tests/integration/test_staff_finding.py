@@ -4,25 +4,13 @@ linked at intake shown to the hub on the referral page and decided there."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from helpers import bearer, referral, scalar
-from litestar.testing import AsyncTestClient
 from staff_support import csrf_of, make_staff, sign_in
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-async def web(servers: Any) -> AsyncIterator[AsyncTestClient[Any]]:
-    from triage.app import create_app
-    from triage.settings import get_settings
-
-    app = create_app(get_settings())
-    async with AsyncTestClient(app=app, base_url="https://testserver.local") as client:
-        yield client
 
 
 async def test_search_by_reference_and_surname_in_scope(

@@ -4,26 +4,13 @@ that is audited), and the authorization matrix: every role x every page and acti
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from helpers import bearer, referral, rows, scalar
-from litestar.testing import AsyncTestClient
 from staff_support import Browser, csrf_of, make_staff, sign_in, soup
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-async def web(servers: Any) -> AsyncIterator[AsyncTestClient[Any]]:
-    from triage.app import create_app
-    from triage.settings import get_settings
-
-    async with AsyncTestClient(
-        app=create_app(get_settings()), base_url="https://testserver.local"
-    ) as c:
-        yield c
 
 
 async def _post_referral(web: Any, make_key: Any, **changes: Any) -> dict[str, Any]:

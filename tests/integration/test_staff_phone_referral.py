@@ -4,26 +4,13 @@ recorded as taken by that person, and a form sent twice makes one referral."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from helpers import scalar
-from litestar.testing import AsyncTestClient
 from staff_support import csrf_of, make_staff, sign_in, soup
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-async def web(servers: Any) -> AsyncIterator[AsyncTestClient[Any]]:
-    from triage.app import create_app
-    from triage.settings import get_settings
-
-    async with AsyncTestClient(
-        app=create_app(get_settings()), base_url="https://testserver.local"
-    ) as c:
-        yield c
 
 
 ANSWERS = {

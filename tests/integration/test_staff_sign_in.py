@@ -4,27 +4,14 @@ colleague out, sign out and sign out everywhere, set-up links used once."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pyotp
 import pytest
 from helpers import scalar
-from litestar.testing import AsyncTestClient
 from staff_support import PASSWORD, Browser, csrf_of, make_staff, sign_in
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-async def web(servers: Any) -> AsyncIterator[AsyncTestClient[Any]]:
-    from triage.app import create_app
-    from triage.settings import get_settings
-
-    async with AsyncTestClient(
-        app=create_app(get_settings()), base_url="https://testserver.local"
-    ) as c:
-        yield c
 
 
 async def test_signed_out_visitor_goes_to_sign_in_and_back(web: Any, sessions: Any) -> None:

@@ -259,6 +259,17 @@ async def alerts(db: AsyncSession, principal: Principal) -> list[dict[str, Any]]
     return [dict(row._mapping) for row in rows]
 
 
+async def rows_for_referral(
+    db: AsyncSession, model: Any, referral_id: uuid.UUID, *order: Any
+) -> list[Any]:
+    """Every row of `model` belonging to one referral, in `order` (no scope: the caller has
+    checked the referral is the principal's to see)."""
+    result = await db.execute(
+        select(model).where(model.referral_id == referral_id).order_by(*order)
+    )
+    return list(result.scalars().all())
+
+
 async def referral_page(
     db: AsyncSession, principal: Principal, referral_id: uuid.UUID
 ) -> dict[str, Any]:
@@ -274,77 +285,25 @@ async def referral_page(
         await record_event(db, principal.actor, "referral.view_refused", referral_id)
         await db.commit()
         raise NotInScope(str(referral_id))
-    cases = (
-        (
-            await db.execute(
-                select(models.Case)
-                .where(models.Case.referral_id == referral_id)
-                .order_by(models.Case.opened_at, models.Case.service)
-            )
-        )
-        .scalars()
-        .all()
+    cases = await rows_for_referral(
+        db, models.Case, referral_id, models.Case.opened_at, models.Case.service
     )
     # A caseworker sees their services' cases in full; the others only as a service name, so
     # they know who else is supporting the victim.
     own_cases = [c for c in cases if sees_case_notes_of(principal, c.service)]
     other_services = sorted(c.service for c in cases if c not in own_cases)
-    decisions = (
-        (
-            await db.execute(
-                select(models.TriageDecision)
-                .where(models.TriageDecision.referral_id == referral_id)
-                .order_by(models.TriageDecision.id)
-            )
-        )
-        .scalars()
-        .all()
+    decisions = await rows_for_referral(
+        db, models.TriageDecision, referral_id, models.TriageDecision.id
     )
-    steps = (
-        (
-            await db.execute(
-                select(models.ContactStep)
-                .where(models.ContactStep.referral_id == referral_id)
-                .order_by(models.ContactStep.number)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    messages = (
-        (
-            await db.execute(
-                select(models.Message)
-                .where(models.Message.referral_id == referral_id)
-                .order_by(models.Message.created_at)
-            )
-        )
-        .scalars()
-        .all()
-    )
+    steps = await rows_for_referral(db, models.ContactStep, referral_id, models.ContactStep.number)
+    messages = await rows_for_referral(db, models.Message, referral_id, models.Message.created_at)
     own_case_ids = {c.id for c in own_cases}
     notes = [
         n
-        for n in (
-            await db.execute(
-                select(models.Note)
-                .where(models.Note.referral_id == referral_id)
-                .order_by(models.Note.id)
-            )
-        ).scalars()
+        for n in await rows_for_referral(db, models.Note, referral_id, models.Note.id)
         if n.case_id is None or n.case_id in own_case_ids
     ]
-    overrides = (
-        (
-            await db.execute(
-                select(models.Override)
-                .where(models.Override.referral_id == referral_id)
-                .order_by(models.Override.id)
-            )
-        )
-        .scalars()
-        .all()
-    )
+    overrides = await rows_for_referral(db, models.Override, referral_id, models.Override.id)
     await record_event(db, principal.actor, "referral.viewed", referral_id)
     await db.commit()
     return {

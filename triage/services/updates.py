@@ -30,6 +30,7 @@ from triage.services.contact_plan import insert_step
 from triage.services.overrides import overrides_of
 from triage.services.referral_rows import case_row, facts_json, p1_alert_row
 from triage.services.scoping import referrals_visible_to
+from triage.services.staff_views import rows_for_referral
 
 PATCHABLE = ("victim", "contact", "offence", "flags", "risk", "needs", "consent", "notes")
 PATCHABLE_VICTIM = (
@@ -318,17 +319,7 @@ async def decisions(
         details={"what": "decisions"},
     )
     await db.commit()
-    rows = (
-        (
-            await db.execute(
-                select(models.TriageDecision)
-                .where(models.TriageDecision.referral_id == referral_id)
-                .order_by(models.TriageDecision.id)
-            )
-        )
-        .scalars()
-        .all()
-    )
+    rows = await rows_for_referral(db, models.TriageDecision, referral_id, models.TriageDecision.id)
     return [
         {
             "decided_at": iso_z(r.decided_at),
