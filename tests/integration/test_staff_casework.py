@@ -311,3 +311,38 @@ async def test_the_duty_lead_reassigns_a_caseload(web: Any, sessions: Any, make_
     # A hub user may not reassign a caseload.
     hub = await sign_in(web, await make_staff(sessions, ("hub",)))
     assert (await hub.get("/staff/caseload/reassign")).status_code == 403
+
+
+async def test_a_bad_deadline_is_an_error_linked_to_its_field(
+    web: Any, sessions: Any, make_key: Any
+) -> None:
+    made, _ = await _referral(web, make_key)
+    hub = await sign_in(web, await make_staff(sessions, ("hub",)))
+    path = f"/staff/referrals/{made['id']}"
+    page = await hub.get(path)
+    before = await scalar(
+        sessions, "SELECT contact_due_by FROM referrals WHERE id = :r", r=made["id"]
+    )
+    for day, clock in (
+        ("2026-13-45", "17:00"),
+        ("yesterday", ""),
+        ("2000-01-01", "09:00"),
+        ("", ""),
+    ):
+        refused = await hub.post(
+            f"{path}/override",
+            {
+                "csrf_token": csrf_of(page.text),
+                "kind": "deadline",
+                "deadline_date": day,
+                "deadline_time": clock,
+                "reason": "police asked",
+            },
+        )
+        assert refused.status_code == 400, (day, refused.text)
+        assert 'href="#deadline_date"' in refused.text
+        assert 'id="deadline_date"' in refused.text
+    assert (
+        await scalar(sessions, "SELECT contact_due_by FROM referrals WHERE id = :r", r=made["id"])
+        == before
+    )

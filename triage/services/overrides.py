@@ -124,9 +124,9 @@ async def override(
         row["priority"] = priority
     elif kind == "deadline":
         if contact_due_by is None:
-            raise ActionRefused("deadline", "Enter the new deadline as a date and time")
+            raise ActionRefused("deadline_date", "Enter the new deadline as a date and time")
         if contact_due_by <= now:
-            raise ActionRefused("deadline", "The deadline must be in the future")
+            raise ActionRefused("deadline_date", "The deadline must be in the future")
         referral.contact_due_by = contact_due_by
         await db.execute(
             update(models.Alert)

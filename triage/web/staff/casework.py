@@ -35,7 +35,7 @@ def _deadline(form: Form) -> datetime | None:
         return datetime.fromisoformat(f"{day}T{clock}").replace(tzinfo=LONDON)
     except ValueError:
         raise ActionRefused(
-            "deadline", "Enter the deadline as a date and time, like 2026-12-04 and 17:00"
+            "deadline_date", "Enter the deadline as a date and time, like 2026-12-04 and 17:00"
         ) from None
 
 
