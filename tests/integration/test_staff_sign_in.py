@@ -278,3 +278,18 @@ async def test_a_half_finished_set_up_does_not_sign_in(web: Any, sessions: Any) 
     )
     assert response.status_code == 400
     assert user.totp_secret  # the secret exists: only the unfinished set-up refuses
+
+
+async def test_a_security_code_signs_in_once(web: Any, sessions: Any) -> None:
+    """Found by review: a TOTP code stayed good for its whole window, so one read over a
+    shoulder (with the password) signed a second browser in."""
+    user = await make_staff(sessions, ("hub",))
+    code = pyotp.TOTP(user.totp_secret).now()
+    await sign_in(web, user, code=code)
+    with pytest.raises(AssertionError):
+        await sign_in(web, user, code=code)
+    # The previous step's code (still in the accepted window) is a new code: it works.
+    import time as clock
+
+    previous = pyotp.TOTP(user.totp_secret).at(clock.time() - 30)
+    await sign_in(web, user, code=previous)

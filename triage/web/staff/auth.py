@@ -176,6 +176,16 @@ class SignInController(Controller):
         if not code:
             form.error("code", "Enter the 6-digit code from your authenticator app")
             result = accounts.SignInResult(None)
+        elif not await _first_use(request, user_id, code):
+            # A code seen before (read over a shoulder, or replayed) is refused like a wrong
+            # one, and counted as one.
+            result = await accounts.check_second_factor(
+                db,
+                request.app.state.settings.secret_key,
+                user_id,
+                "replayed",
+                trusted_device=_trusted_device(request, user_id),
+            )
         else:
             result = await accounts.check_second_factor(
                 db,
@@ -296,6 +306,21 @@ class SignInController(Controller):
             form.error("code", problem.message)
             return _two_factor_setup(user, token, loaded[1].csrf, form, status=400)
         return render("staff/recovery_codes.html", title="Your recovery codes", codes=codes)
+
+
+REPLAY_SECONDS = 120  # longer than a code's life: 30 s, and one step either side accepted
+
+
+async def _first_use(request: Request[Any, Any, Any], user_id: uuid.UUID, code: str) -> bool:
+    """Whether this security code is used for the first time by this account (a code is
+    good for up to 90 seconds: it must not sign anyone else in within them). Redis keeps a
+    keyed hash of the account and the code, never either, for two minutes."""
+    secret = request.app.state.settings.secret_key
+    mark = hmac.new(
+        secret.encode(), f"totp:{user_id}:{code.replace(' ', '')}".encode(), hashlib.sha256
+    ).hexdigest()
+    fresh = await request.app.state.redis.set(f"totp-used:{mark}", 1, nx=True, ex=REPLAY_SECONDS)
+    return bool(fresh)
 
 
 def _device_user(request: Request[Any, Any, Any]) -> uuid.UUID | None:
