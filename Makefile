@@ -32,7 +32,7 @@ $(NPM_STAMP): package-lock.json package.json
 	npm ci --no-audit --no-fund
 	touch $(NPM_STAMP)
 
-$(ASSETS_STAMP): $(NPM_STAMP) triage/web/build_assets.py
+$(ASSETS_STAMP): $(NPM_STAMP) triage/web/build_assets.py triage/web/styles/app.css
 	$(PYTHON) -m triage.web.build_assets
 
 chromium: $(CHROMIUM)

@@ -27,6 +27,7 @@ REQUIRED = (
     "govuk-frontend.min.js",
     "moj-frontend.min.css",
     "moj-frontend.min.js",
+    "app.css",
     "build.json",
     "assets/fonts",
     "assets/images",

@@ -52,14 +52,17 @@ FOLDERS = [
     (GOVUK / "assets/images", "assets/images"),
     (MOJ / "assets/images", "assets/images"),
 ]
+# The service's own stylesheet, kept in the repository (not in a package).
+OWN = [(Path(__file__).resolve().parent / "styles" / "app.css", "app.css")]
 PACKAGES = ["govuk-frontend", "@ministryofjustice/frontend"]
-CSS = ["govuk-frontend.min.css", "moj-frontend.min.css"]
+CSS = ["govuk-frontend.min.css", "moj-frontend.min.css", "app.css"]
 # What the served pages load: its hash is the version token for their links.
 VERSIONED = [
     "govuk-frontend.min.css",
     "govuk-frontend.min.js",
     "moj-frontend.min.css",
     "moj-frontend.min.js",
+    "app.css",
 ]
 
 URL = re.compile(r"url\(\s*['\"]?([^'\")]+)['\"]?\s*\)")
@@ -80,10 +83,10 @@ def package_version(node_modules: Path, name: str) -> str:
 
 
 def copy_into(out: Path, node_modules: Path) -> None:
-    for src, dest in FILES:
+    for src, dest in [*((node_modules / s, d) for s, d in FILES), *OWN]:
         target = out / dest
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(node_modules / src, target)
+        shutil.copyfile(src, target)
     for src_dir, dest_dir in FOLDERS:
         for src in sorted((node_modules / src_dir).rglob("*")):
             if not src.is_file():
