@@ -12,12 +12,8 @@ sent again answers "done already"."""
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,6 +29,7 @@ from triage.services import audit_views, client_admin, user_admin
 from triage.services import staff_accounts as accounts
 from triage.web.dependencies import Db
 from triage.web.forms import Form, read_form
+from triage.web.once import new_once, spend_once
 from triage.web.pages import render
 from triage.web.staff.guards import StaffContext
 from triage.web.staff.work import _flash, _staff, _uuid
@@ -66,32 +63,8 @@ ACTION_DONE = {
 }
 
 UNPRINTABLE = "Remove the characters that are not letters, numbers or punctuation"
-ONCE_SECONDS = 24 * 3600
-_ONCE_SHAPE = re.compile(r"[A-Za-z0-9_-]{32}")
 _PREFIX_SHAPE = re.compile(r"[A-Za-z0-9]{8}")
 _HEAD_SHAPE = re.compile(r"[0-9a-fA-F]{64}")
-
-
-def _new_once() -> str:
-    return secrets.token_urlsafe(24)
-
-
-@asynccontextmanager
-async def _once(request: Request[Any, Any, Any], form: Form) -> AsyncIterator[bool]:
-    """Spend the form's one-time value: True the first time, False when it was spent before.
-    A failure inside gives it back (nothing was made; the form may be sent again)."""
-    token = form.get("once")
-    if not _ONCE_SHAPE.fullmatch(token):
-        raise ClientException("the form's one-time value is missing")
-    key = "staff-once:" + hashlib.sha256(token.encode()).hexdigest()
-    redis = request.app.state.redis
-    fresh = bool(await redis.set(key, b"1", nx=True, ex=ONCE_SECONDS))
-    try:
-        yield fresh
-    except BaseException:
-        if fresh:
-            await redis.delete(key)
-        raise
 
 
 def _untouched(form: Form, *names: str) -> None:
@@ -167,7 +140,7 @@ class AdminController(Controller):
         if form.errors:
             return _new_user_page(request, form)
         try:
-            async with _once(request, form) as fresh:
+            async with spend_once(request, form) as fresh:
                 if not fresh:
                     return _already_done(staff, "account", USERS, USERS)
                 account = await accounts.create_account(
@@ -212,7 +185,7 @@ class AdminController(Controller):
         secret = request.app.state.settings.secret_key
         back = f"{USERS}/{target}"
         if action == "reset_two_factor":
-            async with _once(request, form) as fresh:
+            async with spend_once(request, form) as fresh:
                 if not fresh:
                     return _already_done(staff, "reset", back, USERS)
                 token = await accounts.admin_action(db, staff.principal, secret, target, action)
@@ -297,7 +270,7 @@ class AdminController(Controller):
             form.error(problem.field, problem.message)
         if form.errors:
             return await _client_page(request, db, target, key_form=form)
-        async with _once(request, form) as fresh:
+        async with spend_once(request, form) as fresh:
             if not fresh:
                 return _already_done(staff, "key", f"{CLIENTS}/{target}", CLIENTS)
             key = await client_admin.create_key(
@@ -314,7 +287,7 @@ class AdminController(Controller):
         form = await read_form(request, staff.csrf)
         _untouched(form, "once")
         found = await _client(db, staff, target)
-        async with _once(request, form) as fresh:
+        async with spend_once(request, form) as fresh:
             if not fresh:
                 return _already_done(staff, "key", f"{CLIENTS}/{target}", CLIENTS)
             key = await client_admin.rotate_key(
@@ -476,7 +449,7 @@ def _new_user_page(request: Request[Any, Any, Any], form: Form | None) -> Templa
         error_summary=form.summary if form and form.errors else None,
         roles=[(role, ROLE_TEXT[role]) for role in STAFF_ROLES],
         services=_services_offered(request),
-        once=_new_once(),
+        once=new_once(),
     )
 
 
@@ -504,7 +477,7 @@ async def _user_page(
         service_names={code: names[code].name for code in user.services if code in names},
         form=form,
         error_summary=form.summary if form and form.errors else None,
-        once=_new_once(),
+        once=new_once(),
         flash=await _flash(request),
     )
 
@@ -567,7 +540,7 @@ async def _client_page(
         error_summary=failed.summary if failed and failed.errors else None,
         scopes=list(SCOPE_TEXT.items()),
         source_text=SOURCE_TEXT,
-        once=_new_once(),
+        once=new_once(),
         flash=await _flash(request),
     )
 
