@@ -54,6 +54,17 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
+def once_of(html: str | None = None) -> str:
+    """A form's one-time value: the page's when given, else a fresh well-formed one."""
+    if html is not None:
+        found = re.search(r'name="once" value="([^"]+)"', html)
+        assert found, "no one-time value on the page"
+        return found.group(1)
+    import secrets
+
+    return secrets.token_urlsafe(24)
+
+
 def soup(html: str) -> BeautifulSoup:
     return BeautifulSoup(html, "html.parser")
 

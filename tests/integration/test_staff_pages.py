@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from helpers import bearer, referral, rows, scalar
-from staff_support import Browser, csrf_of, make_staff, sign_in, soup
+from staff_support import Browser, csrf_of, make_staff, once_of, sign_in, soup
 
 pytestmark = pytest.mark.integration
 
@@ -91,17 +91,22 @@ async def test_referral_page_note_call_and_pause(web: Any, sessions: Any, make_k
     )
     assert viewed == 1
     # A note: empty is an error summary linked to the field, kept on the page.
-    empty = await hub.post(f"{path}/notes", {"csrf_token": csrf_of(page.text), "note": "  "})
+    empty = await hub.post(
+        f"{path}/notes", {"csrf_token": csrf_of(page.text), "once": once_of(), "note": "  "}
+    )
     assert empty.status_code == 400
     assert 'href="#note"' in empty.text and "Enter the note" in empty.text
     added = await hub.post(
-        f"{path}/notes", {"csrf_token": csrf_of(page.text), "note": "Police say: call after 6pm"}
+        f"{path}/notes",
+        {"csrf_token": csrf_of(page.text), "once": once_of(), "note": "Police say: call after 6pm"},
     )
     assert added.status_code in (302, 303)
     page = await hub.get(path)
     assert "Police say: call after 6pm" in page.text and "Note added" in page.text
     # A NUL byte is refused, never stored.
-    nul = await hub.post(f"{path}/notes", {"csrf_token": csrf_of(page.text), "note": "a\x00b"})
+    nul = await hub.post(
+        f"{path}/notes", {"csrf_token": csrf_of(page.text), "once": once_of(), "note": "a\x00b"}
+    )
     assert nul.status_code == 400
     assert (
         await scalar(sessions, "SELECT count(*) FROM notes WHERE referral_id = :r", r=made["id"])
@@ -214,7 +219,8 @@ async def test_a_caseworker_sees_only_their_services_referrals(
     # Nor can they act on it.
     page = await other.get("/staff/caseload")
     note = await other.post(
-        f"{path}/notes", {"csrf_token": csrf_of(page.text), "note": "should not land"}
+        f"{path}/notes",
+        {"csrf_token": csrf_of(page.text), "once": once_of(), "note": "should not land"},
     )
     assert note.status_code == 404
     assert await scalar(sessions, "SELECT count(*) FROM notes WHERE body = 'should not land'") == 0
@@ -256,7 +262,7 @@ async def test_authorization_matrix(web: Any, sessions: Any, make_key: Any, role
             if browser_csrf is None:
                 browser_csrf = await _csrf(browser)
             csrf = browser_csrf
-            data = {"csrf_token": csrf, "note": "matrix", "action": "pause"}
+            data = {"csrf_token": csrf, "once": once_of(), "note": "matrix", "action": "pause"}
             response = await browser.post(path, data)
         expected_ok = name in ALLOWED[role]
         if expected_ok:
@@ -275,3 +281,20 @@ async def _csrf(browser: Browser) -> str:
         if 'name="csrf_token"' in response.text:
             return csrf_of(response.text)
     raise AssertionError("no page with a CSRF token")
+
+
+async def test_a_note_sent_twice_is_added_once(web: Any, sessions: Any, make_key: Any) -> None:
+    """Found by review: a double click (no JavaScript to stop it) added the note twice."""
+    made = await _post_referral(web, make_key)
+    hub = await sign_in(web, await make_staff(sessions, ("hub",)))
+    path = f"/staff/referrals/{made['id']}"
+    page = await hub.get(path)
+    once = soup(page.text).find("input", {"name": "once"})["value"]
+    form = {"csrf_token": csrf_of(page.text), "once": once, "note": "called the OIC"}
+    for _ in range(2):
+        answer = await hub.post(f"{path}/notes", form)
+        assert answer.status_code in (302, 303), answer.text
+    assert (
+        await scalar(sessions, "SELECT count(*) FROM notes WHERE referral_id = :r", r=made["id"])
+        == 1
+    )

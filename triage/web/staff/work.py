@@ -20,6 +20,7 @@ from triage.services import duplicates, staff_accounts, staff_actions, staff_vie
 from triage.services.clock import service_now
 from triage.web.dependencies import Db
 from triage.web.forms import Form, read_form
+from triage.web.once import new_once, spend_once
 from triage.web.pages import render
 from triage.web.staff.guards import StaffContext
 from triage.web.staff.navigation import home_for
@@ -173,7 +174,12 @@ class WorkController(Controller):
         case_id = _uuid(form.get("case")) if form.get("case") else None
         if not form.errors:
             try:
-                await staff_actions.add_note(db, staff.principal, target, form.get("note"), case_id)
+                # The same form sent twice (a double click) adds the note once.
+                async with spend_once(request, form) as fresh:
+                    if fresh:
+                        await staff_actions.add_note(
+                            db, staff.principal, target, form.get("note"), case_id
+                        )
             except staff_actions.ActionRefused as refused:
                 form.error(refused.field, refused.message)
         if form.errors:
@@ -249,6 +255,7 @@ async def _referral_page(
     )
     return render(
         "staff/referral.html",
+        note_once=new_once(),
         duplicates=possible,
         allocatable=sorted(
             (code, service.name)
