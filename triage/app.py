@@ -42,7 +42,6 @@ from triage.web.staff.router import staff_router
 from triage.web.templating import template_config
 
 REDIS_SECONDS = 5
-SIGN_IN_FAILURES_PER_MINUTE = 10  # from one address, across every account
 
 
 @get("/healthz", include_in_schema=False)
@@ -133,7 +132,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # address counted like failed key checks, under their own prefix.
         app.state.staff_sessions = SessionStore(app.state.redis, secure=True)
         app.state.sign_in_failures = FailedKeyChecks(
-            app.state.redis, settings.secret_key, SIGN_IN_FAILURES_PER_MINUTE, prefix="signinfail"
+            app.state.redis,
+            settings.secret_key,
+            settings.sign_in_failures_per_minute,
+            prefix="signinfail",
         )
         try:
             yield

@@ -59,6 +59,8 @@ class Settings:
     key_cache_seconds: int = 1
     # Failed key checks a minute from one client address before it is answered 429.
     failed_key_checks_per_minute: int = 60
+    # Failed staff sign-ins (password or code) from one address in a minute, every account.
+    sign_in_failures_per_minute: int = 10
     log_json: bool = True
 
     @property
@@ -111,6 +113,7 @@ def load_settings() -> Settings:
         db_pool_size=_int("TRIAGE_DB_POOL_SIZE", 16),
         key_cache_seconds=_int("TRIAGE_KEY_CACHE_SECONDS", 1),
         failed_key_checks_per_minute=_int("TRIAGE_FAILED_KEY_CHECKS_PER_MINUTE", 60),
+        sign_in_failures_per_minute=_int("TRIAGE_SIGN_IN_FAILURES_PER_MINUTE", 10),
         log_json=os.environ.get("TRIAGE_LOG_FORMAT", "json" if env == "production" else "console")
         == "json",
     )

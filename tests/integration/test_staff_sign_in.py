@@ -293,3 +293,41 @@ async def test_a_security_code_signs_in_once(web: Any, sessions: Any) -> None:
 
     previous = pyotp.TOTP(user.totp_secret).at(clock.time() - 30)
     await sign_in(web, user, code=previous)
+
+
+async def test_failures_from_one_address_answer_429_there(servers: Any, sessions: Any) -> None:
+    from dataclasses import replace
+
+    from litestar.testing import AsyncTestClient
+
+    from triage.app import create_app
+    from triage.settings import get_settings
+
+    # Its own secret: the address is counted under an HMAC of it, so the other tests' failures
+    # (from the same test address) are not this app's.
+    settings = get_settings()
+    app = create_app(
+        replace(
+            settings,
+            sign_in_failures_per_minute=3,
+            secret_key=settings.secret_key + "-limit-test",
+        )
+    )
+    user = await make_staff(sessions, ("hub",))
+    async with AsyncTestClient(app=app, base_url="https://testserver.local") as client:
+        browser = Browser(client)
+        answers = []
+        for _ in range(5):
+            page = await browser.get("/staff/sign-in")
+            answer = await browser.post(
+                "/staff/sign-in",
+                {"csrf_token": csrf_of(page.text), "email": "who@example.org", "password": "x"},
+            )
+            answers.append(answer.status_code)
+        assert answers[:3] == [400, 400, 400] and 429 in answers[3:], answers
+        page = await browser.get("/staff/sign-in")
+        refused = await browser.post(
+            "/staff/sign-in",
+            {"csrf_token": csrf_of(page.text), "email": user.email, "password": PASSWORD},
+        )
+        assert refused.status_code == 429

@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import models
 from triage.domain.catalogue import Catalogue
-from triage.domain.checker import clean_text
 from triage.domain.policy import allows, require
 from triage.domain.principals import Principal
 from triage.domain.statuses import CASE, OPEN_CASE_STATUSES, REFERRAL
@@ -25,7 +24,7 @@ from triage.domain.vocabulary import NEEDS
 from triage.services.audit import record_event
 from triage.services.closures import stop_pending_contact
 from triage.services.scoping import cases_visible_to
-from triage.services.staff_actions import ActionRefused
+from triage.services.staff_actions import ActionRefused, person_text
 from triage.services.staff_views import NotInScope
 
 STAFF_CLOSURE_REASONS = ("supported", "declined", "unable_to_contact", "not_eligible", "moved_area")
@@ -46,14 +45,13 @@ async def _case(db: AsyncSession, principal: Principal, case_id: uuid.UUID) -> m
 
 
 def _text(value: str, field: str, missing: str) -> str:
-    if not value.strip():
-        raise ActionRefused(field, missing)
-    cleaned = clean_text(value.strip(), free_text=True)
-    if cleaned is None:
-        raise ActionRefused(field, "Remove the characters that are not letters or punctuation")
-    if len(cleaned) > TEXT_MAX:
-        raise ActionRefused(field, f"Must be {TEXT_MAX:,} characters or fewer")
-    return cleaned
+    return person_text(
+        value,
+        missing=missing,
+        too_long=f"Must be {TEXT_MAX:,} characters or fewer",
+        limit=TEXT_MAX,
+        refuse=lambda message: ActionRefused(field, message),
+    )
 
 
 async def _note(db: AsyncSession, principal: Principal, case: models.Case, body: str) -> None:

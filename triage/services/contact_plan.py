@@ -37,6 +37,14 @@ from triage.services.referral_rows import RowSet, add_step_rows, message_copy_ro
 CONTACT_OUTCOMES = ("reached", "declined")
 
 
+class UnknownOutcome(ValueError):
+    pass
+
+
+class VoicemailNotAllowed(ValueError):
+    pass
+
+
 class StepNotFound(LookupError):
     pass
 
@@ -211,7 +219,9 @@ async def _record_outcome(
     now: datetime,
 ) -> OutcomeResult:
     if outcome not in CALL_OUTCOMES:
-        raise ValueError(f"unknown call outcome '{outcome}' (one of {', '.join(CALL_OUTCOMES)})")
+        raise UnknownOutcome(
+            f"unknown call outcome '{outcome}' (one of {', '.join(CALL_OUTCOMES)})"
+        )
     step = (
         await db.execute(select(models.ContactStep).where(models.ContactStep.id == step_id))
     ).scalar()
@@ -227,7 +237,7 @@ async def _record_outcome(
         raise TransitionRefused(STEP.record, step.status, "done")
     if outcome == "voicemail_left" and not load_referral(referral.facts).contact.voicemail_ok:
         # No voicemail without the victim's permission: the record must not say otherwise.
-        raise ValueError("this victim did not allow voicemail: record no_answer instead")
+        raise VoicemailNotAllowed("this victim did not allow voicemail: record no_answer instead")
     STEP.check(step.status, "done")
     step.status, step.outcome, step.attempted_at, step.updated_at = "done", outcome, now, now
     referral.updated_at = now

@@ -30,7 +30,6 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import models
-from triage.domain.checker import clean_text
 from triage.domain.policy import require
 from triage.domain.principals import Principal
 from triage.domain.statuses import CASE, DUPLICATE, OPEN_REFERRAL_STATUSES, REFERRAL
@@ -38,6 +37,7 @@ from triage.services.audit import record_event
 from triage.services.clock import service_now
 from triage.services.closures import close_open_cases, stop_pending_contact
 from triage.services.scoping import referrals_visible_to
+from triage.services.staff_actions import person_text
 
 MAX_REASON = 2000
 CLOSURE_REASON = "duplicate"
@@ -238,16 +238,14 @@ async def _close_as_duplicate(
 
 
 def _reason(reason: str) -> str:
-    text_value = clean_text(reason.strip(), free_text=True)
-    if not reason.strip():
-        raise DuplicateRefused("reason", "Enter the reason for the decision")
-    if text_value is None:
-        raise DuplicateRefused(
-            "reason", "Reason must only include letters, numbers, spaces and punctuation"
-        )
-    if len(text_value) > MAX_REASON:
-        raise DuplicateRefused("reason", f"Reason must be {MAX_REASON:,} characters or fewer")
-    return text_value
+    return person_text(
+        reason,
+        missing="Enter the reason for the decision",
+        too_long=f"Reason must be {MAX_REASON:,} characters or fewer",
+        limit=MAX_REASON,
+        refuse=lambda message: DuplicateRefused("reason", message),
+        unprintable="Reason must only include letters, numbers, spaces and punctuation",
+    )
 
 
 async def _locked(

@@ -22,7 +22,7 @@ from triage.domain.statuses import CASE
 from triage.services.audit import record_event
 from triage.services.contact_plan import lock_referral
 from triage.services.referral_rows import case_row, p1_alert_row
-from triage.services.staff_actions import ActionRefused, visible_referral
+from triage.services.staff_actions import ActionRefused, person_text, visible_referral
 
 REASON_MAX = 2000
 PRIORITIES = ("P1", "P2", "P3")
@@ -45,14 +45,13 @@ async def overrides_of(db: AsyncSession, referral_id: uuid.UUID) -> list[Overrid
 
 
 def _reason(value: str) -> str:
-    cleaned = clean_text(value.strip(), free_text=True)
-    if not value.strip():
-        raise ActionRefused("reason", "Enter the reason for the override")
-    if cleaned is None:
-        raise ActionRefused("reason", "Remove the characters that are not letters or punctuation")
-    if len(cleaned) > REASON_MAX:
-        raise ActionRefused("reason", f"Reason must be {REASON_MAX:,} characters or fewer")
-    return cleaned
+    return person_text(
+        value,
+        missing="Enter the reason for the override",
+        too_long=f"Reason must be {REASON_MAX:,} characters or fewer",
+        limit=REASON_MAX,
+        refuse=lambda message: ActionRefused("reason", message),
+    )
 
 
 async def override(

@@ -267,7 +267,7 @@ SIGN_IN_FAILED = "Enter a correct email address and password"
 
 
 async def check_password(
-    db: AsyncSession, email: str, password: str, *, trusted_device: bool
+    db: AsyncSession, email: str, password: str, *, device_user: uuid.UUID | None
 ) -> SignInResult:
     """The first step of signing in. A failure says nothing about which part was wrong, or
     whether the account exists; it is counted against the account (throttling)."""
@@ -276,6 +276,9 @@ async def check_password(
     if email and len(email) <= 254 and len(password) <= 256:
         user = await db.scalar(select(models.StaffUser).where(models.StaffUser.email == email))
     now = await service_now(db)
+    # A browser that signed in to this account before (its device cookie names the account)
+    # passes the throttle: nobody can lock a colleague out by typing her email.
+    trusted_device = user is not None and device_user == user.id
     if user is not None and _throttled(user, now) and not trusted_device:
         # Checked after the lookup, before the hash: a throttled account costs no argon2.
         return SignInResult(None, throttled=True)

@@ -5,6 +5,7 @@ outside it is not found), and commits once; the contact plan's own commands do t
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import insert, select
@@ -32,6 +33,30 @@ class ActionRefused(ValueError):
         self.message = message
 
 
+UNPRINTABLE = "Remove the characters that are not letters or punctuation"
+
+
+def person_text(
+    value: str,
+    *,
+    missing: str,
+    too_long: str,
+    limit: int,
+    refuse: Callable[[str], Exception],
+    unprintable: str = UNPRINTABLE,
+) -> str:
+    """Free text a person typed (a note, a reason): trimmed, line breaks kept, refused when
+    empty, carrying a control character, or longer than `limit` (`refuse(message)` is raised)."""
+    cleaned = clean_text(value.strip(), free_text=True)
+    if not value.strip():
+        raise refuse(missing)
+    if cleaned is None:
+        raise refuse(unprintable)
+    if len(cleaned) > limit:
+        raise refuse(too_long)
+    return cleaned
+
+
 async def visible_referral(
     db: AsyncSession, principal: Principal, referral_id: uuid.UUID
 ) -> models.Referral:
@@ -57,13 +82,13 @@ async def add_note(
     """An append-only note on the referral, or on one of its cases the principal works on."""
     require(principal, "referral.note")
     await visible_referral(db, principal, referral_id)
-    text_value = clean_text(body.strip(), free_text=True)
-    if not body.strip():
-        raise ActionRefused("note", "Enter the note")
-    if text_value is None:
-        raise ActionRefused("note", "Remove the characters that are not letters or punctuation")
-    if len(text_value) > NOTE_MAX:
-        raise ActionRefused("note", f"Note must be {NOTE_MAX:,} characters or fewer")
+    text_value = person_text(
+        body,
+        missing="Enter the note",
+        too_long=f"Note must be {NOTE_MAX:,} characters or fewer",
+        limit=NOTE_MAX,
+        refuse=lambda message: ActionRefused("note", message),
+    )
     if case_id is not None:
         case = await db.get(models.Case, case_id)
         if (
@@ -102,10 +127,9 @@ async def record_call(
         )
     except (ValueError, contact_plan.StepNotFound) as refused:
         await db.rollback()
-        message = str(refused)
-        if "voicemail" in message:
+        if isinstance(refused, contact_plan.VoicemailNotAllowed):
             message = "This victim did not allow voicemail: record no answer instead"
-        elif "unknown call outcome" in message:
+        elif isinstance(refused, contact_plan.UnknownOutcome):
             message = "Select the outcome of the call"
         else:
             message = "This call is no longer due: reload the page"

@@ -55,7 +55,8 @@ class SessionStore:
         session_id = request.cookies.get(COOKIE, "")
         if not session_id or len(session_id) > 100:
             return None
-        raw = await self.redis.get(_key(session_id))
+        # Read and start the idle period again in one round trip (every page asks).
+        raw = await self.redis.getex(_key(session_id), ex=IDLE_SECONDS)
         if raw is None:
             return None
         try:
@@ -65,8 +66,6 @@ class SessionStore:
         if time.time() - session.started > LIFETIME_SECONDS:
             await self.redis.delete(_key(session_id))
             return None
-        # Idle timeout: each request starts the idle period again.
-        await self.redis.expire(_key(session_id), IDLE_SECONDS)
         return session_id, session
 
     async def save(self, session_id: str, session: StaffSession) -> None:

@@ -122,13 +122,8 @@ class SignInController(Controller):
         if not form.errors:
             # The user id is only known when the password is right; a trusted device is
             # checked for the account the email names (it only lifts throttling).
-            device_user = _device_user(request)
             result = await accounts.check_password(
-                db,
-                email,
-                password,
-                trusted_device=device_user is not None
-                and await _device_is_for(db, device_user, email),
+                db, email, password, device_user=_device_user(request)
             )
         if result.throttled:
             await failures.over_limit(_address(request), now)
@@ -331,13 +326,6 @@ def _device_user(request: Request[Any, Any, Any]) -> uuid.UUID | None:
     except ValueError:
         return None
     return user_id if _trusted_device(request, user_id) else None
-
-
-async def _device_is_for(db: Db, user_id: uuid.UUID, email: str) -> bool:
-    from db import models
-
-    user = await db.get(models.StaffUser, user_id)
-    return user is not None and user.email == accounts.normalise_email(email)
 
 
 def _two_factor_setup(
