@@ -124,3 +124,35 @@ async def test_no_consent_is_refused_and_a_caseworker_cannot_take_referrals(
     assert refused.status_code == 400 and 'href="#consent.to_referral"' in refused.text
     worker = await sign_in(web, await make_staff(sessions, ("caseworker",), ("isva",)))
     assert (await worker.get("/staff/phone-referral/")).status_code == 403
+
+
+async def test_hostile_forms_are_refused_and_write_nothing(web: Any, sessions: Any) -> None:
+    hub = await sign_in(web, await make_staff(sessions, ("hub",)))
+    page = await hub.get("/staff/phone-referral/")
+    token = csrf_of(page.text)
+    # A control character in a name: an error beside the field, nothing stored.
+    nul = await hub.post(
+        "/staff/phone-referral/",
+        {"csrf_token": token, **ANSWERS, "victim.last_name": "Mor\x00gan\x1b[2J"},
+    )
+    assert nul.status_code == 400 and 'href="#victim.last_name"' in nul.text
+    assert "\x00" not in nul.text and "\x1b" not in nul.text
+    # A body far over the limit: the GOV.UK 413 page, not a crash and not JSON.
+    huge = await hub.post(
+        "/staff/phone-referral/", {"csrf_token": token, **ANSWERS, "notes": "x" * 3_000_000}
+    )
+    assert huge.status_code == 413
+    assert "text/html" in huge.headers["content-type"]
+    # Thousands of fields: refused or ignored, never a 500.
+    many = await hub.post(
+        "/staff/phone-referral/",
+        {"csrf_token": token, **ANSWERS, **{f"f{i}": "1" for i in range(20_000)}},
+    )
+    assert many.status_code < 500
+    assert (
+        await scalar(
+            sessions,
+            "SELECT count(*) FROM referrals WHERE facts->'victim'->>'last_name' LIKE '%[2J%'",
+        )
+        == 0
+    )
