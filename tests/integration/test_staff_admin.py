@@ -255,7 +255,7 @@ async def test_user_actions_each_change_the_account_and_are_audited(
     path = f"/staff/admin/users/{target.user_id}"
     for _ in range(5):
         async with sessions() as db:
-            await check_password(db, target.email, "not the password", trusted_device=False)
+            await check_password(db, target.email, "not the password", device_user=None)
     page = await browser.get(path)
     assert "Throttled until" in page.text
 
