@@ -170,7 +170,7 @@ SOURCES = (("police", 85), ("professional", 10), ("self", 5))
 REFERRAL_COLUMNS = tuple(
     (
         "id reference client_id external_ref source status received_at referred_at "
-        "content_hash facts referral_consent priority contact_due_by flags contact_paused "
+        "content_hash facts referral_consent priority contact_due_by area flags contact_paused "
         "first_contact_at withdrawn_reason created_at updated_at"
     ).split()
 )
@@ -252,6 +252,7 @@ class Template:
     plan_channel: str | None
     intro_channel: str | None  # the introduction message's channel, if any
     district: str | None  # the postcode district kept when personalising
+    area: str  # the decision's area code
 
 
 def template_body(rng: random.Random, index: int, districts: Sequence[str]) -> dict[str, Any]:
@@ -384,6 +385,7 @@ def template_pool(catalogue: Catalogue, count: int, seed: int) -> list[Template]
                 plan_channel=step.channel if step else None,
                 intro_channel=step.message_channel if step and step.message_template else None,
                 district=district if district in catalogue.districts else None,
+                area=decision.area.code,
             )
         )
     return pool
@@ -548,6 +550,7 @@ def add_referral(ctx: Context, rng: random.Random, rows: Rows, index: int) -> No
             "given" if t.consent_given else "defaulted",
             t.priority,
             due,
+            t.area,
             t.flags,
             paused,
             first_contact_at,

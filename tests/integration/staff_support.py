@@ -141,3 +141,19 @@ async def sign_in(client: Any, user: StaffUser, code: str | None = None) -> Brow
     )
     assert response.status_code in (302, 303), response.text
     return browser
+
+
+async def page_showing(browser: Browser, path: str, text: str, pages: int = 200) -> Any | None:
+    """The first page of a paged list (queue, calls due, caseload) that shows `text`,
+    following its "next page" links; None when no page does. Other tests' rows share the
+    database, so a row need not be on the first page."""
+    for _ in range(pages):
+        page = await browser.get(path)
+        assert page.status_code == 200, page.text
+        if text in page.text:
+            return page
+        following = soup(page.text).find("a", rel="next")
+        if following is None:
+            return None
+        path = following["href"]
+    raise AssertionError(f"{path}: more than {pages} pages")

@@ -331,7 +331,7 @@ async def many_referrals(sessions: Any, owner_sessions: Any) -> AsyncIterator[No
         await db.execute(
             text(f"""
             INSERT INTO referrals (id, reference, source, status, received_at, content_hash,
-                                   facts, referral_consent, priority)
+                                   facts, referral_consent, priority, area)
             SELECT gen_random_uuid(), 'SRCH-' || lpad(g::text, 8, '0'), 'police', 'triaged',
                    now() - g * interval '1 hour', 'x',
                    jsonb_build_object('victim', jsonb_build_object(
@@ -341,7 +341,7 @@ async def many_referrals(sessions: Any, owner_sessions: Any) -> AsyncIterator[No
                        'phone', '+4477009' || lpad(g::text, 5, '0'),
                        'address', jsonb_build_object(
                            'postcode', 'YY' || (g % 97) || ' ' || (g % 10) || 'AB'))),
-                   'given', 'P3'
+                   'given', 'P3', 'unknown'
             FROM generate_series(1, {BULK}) g""")
         )
         await db.commit()

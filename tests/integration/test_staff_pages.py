@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from helpers import bearer, referral, rows, scalar
-from staff_support import Browser, csrf_of, make_staff, once_of, sign_in, soup
+from staff_support import Browser, csrf_of, make_staff, once_of, page_showing, sign_in, soup
 
 pytestmark = pytest.mark.integration
 
@@ -157,8 +157,7 @@ async def test_recording_a_due_call_plans_the_next_step(
         await db.commit()
     assert step is not None
     hub = await sign_in(web, await make_staff(sessions, ("hub",)))
-    calls = await hub.get("/staff/calls")
-    assert made["reference"] in calls.text
+    assert await page_showing(hub, "/staff/calls", made["reference"]) is not None
     path = f"/staff/referrals/{made['id']}"
     page = await hub.get(path)
     assert 'id="call"' in page.text
@@ -298,3 +297,113 @@ async def test_a_note_sent_twice_is_added_once(web: Any, sessions: Any, make_key
         await scalar(sessions, "SELECT count(*) FROM notes WHERE referral_id = :r", r=made["id"])
         == 1
     )
+
+
+async def test_queue_filters_by_the_area_the_engine_found_and_a_patch_moves_it(
+    web: Any, sessions: Any, make_key: Any
+) -> None:
+    """The area is the decision's, kept on the referral: the queue's area filter shows a
+    Medway referral under Medway and never under East Kent; a PATCH to a Canterbury postcode
+    moves it (the re-triage writes the new area beside the new decision)."""
+    _, key = await make_key("police")
+    body = referral(**{"victim.address.postcode": "ME4 4AA", "victim.address.town": "Chatham"})
+    created = await web.post("/api/v1/referrals", json=body, headers=bearer(key))
+    assert created.status_code == 201, created.text
+    made = created.json()
+    assert made["triage"]["area"]["code"] == "medway"
+    hub = await sign_in(web, await make_staff(sessions, ("hub",)))
+
+    async def shown(area: str) -> bool:
+        path = f"/staff/queue?area={area}&priority={made['triage']['priority']}"
+        return await page_showing(hub, path, made["reference"]) is not None
+
+    assert await shown("medway")
+    assert not await shown("east-kent")
+    page = await hub.get("/staff/queue?area=medway")
+    assert soup(page.text).find("option", value="medway", selected=True) is not None
+    # A PATCH by the referrer re-triages: the area follows the new postcode.
+    moved = await web.patch(
+        f"/api/v1/referrals/{made['id']}",
+        json={"victim": {"address": {"postcode": "CT1 2AA", "town": "Canterbury"}}},
+        headers=bearer(key),
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["triage"]["area"]["code"] == "east-kent"
+    area = await scalar(sessions, "SELECT area FROM referrals WHERE id = :r", r=made["id"])
+    assert area == "east-kent"
+    assert await shown("east-kent")
+    assert not await shown("medway")
+
+
+async def test_calls_due_and_the_caseload_page_by_keyset_never_repeating_or_skipping(
+    web: Any, sessions: Any, make_key: Any
+) -> None:
+    """Calls due and a caseload, 50 a page: walked two at a time they give exactly the rows
+    of one long page, in the same order (calls: priority, due time; caseload: the person's
+    own cases first, then the oldest); a cursor that is not one of ours shows the first page."""
+    from sqlalchemy import text
+
+    from triage.domain.principals import staff
+    from triage.services.clock import service_now
+    from triage.services.staff_views import calls_due, caseload
+
+    made = [await _post_referral(web, make_key) for _ in range(4)]
+    made.append(await _post_referral(web, make_key, **{"risk.level": "high"}))
+    services = ("domestic-abuse", "stalking")
+    worker = await make_staff(sessions, ("caseworker",), services=services)
+    async with sessions() as db:
+        await db.execute(
+            text(
+                "UPDATE contact_steps SET status = 'due', kind = 'call', "
+                "due_at = now() - interval '1 minute' * (random() * 100) "
+                "WHERE referral_id = ANY(:r) AND status = 'scheduled'"
+            ),
+            {"r": [m["id"] for m in made]},
+        )
+        # Two of the cases are the caseworker's own: they come first.
+        await db.execute(
+            text(
+                "UPDATE cases SET assigned_to = :w WHERE id IN (SELECT id FROM cases "
+                "WHERE referral_id = ANY(:r) ORDER BY opened_at DESC LIMIT 2)"
+            ),
+            {"w": worker.user_id, "r": [m["id"] for m in made[:3]]},
+        )
+        await db.commit()
+    hub = staff((await make_staff(sessions, ("hub",))).user_id, frozenset({"hub"}), frozenset())
+    mine = staff(worker.user_id, frozenset({"caseworker"}), frozenset(services))
+    async with sessions() as db:
+        now = await service_now(db)
+        for who in (hub, mine):
+            whole = await calls_due(db, who, now, limit=10_000)
+            assert whole.next_cursor is None
+            # Other tests' rows share the database: about 25 pages, however many there are.
+            size = max(2, len(whole.rows) // 25)
+            seen, cursor = [], None
+            while True:
+                page = await calls_due(db, who, now, cursor, limit=size)
+                seen += [row["step_id"] for row in page.rows]
+                if (cursor := page.next_cursor) is None:
+                    break
+            assert seen == [row["step_id"] for row in whole.rows]
+            assert len(seen) == len(set(seen))
+            order = [(row["priority"], row["due_at"]) for row in whole.rows]
+            assert order == sorted(order)
+        assert {m["id"] for m in made} <= {str(r["referral_id"]) for r in whole.rows}
+
+        whole_load = await caseload(db, mine, limit=10_000)
+        size = max(2, len(whole_load.rows) // 25)
+        seen, cursor = [], None
+        while True:
+            page = await caseload(db, mine, cursor, limit=size)
+            seen += [row["id"] for row in page.rows]
+            if (cursor := page.next_cursor) is None:
+                break
+        assert seen == [row["id"] for row in whole_load.rows]
+        assert len(seen) == len(set(seen)) >= 5
+        owners = [row["assigned_to"] == worker.user_id for row in whole_load.rows]
+        assert owners[:2] == [True, True] and not any(owners[2:])
+        for garbage in ("", "x", "WzEsMiwzXQ", "bnVsbA", "W251bGwsbnVsbCxudWxsXQ"):
+            assert (await caseload(db, mine, garbage, limit=2)).rows == whole_load.rows[:2]
+            assert (await calls_due(db, mine, now, garbage, limit=2)).rows == [
+                row for row in (await calls_due(db, mine, now, limit=2)).rows
+            ]

@@ -66,6 +66,7 @@ def add_referral_rows(
             "referral_consent": "given" if consent_given else "defaulted",
             "priority": decision.priority,
             "contact_due_by": decision.contact_due_by,
+            "area": decision.area.code,
             "flags": list(decision.flags),
             "created_at": received_at,
             "updated_at": received_at,

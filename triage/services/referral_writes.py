@@ -30,6 +30,7 @@ _REFERRAL_COLUMNS = (
     "referral_consent",
     "priority",
     "contact_due_by",
+    "area",
     "flags",
     "created_at",
     "updated_at",

@@ -39,6 +39,7 @@ class NotInScope(LookupError):
 @dataclass(frozen=True)
 class QueueFilters:
     service: str | None = None
+    area: str | None = None
     priority: str | None = None
     source: str | None = None
     status: str = "triaged"
@@ -56,24 +57,48 @@ def _victim_name(facts: dict[str, Any]) -> str:
     return " ".join(p for p in (victim.get("first_name"), victim.get("last_name")) if p) or "—"
 
 
-def encode_queue_cursor(priority: str, due: datetime | None, referral_id: uuid.UUID) -> str:
-    raw = json.dumps([priority, due.isoformat() if due else None, str(referral_id)])
+def _encode_cursor(*values: str | bool | datetime | uuid.UUID | None) -> str:
+    """A page's position as an opaque value for the next page's link (no personal data: a
+    priority, times and ids)."""
+    plain = [v.isoformat() if isinstance(v, datetime) else v for v in values]
+    raw = json.dumps([str(v) if isinstance(v, uuid.UUID) else v for v in plain])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, size: int) -> list[Any] | None:
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError):
+        return None
+    return values if isinstance(values, list) and len(values) == size else None
+
+
+def _instant(value: Any) -> datetime | None:
+    """A cursor's time, or None for anything that is not one."""
+    instant = parse_instant(value) if isinstance(value, str) else None
+    return instant if isinstance(instant, datetime) else None
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def encode_queue_cursor(priority: str, due: datetime | None, referral_id: uuid.UUID) -> str:
+    return _encode_cursor(priority, due, referral_id)
 
 
 def decode_queue_cursor(cursor: str) -> tuple[str, datetime | None, uuid.UUID] | None:
     """None for anything that is not a cursor this page made (a page shows the first page)."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        priority, due, referral_id = json.loads(raw)
-        if priority not in PRIORITIES:
-            return None
-        instant = parse_instant(due) if due is not None else None
-        if isinstance(instant, str):
-            return None
-        return str(priority), instant, uuid.UUID(referral_id)
-    except (ValueError, TypeError):
+    values = _decode_cursor(cursor, 3)
+    if values is None or values[0] not in PRIORITIES:
         return None
+    due, referral_id = _instant(values[1]), _uuid(values[2])
+    if referral_id is None or (values[1] is not None and due is None):
+        return None
+    return str(values[0]), due, referral_id
 
 
 async def queue(
@@ -92,6 +117,8 @@ async def queue(
         conditions.append(r.priority == filters.priority)
     if filters.source:
         conditions.append(r.source == filters.source)
+    if filters.area:
+        conditions.append(r.area == filters.area)
     if filters.service:
         # The service in force: its case still open (one an override removed is closed).
         conditions.append(
@@ -181,69 +208,128 @@ async def _services_of(
     return found
 
 
-async def calls_due(db: AsyncSession, principal: Principal, now: datetime) -> list[dict[str, Any]]:
-    """Due calls, most urgent first (priority, then due time), within the principal's scope."""
+@dataclass
+class CallsPage:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+async def calls_due(
+    db: AsyncSession,
+    principal: Principal,
+    now: datetime,
+    cursor: str | None = None,
+    limit: int = QUEUE_PAGE,
+) -> CallsPage:
+    """Due calls, most urgent first (priority, then due time, then step), within the
+    principal's scope; 50 a page, keyset paging on those three."""
     require(principal, "calls.view")
     r, s = models.Referral, models.ContactStep
-    rows = await db.execute(
-        select(
-            s.id.label("step_id"),
-            s.number,
-            s.due_at,
-            r.id.label("referral_id"),
-            r.reference,
-            r.priority,
-            r.contact_due_by,
+    conditions = [
+        s.status == "due",
+        s.kind == "call",
+        s.due_at <= now,
+        r.contact_paused.is_(False),
+        referrals_visible_to(principal),
+    ]
+    values = _decode_cursor(cursor, 3) if cursor else None
+    if values is not None and values[0] in PRIORITIES:
+        after_due, after_step = _instant(values[1]), _uuid(values[2])
+        if after_due is not None and after_step is not None:
+            conditions.append(
+                tuple_(r.priority, s.due_at, s.id) > tuple_(values[0], after_due, after_step)
+            )
+    rows = (
+        await db.execute(
+            select(
+                s.id.label("step_id"),
+                s.number,
+                s.due_at,
+                r.id.label("referral_id"),
+                r.reference,
+                r.priority,
+                r.contact_due_by,
+            )
+            .join(r, r.id == s.referral_id)
+            .where(*conditions)
+            .order_by(r.priority, s.due_at, s.id)
+            .limit(limit + 1)
         )
-        .join(r, r.id == s.referral_id)
-        .where(
-            s.status == "due",
-            s.kind == "call",
-            s.due_at <= now,
-            r.contact_paused.is_(False),
-            referrals_visible_to(principal),
-        )
-        .order_by(r.priority, s.due_at)
-        .limit(200)
-    )
-    found = [dict(row._mapping) for row in rows]
-    await _list_viewed(db, principal, "calls", found)
-    return found
+    ).all()
+    page = CallsPage([dict(row._mapping) for row in rows[:limit]])
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        page.next_cursor = _encode_cursor(last.priority, last.due_at, last.step_id)
+    await _list_viewed(db, principal, "calls", page.rows)
+    return page
 
 
-async def caseload(db: AsyncSession, principal: Principal) -> list[dict[str, Any]]:
-    """A caseworker's open cases (their services'), assigned to them first, oldest first."""
+@dataclass
+class CaseloadPage:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+async def caseload(
+    db: AsyncSession, principal: Principal, cursor: str | None = None, limit: int = QUEUE_PAGE
+) -> CaseloadPage:
+    """A caseworker's open cases (their services'), assigned to them first, oldest first;
+    50 a page, keyset paging on (not theirs, opened, id)."""
     require(principal, "caseload.view")
     c, r = models.Case, models.Referral
-    mine = c.assigned_to == principal.uuid if principal.kind == "staff" else c.id.is_(None)
-    # The 500 cases first (an index-only scan of the open cases), then their referrals: a
+    others = (
+        c.assigned_to.is_distinct_from(principal.uuid)
+        if principal.kind == "staff"
+        else c.id.is_not(None)
+    )
+    conditions = [c.status != _CLOSED, cases_visible_to(principal)]
+    values = _decode_cursor(cursor, 3) if cursor else None
+    if values is not None and isinstance(values[0], bool):
+        after_opened, after_case = _instant(values[1]), _uuid(values[2])
+        if after_opened is not None and after_case is not None:
+            conditions.append(
+                tuple_(others, c.opened_at, c.id) > tuple_(values[0], after_opened, after_case)
+            )
+    # The page's cases first (an index-only scan of the open cases), then their referrals: a
     # join before the limit would look up the referral of every open case of the services.
     first = (
         select(
-            c.id, c.service, c.status, c.opened_at, c.assigned_to, c.referral_id, mine.label("mine")
+            c.id,
+            c.service,
+            c.status,
+            c.opened_at,
+            c.assigned_to,
+            c.referral_id,
+            others.label("others"),
         )
-        .where(c.status != _CLOSED, cases_visible_to(principal))
-        .order_by(mine.desc(), c.opened_at)
-        .limit(500)
+        .where(*conditions)
+        .order_by(others, c.opened_at, c.id)
+        .limit(limit + 1)
         .subquery()
     )
-    rows = await db.execute(
-        select(
-            first.c.id,
-            first.c.service,
-            first.c.status,
-            first.c.opened_at,
-            first.c.assigned_to,
-            r.id.label("referral_id"),
-            r.reference,
-            r.priority,
+    rows = (
+        await db.execute(
+            select(
+                first.c.id,
+                first.c.service,
+                first.c.status,
+                first.c.opened_at,
+                first.c.assigned_to,
+                first.c.others,
+                r.id.label("referral_id"),
+                r.reference,
+                r.priority,
+            )
+            .join(r, r.id == first.c.referral_id)
+            .order_by(first.c.others, first.c.opened_at, first.c.id)
         )
-        .join(r, r.id == first.c.referral_id)
-        .order_by(first.c.mine.desc(), first.c.opened_at)
-    )
-    found = [dict(row._mapping) for row in rows]
-    await _list_viewed(db, principal, "caseload", found)
-    return found
+    ).all()
+    page = CaseloadPage([dict(row._mapping) for row in rows[:limit]])
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        page.next_cursor = _encode_cursor(last.others, last.opened_at, last.id)
+    await _list_viewed(db, principal, "caseload", page.rows)
+    return page
 
 
 async def alerts(db: AsyncSession, principal: Principal) -> list[dict[str, Any]]:

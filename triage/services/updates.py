@@ -248,6 +248,7 @@ async def apply_update(
             .values(due_at=due)
         )
     referral.contact_due_by = due
+    referral.area = decision.area.code
 
     if not facts.consent.to_contact:
         await stop_pending_contact(db, referral.id, now, "no_contact_consent", cancel_alerts=True)

@@ -92,6 +92,7 @@ class WorkController(Controller):
         request: Request[Any, Any, Any],
         db: Db,
         service: FromQuery[str | None] = None,
+        area: FromQuery[str | None] = None,
         priority: FromQuery[str | None] = None,
         source: FromQuery[str | None] = None,
         status: FromQuery[str | None] = None,
@@ -101,6 +102,7 @@ class WorkController(Controller):
         staff = _staff(request)
         filters = staff_views.QueueFilters(
             service=service or None,
+            area=area or None,
             priority=priority or None,
             source=source or None,
             status=status if status in ("triaged", "in_contact") else "triaged",
@@ -108,7 +110,14 @@ class WorkController(Controller):
         )
         page = await staff_views.queue(db, staff.principal, filters, cursor)
         now = await service_now(db)
-        services = sorted(request.app.state.catalogue.services)
+        catalogue = request.app.state.catalogue
+        services = sorted(catalogue.services)
+        # The catalogue's areas, then the two the engine gives a victim outside them.
+        areas = [
+            *catalogue.area_names.items(),
+            ("outside", "Outside the area"),
+            ("unknown", "Not known"),
+        ]
         query = {k: v for k, v in request.query_params.items() if k != "cursor" and v}
         return render(
             "staff/queue.html",
@@ -119,35 +128,42 @@ class WorkController(Controller):
             now=now,
             filters=filters,
             services=services,
+            areas=areas,
             query=query,
             flash=await _flash(request),
         )
 
     @get("/calls", opt={"permission": "calls.view"})
-    async def calls_page(self, request: Request[Any, Any, Any], db: Db) -> Any:
+    async def calls_page(
+        self, request: Request[Any, Any, Any], db: Db, cursor: FromQuery[str | None] = None
+    ) -> Any:
         staff = _staff(request)
         now = await service_now(db)
-        rows = await staff_views.calls_due(db, staff.principal, now)
+        page = await staff_views.calls_due(db, staff.principal, now, cursor)
         return render(
             "staff/calls.html",
             title="Calls due",
             staff=staff,
             nav_active="/staff/calls",
-            rows=rows,
+            rows=page.rows,
+            next_cursor=page.next_cursor,
             now=now,
             flash=await _flash(request),
         )
 
     @get("/caseload", opt={"permission": "caseload.view"})
-    async def caseload_page(self, request: Request[Any, Any, Any], db: Db) -> Any:
+    async def caseload_page(
+        self, request: Request[Any, Any, Any], db: Db, cursor: FromQuery[str | None] = None
+    ) -> Any:
         staff = _staff(request)
-        rows = await staff_views.caseload(db, staff.principal)
+        page = await staff_views.caseload(db, staff.principal, cursor)
         return render(
             "staff/caseload.html",
             title="Caseload",
             staff=staff,
             nav_active="/staff/caseload",
-            rows=rows,
+            rows=page.rows,
+            next_cursor=page.next_cursor,
         )
 
     @get("/alerts", opt={"permission": "alert.view"})

@@ -1,0 +1,43 @@
+"""The staff pages at a million referrals, second pass (bench/staff.py), and the queue's area.
+
+- `referrals.area`: the area the engine placed the victim in (the decision's `area.code`: a
+  catalogue area, `outside` or `unknown`), written by intake and by a re-triage beside the
+  priority and deadline, so the queue filters by area without reading decisions. Filled here
+  from each referral's latest decision that names one.
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-12-03
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0011"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("referrals", sa.Column("area", sa.String(40), nullable=True))
+    op.execute(
+        """
+        UPDATE referrals r SET area = latest.code
+        FROM (
+            SELECT DISTINCT ON (referral_id) referral_id, decision -> 'area' ->> 'code' AS code
+            FROM triage_decisions
+            WHERE decision -> 'area' ->> 'code' IS NOT NULL
+            ORDER BY referral_id, id DESC
+        ) latest
+        WHERE latest.referral_id = r.id
+        """
+    )
+    op.execute("UPDATE referrals SET area = 'unknown' WHERE area IS NULL")
+    op.alter_column("referrals", "area", nullable=False)
+
+
+def downgrade() -> None:
+    op.drop_column("referrals", "area")
