@@ -184,10 +184,14 @@ class Referral(Base):
             "id",
         ),
         # Search (services/search.py): surname and postcode district by prefix, the rest
-        # exact, names by full text; dob and phone also serve the duplicate trigger.
+        # exact, names by full text; dob and phone also serve the duplicate trigger. A
+        # surname's referrals newest first, in byte order (text_pattern_ops) so that a prefix
+        # is a range and its different surnames can be stepped through (migration 0011).
         Index(
-            "ix_referrals_victim_surname_key",
+            "ix_referrals_surname_received",
             "victim_surname_key",
+            "received_at",
+            "id",
             postgresql_ops={"victim_surname_key": "text_pattern_ops"},
         ),
         # Led by the searched column, then the rest of a duplicate rule and the order of

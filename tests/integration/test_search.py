@@ -371,8 +371,8 @@ async def _plan(sessions: Any, query: SearchQuery) -> str:
 @pytest.mark.parametrize(
     ("query", "index"),
     [
-        (SearchQuery("surname", "Lc4c"), "ix_referrals_victim_surname_key"),
-        (SearchQuery("surname", "L'C4-c"), "ix_referrals_victim_surname_key"),
+        (SearchQuery("surname", "Lc4c"), "ix_referrals_surname_received"),
+        (SearchQuery("surname", "L'C4-c"), "ix_referrals_surname_received"),
         (
             SearchQuery("date_of_birth", "1950-01-05", date_of_birth=date(1950, 1, 5)),
             "ix_referrals_victim_dob",
@@ -392,3 +392,81 @@ async def test_each_kind_of_search_uses_its_index(
     plan = await _plan(sessions, query)
     assert index in plan, plan
     assert "Seq Scan on referrals" not in plan, plan
+
+
+async def test_a_common_surname_prefix_is_newest_first_as_a_full_sort_would_give(
+    sessions: Any,
+) -> None:
+    """The surname search reads each surname of the prefix newest first and merges: the
+    same referrals in the same order as sorting every match, for several surnames sharing a
+    prefix at interleaved times; a prefix with more surnames than a search reads says so."""
+    stem = "Qx" + "".join(_rng.choice(string.ascii_lowercase) for _ in range(6))
+    names = [stem, stem + "son", stem + "ers", stem[:-1]]
+    async with sessions() as db:
+        await db.execute(
+            text("""
+            INSERT INTO referrals (id, reference, source, status, received_at, content_hash,
+                                   facts, referral_consent, priority, area)
+            SELECT gen_random_uuid(), 'SURN-' || :stem || '-' || g, 'police', 'triaged',
+                   now() - (g * 7 % 130) * interval '1 hour' - g * interval '1 second', 'x',
+                   jsonb_build_object('victim', jsonb_build_object(
+                       'first_name', 'A', 'last_name', (CAST(:names AS text[]))[1 + g % 4])),
+                   'given', 'P3', 'unknown'
+            FROM generate_series(1, 130) g"""),
+            {"stem": stem, "names": names},
+        )
+        # 201 different surnames under one prefix: more than a search reads.
+        wide = "Qw" + "".join(_rng.choice(string.ascii_lowercase) for _ in range(5))
+        await db.execute(
+            text("""
+            INSERT INTO referrals (id, reference, source, status, received_at, content_hash,
+                                   facts, referral_consent, priority, area)
+            SELECT gen_random_uuid(), 'SURW-' || :wide || '-' || g, 'police', 'triaged',
+                   now() - g * interval '1 minute', 'x',
+                   jsonb_build_object('victim', jsonb_build_object(
+                       'first_name', 'A',
+                       'last_name', :wide || chr(97 + g / 26) || chr(97 + g % 26))),
+                   'given', 'P3', 'unknown'
+            FROM generate_series(1, 201) g"""),
+            {"wide": wide},
+        )
+        await db.commit()
+    try:
+        for prefix in (stem, stem[:-1], stem + "s", stem.upper()):
+            expected = [
+                row[0]
+                for row in (
+                    await _rows(
+                        sessions,
+                        "SELECT reference FROM referrals WHERE victim_surname_key "
+                        "LIKE lower(:p) || '%' ORDER BY received_at DESC, id DESC LIMIT 51",
+                        p=prefix,
+                    )
+                )
+            ]
+            results = await search(sessions, prefix)
+            assert results.kind == "surname"
+            assert [row.reference for row in results.rows] == expected[:50], prefix
+            assert results.more == (len(expected) > 50), prefix
+        assert len((await search(sessions, stem[:-1])).rows) == 50
+        # The wide prefix: 201 surnames, more than the 200 a search reads. The hub sees 50 and
+        # more; a caseworker who sees none of them is still told there may be more.
+        wide_hub = await search(sessions, wide)
+        assert len(wide_hub.rows) == 50 and wide_hub.more
+        wide_isva = await search(sessions, wide, ISVA_CASEWORKER)
+        assert wide_isva.rows == [] and wide_isva.more
+        one = await search(sessions, wide + "ab")
+        assert len(one.rows) == 1 and not one.more
+    finally:
+        async with sessions() as db:
+            await db.execute(
+                text(
+                    "DELETE FROM referrals WHERE reference LIKE 'SURN-%' OR reference LIKE 'SURW-%'"
+                )
+            )
+            await db.commit()
+
+
+async def _rows(sessions: Any, sql: str, **params: Any) -> list[Any]:
+    async with sessions() as db:
+        return list((await db.execute(text(sql), params)).all())

@@ -4,6 +4,11 @@
   catalogue area, `outside` or `unknown`), written by intake and by a re-triage beside the
   priority and deadline, so the queue filters by area without reading decisions. Filled here
   from each referral's latest decision that names one.
+- `ix_referrals_surname_received` replaces `ix_referrals_victim_surname_key`: the surname
+  (text_pattern_ops: byte order, so a prefix is a range), then received_at and id. A surname
+  search (a prefix, newest first) steps through the different surnames of the prefix, one
+  index descent each, and reads each one's newest referrals backwards, instead of sorting
+  every match (a common surname is a tenth of the referrals: 785 ms at a million before).
 
 Revision ID: 0011
 Revises: 0010
@@ -37,7 +42,21 @@ def upgrade() -> None:
     )
     op.execute("UPDATE referrals SET area = 'unknown' WHERE area IS NULL")
     op.alter_column("referrals", "area", nullable=False)
+    op.create_index(
+        "ix_referrals_surname_received",
+        "referrals",
+        ["victim_surname_key", "received_at", "id"],
+        postgresql_ops={"victim_surname_key": "text_pattern_ops"},
+    )
+    op.drop_index("ix_referrals_victim_surname_key", table_name="referrals")
 
 
 def downgrade() -> None:
+    op.create_index(
+        "ix_referrals_victim_surname_key",
+        "referrals",
+        ["victim_surname_key"],
+        postgresql_ops={"victim_surname_key": "text_pattern_ops"},
+    )
+    op.drop_index("ix_referrals_surname_received", table_name="referrals")
     op.drop_column("referrals", "area")
