@@ -37,6 +37,10 @@ def plain_url(url: str) -> str:
 # engine (migrations, the CLI, tests) may wait as long as a migration's statement needs.
 CONNECT_SECONDS = 10
 STATEMENT_SECONDS = 30
+# No JIT for the app's and workers' statements: each reads a few rows by index, but a
+# LATERAL's high estimate (a surname search) passes jit_above_cost and compiling then took
+# 200 ms of a 10 ms query (bench/staff.py). Migrations and reports keep the server's default.
+SESSION_SETTINGS = {"jit": "off"}
 
 
 def make_engine(url: str, *, pool_size: int = 10, null_pool: bool = False) -> AsyncEngine:
@@ -55,7 +59,11 @@ def make_engine(url: str, *, pool_size: int = 10, null_pool: bool = False) -> As
             # Error text carries the statement's parameters (names, phones, message
             # bodies) otherwise, and error text reaches logs.
             hide_parameters=True,
-            connect_args={"timeout": CONNECT_SECONDS, "command_timeout": STATEMENT_SECONDS},
+            connect_args={
+                "timeout": CONNECT_SECONDS,
+                "command_timeout": STATEMENT_SECONDS,
+                "server_settings": SESSION_SETTINGS,
+            },
         )
     _classify_outages(engine)
     return engine

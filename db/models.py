@@ -206,9 +206,13 @@ class Referral(Base):
             "received_at",
             "reference",
         ),
+        # A postcode's referrals newest first (a refuge's postcode has hundreds); a district
+        # is a prefix of it, one range (migration 0011).
         Index(
-            "ix_referrals_victim_postcode_key",
+            "ix_referrals_postcode_received",
             "victim_postcode_key",
+            "received_at",
+            "id",
             postgresql_ops={"victim_postcode_key": "text_pattern_ops"},
         ),
         Index("ix_referrals_victim_names", "victim_names", postgresql_using="gin"),

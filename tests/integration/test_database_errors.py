@@ -153,3 +153,17 @@ async def test_an_error_on_a_healthy_connection_is_not_an_outage(servers: Any) -
     for error in (plain.value, orm):
         assert not isinstance(error, DatabaseUnavailable)
         assert not try_again_later(error)
+
+
+async def test_the_app_and_workers_connections_have_no_jit(servers: Any) -> None:
+    """A pooled engine (the web app's, the workers') turns JIT off for its sessions: a
+    surname search's LATERAL passed the server's jit_above_cost and compiled for 200 ms of a
+    10 ms query (the server's default is on)."""
+    from db.engine import make_engine
+
+    engine = make_engine(servers.database_url)
+    try:
+        async with engine.connect() as connection:
+            assert (await connection.execute(text("SHOW jit"))).scalar() == "off"
+    finally:
+        await engine.dispose()
