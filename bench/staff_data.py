@@ -185,7 +185,8 @@ CASE_COLUMNS = tuple(
 )
 STEP_COLUMNS = tuple(
     (
-        "id referral_id number kind channel status due_at message_template message_channel "
+        "id referral_id priority number kind channel status due_at message_template "
+        "message_channel "
         "closure_reason outcome attempted_at skip_reason created_at updated_at"
     ).split()
 )
@@ -734,6 +735,7 @@ def _step(
         (
             step_id,
             referral_id,
+            t.priority,  # the referral's, as intake writes it
             number,
             kind,
             "phone" if kind == "call" else (channel if kind == "message" else None),

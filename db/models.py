@@ -303,6 +303,9 @@ class ContactStep(Base):
     __tablename__ = "contact_steps"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"))
+    # The referral's priority, copied for the calls-due list's index: written with the step,
+    # and kept equal by a trigger when the referral's changes (migration 0011).
+    priority: Mapped[str] = mapped_column(String(2))
     number: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(10))  # call | message | close
     channel: Mapped[str | None] = mapped_column(String(10))
@@ -327,9 +330,14 @@ class ContactStep(Base):
         ),
         Index("ix_contact_steps_due", "due_at", postgresql_where=text("status = 'scheduled'")),
         Index("ix_contact_steps_referral", "referral_id", "number"),
+        # Calls due, most urgent first: any page of the list is one range read (migration
+        # 0011; the step's priority is its referral's, kept by a trigger).
         Index(
             "ix_contact_steps_calls_due",
+            "priority",
             "due_at",
+            "id",
+            postgresql_include=["referral_id"],
             postgresql_where=text("status = 'due' AND kind = 'call'"),
         ),
     )

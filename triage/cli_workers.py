@@ -184,12 +184,18 @@ def contacts_group() -> None:
 
 @contacts_group.command("calls-due")
 def calls_due_command() -> None:
-    """The calls due now, most urgent first."""
+    """The calls due now, most urgent first (the first 200)."""
+    from dataclasses import replace
+
+    from triage.domain.principals import OPERATOR
     from triage.services.clock import service_now
-    from triage.services.contact_plan import calls_due
+    from triage.services.staff_views import calls_due
+
+    # The operator reads the list as the hub does; the view is audited as the operator's.
+    as_hub = replace(OPERATOR, roles=frozenset({"hub"}))
 
     async def go(db: Any) -> list[dict[str, Any]]:
-        return await calls_due(db, await service_now(db))
+        return (await calls_due(db, as_hub, await service_now(db), limit=200)).rows
 
     for row in run_with_session(go):
         click.echo(

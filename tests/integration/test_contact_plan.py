@@ -104,11 +104,15 @@ async def messages_settled(sessions: Any, referral_ids: list[str], template: str
 
 
 async def calls_due_now(sessions: Any) -> list[dict[str, Any]]:
-    from triage.services.clock import service_now
-    from triage.services.contact_plan import calls_due
+    from dataclasses import replace
 
+    from triage.domain.principals import OPERATOR
+    from triage.services.clock import service_now
+    from triage.services.staff_views import calls_due
+
+    as_hub = replace(OPERATOR, roles=frozenset({"hub"}))
     async with sessions() as db:
-        return await calls_due(db, await service_now(db), limit=100_000)
+        return (await calls_due(db, as_hub, await service_now(db), limit=100_000)).rows
 
 
 async def pause(sessions: Any, referral_id: str) -> None:

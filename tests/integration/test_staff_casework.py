@@ -120,6 +120,12 @@ async def test_a_priority_override_replans_and_is_not_undone(
         await scalar(sessions, "SELECT priority FROM referrals WHERE id = :r", r=made["id"])
         == target
     )
+    # Every step of the referral carries the priority in force (the calls-due list's order).
+    assert await scalar(
+        sessions,
+        "SELECT array_agg(DISTINCT priority) FROM contact_steps WHERE referral_id = :r",
+        r=made["id"],
+    ) == [target]
     if target == "P1":
         assert (
             await scalar(

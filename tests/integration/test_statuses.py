@@ -59,8 +59,9 @@ async def _referral(db: Any, status: str = "triaged") -> uuid.UUID:
     referral_id = uuid.uuid4()
     await db.execute(
         text("""INSERT INTO referrals (id, reference, source, status, received_at, content_hash,
-                                       facts, referral_consent, priority)
-                VALUES (:id, :ref, 'police', :status, now(), 'x', '{}', 'given', 'P3')"""),
+                                       facts, referral_consent, priority, area)
+                VALUES (:id, :ref, 'police', :status, now(), 'x', '{}', 'given', 'P3',
+                        'unknown')"""),
         {"id": referral_id, "ref": "TST-" + referral_id.hex[:12], "status": status},
     )
     return referral_id
@@ -88,8 +89,8 @@ async def _row(db: Any, lifecycle: Lifecycle, status: str) -> uuid.UUID | int:
         "cases": """INSERT INTO cases (id, referral_id, service, role, status, opened_at)
                     VALUES (:id, :r, 'core', 'primary', :status, now())""",
         "contact_steps": """INSERT INTO contact_steps (id, referral_id, number, kind, status,
-                                                       due_at)
-                            VALUES (:id, :r, 1, 'call', :status, :later)""",
+                                                       due_at, priority)
+                            VALUES (:id, :r, 1, 'call', :status, :later, 'P3')""",
         "messages": """INSERT INTO messages (id, referral_id, purpose, channel, template,
                                              status, due_at)
                        VALUES (:id, :r, 'contact', 'sms', 'introduction', :status, :later)""",

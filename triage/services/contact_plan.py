@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import models
@@ -103,14 +103,14 @@ async def _plan_next(
     nxt = plan_next_step(catalogue.contact, catalogue.calendar, history, rules, now)
     if not isinstance(nxt, NextStep):
         return None
-    await insert_step(db, referral.id, nxt)
+    await insert_step(db, referral, nxt)
     return nxt
 
 
-async def insert_step(db: AsyncSession, referral_id: uuid.UUID, step: NextStep) -> None:
+async def insert_step(db: AsyncSession, referral: models.Referral, step: NextStep) -> None:
     """A planned step and its message, as rows."""
     rows = RowSet()
-    add_step_rows(rows, referral_id, step)
+    add_step_rows(rows, referral.id, step, referral.priority)
     await db.execute(insert(models.ContactStep), rows.steps)
     if rows.messages:
         await db.execute(insert(models.Message), rows.messages)
@@ -352,19 +352,3 @@ async def _paused_messages(db: AsyncSession, step_id: uuid.UUID) -> list[models.
         if message.status == "cancelled" and message.failure_reason == "paused" and key not in live:
             found[key] = message
     return list(found.values())
-
-
-async def calls_due(db: AsyncSession, now: datetime, limit: int = 200) -> list[dict[str, Any]]:
-    """The hub's "calls due" list: due calls, most urgent first (priority, then due time)."""
-    rows = await db.execute(
-        text("""
-        SELECT s.id AS step_id, s.number, s.due_at, r.id AS referral_id, r.reference,
-               r.priority, r.contact_due_by
-        FROM contact_steps s JOIN referrals r ON r.id = s.referral_id
-        WHERE s.status = 'due' AND s.kind = 'call' AND s.due_at <= :now
-          AND NOT r.contact_paused
-        ORDER BY r.priority, s.due_at
-        LIMIT :limit"""),
-        {"now": now, "limit": limit},
-    )
-    return [dict(row._mapping) for row in rows]

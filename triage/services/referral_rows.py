@@ -87,7 +87,7 @@ def add_referral_rows(
     step = decision.planned_step
     if step is None:
         return
-    add_step_rows(rows, referral_id, step)
+    add_step_rows(rows, referral_id, step, decision.priority)
     if decision.priority == "P1":
         rows.alerts.append(p1_alert_row(referral_id, received_at, received_at))
     if "safe_window_after_deadline" in decision.flags:
@@ -115,12 +115,15 @@ def p1_alert_row(referral_id: uuid.UUID, received_at: datetime, now: datetime) -
     return alert_row(referral_id, "p1_not_reached", max(now, received_at + P1_ALERT_AFTER))
 
 
-def add_step_rows(rows: RowSet, referral_id: uuid.UUID, step: NextStep) -> uuid.UUID:
+def add_step_rows(rows: RowSet, referral_id: uuid.UUID, step: NextStep, priority: str) -> uuid.UUID:
+    """A planned step (and its message) of a referral of `priority`: the step carries its
+    referral's priority for the calls-due list's index (a trigger keeps it when it changes)."""
     step_id = uuid.uuid4()
     rows.steps.append(
         {
             "id": step_id,
             "referral_id": referral_id,
+            "priority": priority,
             "number": step.number,
             "kind": step.kind,
             "channel": step.channel,

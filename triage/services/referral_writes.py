@@ -46,6 +46,7 @@ _CHILDREN = (
         (
             "id",
             "referral_id",
+            "priority",
             "number",
             "kind",
             "channel",

@@ -6,14 +6,20 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import ColumnElement, and_, exists, false, select, true
+from sqlalchemy.orm import InstrumentedAttribute
 
 from db import models
 from triage.domain.policy import referral_scope
 from triage.domain.principals import Principal
 
 
-def referrals_visible_to(principal: Principal) -> ColumnElement[bool]:
-    """A condition on `referrals` (models.Referral) true only for rows the principal may see."""
+def referrals_visible_to(
+    principal: Principal,
+    referral_id: ColumnElement[uuid.UUID] | InstrumentedAttribute[uuid.UUID] | None = None,
+) -> ColumnElement[bool]:
+    """A condition on `referrals` (models.Referral) true only for rows the principal may see.
+    `referral_id`: another table's column naming the referral (a contact step's), so that a
+    caseworker's scope is checked on that row before its referral is read."""
     scope = referral_scope(principal)
     if scope.kind == "all":
         return true()
@@ -23,7 +29,8 @@ def referrals_visible_to(principal: Principal) -> ColumnElement[bool]:
         return exists(
             select(models.Case.id).where(
                 and_(
-                    models.Case.referral_id == models.Referral.id,
+                    models.Case.referral_id
+                    == (models.Referral.id if referral_id is None else referral_id),
                     models.Case.service.in_(sorted(scope.services)),
                 )
             )

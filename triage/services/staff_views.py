@@ -230,14 +230,14 @@ async def calls_due(
         s.kind == "call",
         s.due_at <= now,
         r.contact_paused.is_(False),
-        referrals_visible_to(principal),
+        referrals_visible_to(principal, s.referral_id),
     ]
     values = _decode_cursor(cursor, 3) if cursor else None
     if values is not None and values[0] in PRIORITIES:
         after_due, after_step = _instant(values[1]), _uuid(values[2])
         if after_due is not None and after_step is not None:
             conditions.append(
-                tuple_(r.priority, s.due_at, s.id) > tuple_(values[0], after_due, after_step)
+                tuple_(s.priority, s.due_at, s.id) > tuple_(values[0], after_due, after_step)
             )
     rows = (
         await db.execute(
@@ -247,12 +247,13 @@ async def calls_due(
                 s.due_at,
                 r.id.label("referral_id"),
                 r.reference,
-                r.priority,
+                s.priority,
                 r.contact_due_by,
             )
             .join(r, r.id == s.referral_id)
             .where(*conditions)
-            .order_by(r.priority, s.due_at, s.id)
+            # The step's copy of the priority: the order of ix_contact_steps_calls_due.
+            .order_by(s.priority, s.due_at, s.id)
             .limit(limit + 1)
         )
     ).all()

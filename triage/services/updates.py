@@ -296,7 +296,7 @@ async def _ensure_plan(
     step = first_contact(facts, now, catalogue)
     if not isinstance(step, NextStep):
         return
-    await insert_step(db, referral.id, step)
+    await insert_step(db, referral, step)
 
 
 async def decisions(

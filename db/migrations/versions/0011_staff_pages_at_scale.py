@@ -13,6 +13,13 @@
   one postcode's referrals are read newest first, not sorted (a refuge's or a hostel's
   postcode has hundreds; 80 ms for one of 9,500 in the benchmark's data); a district is
   still a prefix, one range of it.
+- `contact_steps.priority`: the referral's priority, written with each step (intake and the
+  contact plan pass it) and kept equal by `referrals_priority_to_steps`, a trigger on a
+  change of the referral's priority (an override, a re-triage). `ix_contact_steps_calls_due`
+  becomes (priority, due_at, id) over due calls, the list's order, with the referral's id
+  in it: a page of calls due is one range read instead of joining and sorting every due call
+  (2,600 at a million: 22 ms), and a caseworker's scope is checked from the index before a
+  referral is read.
 
 Revision ID: 0011
 Revises: 0010
@@ -61,8 +68,53 @@ def upgrade() -> None:
     )
     op.drop_index("ix_referrals_victim_postcode_key", table_name="referrals")
 
+    op.add_column("contact_steps", sa.Column("priority", sa.String(2), nullable=True))
+    op.execute(
+        "UPDATE contact_steps s SET priority = r.priority FROM referrals r "
+        "WHERE r.id = s.referral_id"
+    )
+    op.alter_column("contact_steps", "priority", nullable=False)
+    op.execute(
+        """
+        CREATE FUNCTION referrals_priority_to_steps() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE contact_steps SET priority = NEW.priority
+            WHERE referral_id = NEW.id AND priority IS DISTINCT FROM NEW.priority;
+            RETURN NULL;
+        END
+        $$
+        """
+    )
+    op.execute(
+        """
+        CREATE TRIGGER referrals_priority_to_steps
+        AFTER UPDATE OF priority ON referrals
+        FOR EACH ROW WHEN (OLD.priority IS DISTINCT FROM NEW.priority)
+        EXECUTE FUNCTION referrals_priority_to_steps()
+        """
+    )
+    op.drop_index("ix_contact_steps_calls_due", table_name="contact_steps")
+    op.create_index(
+        "ix_contact_steps_calls_due",
+        "contact_steps",
+        ["priority", "due_at", "id"],
+        postgresql_include=["referral_id"],
+        postgresql_where=sa.text("status = 'due' AND kind = 'call'"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_contact_steps_calls_due", table_name="contact_steps")
+    op.create_index(
+        "ix_contact_steps_calls_due",
+        "contact_steps",
+        ["due_at"],
+        postgresql_where=sa.text("status = 'due' AND kind = 'call'"),
+    )
+    op.execute("DROP TRIGGER referrals_priority_to_steps ON referrals")
+    op.execute("DROP FUNCTION referrals_priority_to_steps()")
+    op.drop_column("contact_steps", "priority")
     op.create_index(
         "ix_referrals_victim_postcode_key",
         "referrals",
