@@ -10,8 +10,8 @@ created the account or reset its two-factor (when the notifier is a real provide
 - The status CHECK, transitions rows and transition trigger that 0006 gives every record
   (triage/domain/statuses.py SETUP_EMAIL).
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-04
 """
 
@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
