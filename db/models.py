@@ -549,6 +549,36 @@ class StaffToken(Base):
     __table_args__ = (Index("uq_staff_tokens_token_hash", "token_hash", unique=True),)
 
 
+class StaffSetupEmail(Base):
+    """Email user X their set-up link: written in the transaction that created the account or
+    reset its two-factor, when the notifier is a real provider. No token is kept here: the
+    worker issues the link as it sends (its hash in staff_tokens). The id is the provider's
+    reference; claimed like a message (`claimed_until`, `attempts`)."""
+
+    __tablename__ = "staff_setup_emails"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("staff_users.id"))
+    status: Mapped[str] = mapped_column(String(12))  # queued | sending | sent | failed | ...
+    due_at: Mapped[datetime]
+    claimed_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    provider_status: Mapped[str | None] = mapped_column(String(40))
+    # Why it was not sent, in our words: never the address, the link or the provider's text.
+    failure_reason: Mapped[str | None] = mapped_column(String(80))
+    sent_at: Mapped[datetime | None]
+    final_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=_now())
+    __table_args__ = (
+        Index(
+            "ix_staff_setup_emails_open",
+            "due_at",
+            postgresql_where=text("status IN ('queued', 'sending')"),
+        ),
+        Index("ix_staff_setup_emails_user_id", "user_id", "created_at"),
+    )
+
+
 class Note(Base):
     """Append-only (a trigger refuses UPDATE): on the referral, or on one of its cases."""
 

@@ -46,6 +46,7 @@ async def ensure_demo_staff(
                 account = await create_account(
                     db, OPERATOR, secret_key, email, [role], list(services), known_services
                 )
+                assert account.setup_token is not None  # shown, never emailed, here
                 token = account.setup_token
             else:
                 from triage.services.staff_accounts import admin_action

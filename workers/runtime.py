@@ -15,6 +15,7 @@ from db.engine import make_engine, make_sessionmaker
 from triage.domain.catalogue import Catalogue
 from triage.services.catalogues import current_catalogue
 from triage.services.notifier import Notifier, make_notifier
+from triage.services.setup_emails import SetupLinks
 from triage.settings import get_settings
 
 T = TypeVar("T")
@@ -28,6 +29,7 @@ class Runtime:
     notifier: Notifier
     catalogue: Catalogue
     lease: timedelta
+    links: SetupLinks  # staff set-up emails: the key for the token's hash, the pages' address
 
 
 _runtime: Runtime | None = None
@@ -57,6 +59,7 @@ def runtime() -> Runtime:
             notifier,
             catalogue,
             timedelta(seconds=settings.claim_lease_seconds),
+            SetupLinks(settings.secret_key, settings.base_url),
         )
     return _runtime
 

@@ -17,6 +17,7 @@ from db.errors import DatabaseUnavailable
 from triage.logs import describe_error
 from triage.services import audit
 from triage.services.messaging import claim_message, deliver
+from triage.services.setup_emails import send_setup_email
 from triage.services.sweeper import purge_rendered, run_step, sweep
 from triage.services.units import in_session
 from triage.settings import get_settings
@@ -74,11 +75,16 @@ def guarded(work: Callable[P, R]) -> Callable[P, R]:
 @guarded
 def sweep_task() -> dict[str, Any]:
     rt = runtime()
-    report = run(sweep(rt.sessions, rt.notifier, rt.catalogue, rt.lease))
+    report = run(sweep(rt.sessions, rt.notifier, rt.catalogue, rt.lease, links=rt.links))
     if report.messages and sum(report.messages.values()) >= 500:
         # A full batch: there is more. Wake another sweep now rather than wait for beat.
         celery_app.send_task("triage.sweep")
-    return {"steps": report.steps, "messages": report.messages, "alerts": report.alerts}
+    return {
+        "steps": report.steps,
+        "messages": report.messages,
+        "alerts": report.alerts,
+        "setup_emails": report.setup_emails,
+    }
 
 
 @celery_app.task(name="triage.process_step", **RETRY)
@@ -103,6 +109,18 @@ def send_message_task(message_id: str) -> str:
         return await deliver(rt.sessions, rt.notifier, rt.catalogue, claimed)
 
     return run(go())
+
+
+@celery_app.task(name="triage.send_setup_email", **RETRY)
+@guarded
+def send_setup_email_task(email_id: str) -> str:
+    """A staff account's set-up email by its row's id (the wake-up `triage users` sends after
+    its commit): never the address, the link or its token, which the worker makes itself. The
+    row is claimed by id, so a second run, or a sweep that took it first, finds it taken or
+    done and sends nothing. When retries run out the row stays for the sweep, which has its
+    own attempt limit and terminal `failed` state."""
+    rt = runtime()
+    return run(send_setup_email(rt.sessions, rt.notifier, rt.links, uuid.UUID(email_id), rt.lease))
 
 
 audit_log = structlog.get_logger("triage.audit")

@@ -18,6 +18,8 @@ from triage.domain.statuses import LIFECYCLES, Lifecycle, TransitionRefused
 
 pytestmark = pytest.mark.integration
 
+STATUS_TEST = "statuses.test"  # the domain of the staff accounts made here
+
 
 @pytest.fixture(autouse=True, scope="module")
 async def remove_test_rows(sessions: Any) -> AsyncIterator[None]:
@@ -28,6 +30,9 @@ async def remove_test_rows(sessions: Any) -> AsyncIterator[None]:
         for table in ("messages", "contact_steps", "cases", "alerts"):
             await db.execute(text(f"DELETE FROM {table} WHERE referral_id IN ({mine})"))
         await db.execute(text("DELETE FROM referrals WHERE reference LIKE 'TST-%'"))
+        users = f"SELECT id FROM staff_users WHERE email LIKE '%@{STATUS_TEST}'"
+        await db.execute(text(f"DELETE FROM staff_setup_emails WHERE user_id IN ({users})"))
+        await db.execute(text(f"DELETE FROM staff_users WHERE email LIKE '%@{STATUS_TEST}'"))
         await db.commit()
 
 
@@ -72,6 +77,25 @@ async def _row(db: Any, lifecycle: Lifecycle, status: str) -> uuid.UUID | int:
     guards inserts)."""
     if lifecycle.table == "referrals":
         return await _referral(db, status)
+    if lifecycle.table == "staff_setup_emails":
+        # A set-up email of an account of its own.
+        user_id, row_id = uuid.uuid4(), uuid.uuid4()
+        await db.execute(
+            text("""INSERT INTO staff_users (id, email, roles)
+                    VALUES (:u, :email, ARRAY['hub'])"""),
+            {"u": user_id, "email": f"{user_id.hex}@{STATUS_TEST}"},
+        )
+        await db.execute(
+            text("""INSERT INTO staff_setup_emails (id, user_id, status, due_at)
+                    VALUES (:id, :u, :status, :later)"""),
+            {
+                "id": row_id,
+                "u": user_id,
+                "status": status,
+                "later": datetime.now(UTC) + timedelta(days=365 * 50),
+            },
+        )
+        return row_id
     referral_id = await _referral(db)
     if lifecycle.table == "referral_duplicates":
         # A link between two referrals (the rows' empty facts match nothing at intake).

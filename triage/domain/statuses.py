@@ -1,6 +1,6 @@
 """Every record's statuses and the transitions lifecycle.md allows, defined once: referral,
-case, contact step, message, alert and possible duplicate (the survey invitation joins them
-when surveys come).
+case, contact step, message, alert, possible duplicate and set-up email (the survey invitation
+joins them when surveys come).
 
 Service functions lock the row (SELECT ... FOR UPDATE) and `check` a transition before they
 make it, or select the rows to change by `sources` (the statuses a transition may start
@@ -129,8 +129,24 @@ DUPLICATE = Lifecycle(
         "dismissed": frozenset(),
     },
 )
+# A staff account's set-up link by email (production): queued with the account's creation or
+# reset, claimed, then sent or failed; cancelled when a newer link replaced it or the account
+# was disabled before it went. Back to queued after a temporary failure (a later try).
+SETUP_EMAIL = Lifecycle(
+    "set-up email",
+    "staff_setup_emails",
+    frozenset({"queued"}),
+    {
+        "queued": frozenset({"sending", "cancelled"}),
+        "sending": frozenset({"queued", "sent", "failed", "cancelled"}),
+        "sent": frozenset(),
+        "failed": frozenset(),
+        "cancelled": frozenset(),
+    },
+)
 LIFECYCLES: dict[str, Lifecycle] = {
-    lifecycle.record: lifecycle for lifecycle in (REFERRAL, CASE, STEP, MESSAGE, ALERT, DUPLICATE)
+    lifecycle.record: lifecycle
+    for lifecycle in (REFERRAL, CASE, STEP, MESSAGE, ALERT, DUPLICATE, SETUP_EMAIL)
 }
 
 CLOSURE_REASONS = (

@@ -544,12 +544,19 @@ class _Outage:
 
     def refused(self, channel: str, error: ProviderMisconfigured) -> _Outcome:
         scope = ALL_CHANNELS if error.whole_service else channel
-        words = "credentials refused" if error.whole_service else "settings refused"
-        self.reasons.setdefault(scope, f"{scope}: {words}")
+        self.reasons.setdefault(scope, outage_reason(channel, error))
         return _Outcome("outage", reason=self.reasons[scope])
 
 
 ALL_CHANNELS = "all"
+
+
+def outage_reason(channel: str, error: ProviderMisconfigured) -> str:
+    """An outage alert's reason: the channel refused (`email: settings refused`), or `all`
+    when our credentials were (RESOLVE_OUTAGE reads the part before the colon)."""
+    if error.whole_service:
+        return f"{ALL_CHANNELS}: credentials refused"
+    return f"{channel}: settings refused"
 
 
 async def _call_provider(

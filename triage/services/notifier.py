@@ -31,6 +31,10 @@ from triage.settings import Settings
 T = TypeVar("T")
 R = TypeVar("R")
 
+# The staff set-up email's template name (services/setup_emails.TEMPLATE): a NOTIFY_TEMPLATE_IDS
+# key `staff_setup.email`, else the `email` channel's template.
+SETUP_TEMPLATE = "staff_setup"
+
 
 @dataclass(frozen=True)
 class Outgoing:
@@ -297,10 +301,17 @@ def check_notifier_settings(settings: Settings, catalogue: Catalogue) -> str | N
         return None
     if not settings.notify_api_key:
         return "NOTIFY_API_KEY must be set for the notify notifier"
+    if not settings.secret_key:
+        # The workers issue staff set-up links (services/setup_emails): hashed under it.
+        return "TRIAGE_SECRET_KEY must be set: the workers email staff set-up links"
     try:
-        missing = missing_templates(catalogue, _template_ids(settings))
+        templates = _template_ids(settings)
     except RuntimeError as error:
         return str(error)
+    missing = missing_templates(catalogue, templates)
+    # The staff set-up email (services/setup_emails), its own template or the email channel's.
+    if not (templates.get(f"{SETUP_TEMPLATE}.email") or templates.get("email")):
+        missing.append(f"{SETUP_TEMPLATE}.email")
     if missing:
         return "NOTIFY_TEMPLATE_IDS has no template id for: " + ", ".join(missing)
     return None

@@ -7,6 +7,11 @@ FAILURES_BEFORE_THROTTLE failed sign-ins an account is throttled for THROTTLE (e
 failure starts it again), except from a browser that has signed in to that account before
 (a trusted-device cookie, web/staff/devices), and an admin can lift it at once. Failures per
 address are counted apart, in Redis (web/staff/throttle).
+
+A new or reset account's set-up link is shown (printed by `triage users`, shown once to the
+admin) or, with a real provider, emailed: then no token is made here at all, only a row that
+says "email user X their set-up link", in the same transaction, and the worker issues the
+link as it sends (services/setup_emails).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from triage.domain.policy import STAFF_ROLES, require
 from triage.domain.principals import Principal
 from triage.services.audit import record_event
 from triage.services.clock import service_now
+from triage.settings import Settings
 
 SETUP_LINK_LIFETIME = timedelta(days=3)
 FAILURES_BEFORE_THROTTLE = 5
@@ -56,7 +62,23 @@ class AccountProblem(Exception):
 @dataclass(frozen=True)
 class NewAccount:
     user_id: uuid.UUID
-    setup_token: str
+    # The set-up link's token when the link is shown, or the set-up email's row when emailed.
+    setup_token: str | None
+    setup_email_id: uuid.UUID | None = None
+
+
+def setup_links_emailed(settings: Settings) -> bool:
+    """Whether a new or reset account's set-up link is emailed to the person (a row for the
+    workers) rather than shown: only with a real provider (TRIAGE_NOTIFIER=notify, as in
+    production). In dev and the tests (the outbox notifier) the CLI prints it and the admin's
+    page shows it once, and nothing is emailed: the worker would issue a fresh link as it
+    sends, which ends the one just printed, and an outbox reaches nobody."""
+    return settings.notifier == "notify"
+
+
+def setup_link(base_url: str, token: str) -> str:
+    """The link as it is printed, shown and emailed: TRIAGE_BASE_URL's set-up page."""
+    return f"{base_url}/staff/set-up/{token}"
 
 
 def normalise_email(email: str) -> str:
@@ -97,9 +119,12 @@ async def create_account(
     roles: list[str],
     services: list[str],
     known_services: frozenset[str],
+    *,
+    email_link: bool = False,
 ) -> NewAccount:
-    """A new account and its one-time set-up link's token (shown once: printed by the CLI in
-    dev, emailed by the notifier in production)."""
+    """A new account and its one-time set-up link: the token, to show once (printed by the
+    CLI, shown to the admin), or with `email_link` (production) no token but a set-up email
+    queued in this same transaction (a failed creation queues nothing)."""
     require(principal, "user.manage")
     problems = check_account_fields(email, roles, services)
     problems += [
@@ -120,22 +145,61 @@ async def create_account(
         )
     )
     await db.flush()
-    token = await _new_setup_token(db, secret_key, user_id)
+    token, email_id = await _setup_link(db, secret_key, user_id, email_link)
     await record_event(
         db, principal.actor, "user.created", user_id, "staff_user", {"roles": sorted(roles)}
     )
     await db.commit()
-    return NewAccount(user_id, token)
+    return NewAccount(user_id, token, email_id)
 
 
-async def _new_setup_token(db: AsyncSession, secret_key: str, user_id: uuid.UUID) -> str:
+async def _setup_link(
+    db: AsyncSession, secret_key: str, user_id: uuid.UUID, email_link: bool
+) -> tuple[str | None, uuid.UUID | None]:
+    """A new set-up link in the caller's transaction: its token to show, or (`email_link`)
+    the set-up email that will carry it. Either way earlier links stop working and a set-up
+    email still waiting in the queue is cancelled (it would issue a link that ends this one)."""
     now = await service_now(db)
-    # Earlier links stop working: only the newest is valid.
+    await db.execute(
+        update(models.StaffSetupEmail)
+        .where(
+            models.StaffSetupEmail.user_id == user_id,
+            models.StaffSetupEmail.status == "queued",
+        )
+        .values(
+            status="cancelled",
+            final_at=now,
+            updated_at=now,
+            failure_reason="replaced by a newer set-up link",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not email_link:
+        return await new_setup_token(db, secret_key, user_id), None
+    await _end_setup_links(db, user_id, now)
+    email_id = uuid.uuid4()
+    db.add(
+        models.StaffSetupEmail(
+            id=email_id, user_id=user_id, status="queued", due_at=now, attempts=0
+        )
+    )
+    await db.flush()
+    return None, email_id
+
+
+async def _end_setup_links(db: AsyncSession, user_id: uuid.UUID, now: datetime) -> None:
     await db.execute(
         update(models.StaffToken)
         .where(models.StaffToken.user_id == user_id, models.StaffToken.used_at.is_(None))
         .values(used_at=now)
     )
+
+
+async def new_setup_token(db: AsyncSession, secret_key: str, user_id: uuid.UUID) -> str:
+    """A new link's token (its hash stored, in the caller's transaction). Earlier links stop
+    working: only the newest is valid."""
+    now = await service_now(db)
+    await _end_setup_links(db, user_id, now)
     token = secrets.token_urlsafe(32)
     db.add(
         models.StaffToken(
@@ -399,9 +463,16 @@ async def sign_out_everywhere(db: AsyncSession, principal: Principal, user_id: u
 
 
 async def admin_action(
-    db: AsyncSession, principal: Principal, secret_key: str, user_id: uuid.UUID, action: str
+    db: AsyncSession,
+    principal: Principal,
+    secret_key: str,
+    user_id: uuid.UUID,
+    action: str,
+    *,
+    email_link: bool = False,
 ) -> str | None:
-    """disable | enable | unlock | reset_two_factor (a new set-up link: its token returned)."""
+    """disable | enable | unlock | reset_two_factor (a new set-up link: its token returned, or
+    with `email_link` a set-up email queued in this transaction and None returned)."""
     require(principal, "user.manage")
     user = await db.get(models.StaffUser, user_id, with_for_update=True)
     if user is None:
@@ -423,7 +494,7 @@ async def admin_action(
         user.totp_secret = None
         user.recovery_codes = []
         user.sessions_valid_after = now
-        token = await _new_setup_token(db, secret_key, user.id)
+        token, _ = await _setup_link(db, secret_key, user.id, email_link)
     else:
         raise AccountProblem("action", "Choose an action")
     user.updated_at = now

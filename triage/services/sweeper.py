@@ -1,7 +1,8 @@
-"""The sweep beat runs every few seconds: due contact steps, due messages, due alerts and the
-retention purge. Rows are claimed with FOR UPDATE SKIP LOCKED, so any number of workers can
-sweep at once without taking the same row; a claim carries a lease (`claimed_until`) and a
-claim never finished is taken again when its lease runs out."""
+"""The sweep beat runs every few seconds: due contact steps, due messages, due alerts, due
+staff set-up emails (services/setup_emails) and the retention purge. Rows are claimed with
+FOR UPDATE SKIP LOCKED, so any number of workers can sweep at once without taking the same
+row; a claim carries a lease (`claimed_until`) and a claim never finished is taken again when
+its lease runs out."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from triage.services.clock import service_now
 from triage.services.contact_plan import process_due_step
 from triage.services.messaging import CHUNK, claim_messages, deliver_all
 from triage.services.notifier import Notifier
+from triage.services.setup_emails import SetupLinks, sweep_setup_emails
 from triage.services.units import in_session
 
 RETENTION = timedelta(days=7)  # rendered bodies and recipients, after the final status
@@ -52,11 +54,12 @@ class SweepReport:
     steps: dict[str, int] = field(default_factory=dict)
     messages: dict[str, int] = field(default_factory=dict)
     alerts: dict[str, int] = field(default_factory=dict)
+    setup_emails: dict[str, int] = field(default_factory=dict)
     purged: int = 0
 
     @property
     def busy(self) -> bool:
-        return bool(self.steps or self.messages or self.alerts)
+        return bool(self.steps or self.messages or self.alerts or self.setup_emails)
 
 
 async def sweep_steps(
@@ -162,6 +165,8 @@ async def sweep(
     catalogue: Catalogue,
     lease: timedelta,
     message_batch: int = 500,
+    *,
+    links: SetupLinks,
 ) -> SweepReport:
     """One pass over everything that is due. Messages are claimed a chunk at a time (up to
     `message_batch` in all), each chunk just before it is sent, so that no claim waits for
@@ -179,4 +184,5 @@ async def sweep(
         for result, count in (await deliver_all(sessions, notifier, catalogue, claimed)).items():
             report.messages[result] = report.messages.get(result, 0) + count
     report.alerts = await in_session(sessions, sweep_alerts)
+    report.setup_emails = await sweep_setup_emails(sessions, notifier, links, lease)
     return report

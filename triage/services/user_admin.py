@@ -1,11 +1,12 @@
 """The staff accounts as an admin reads them: every account with its roles, services and
-state (disabled, throttled, set up, last sign-in). Reads only: the changes are
-services.staff_accounts (create_account, admin_action, sign_out_everywhere), each audited."""
+state (disabled, throttled, set up, last sign-in, its newest set-up email). Reads only: the
+changes are services.staff_accounts (create_account, admin_action, sign_out_everywhere), each
+audited."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,17 @@ class NoSuchUser(LookupError):
 
 
 @dataclass(frozen=True)
+class SetupEmail:
+    """The account's newest set-up email (production), as its page shows it."""
+
+    status: str  # queued | sending | sent | failed | cancelled
+    created_at: datetime
+    sent_at: datetime | None
+    final_at: datetime | None
+    failure_reason: str | None  # our words, never the address or the provider's text
+
+
+@dataclass(frozen=True)
 class UserRow:
     id: uuid.UUID
     email: str
@@ -35,6 +47,9 @@ class UserRow:
     created_at: datetime
     # False until the set-up link's password step is done (a new or reset account).
     set_up: bool
+    # The newest set-up email's status (None: its link was shown, never emailed).
+    setup_email_status: str | None = None
+    setup_email: SetupEmail | None = None  # in full, on the account's own page
 
     @property
     def actor(self) -> str:
@@ -52,6 +67,13 @@ _COLUMNS = (
     models.StaffUser.last_sign_in_at,
     models.StaffUser.created_at,
     models.StaffUser.password_hash.is_not(None).label("set_up"),
+    select(models.StaffSetupEmail.status)
+    .where(models.StaffSetupEmail.user_id == models.StaffUser.id)
+    .order_by(models.StaffSetupEmail.created_at.desc())
+    .limit(1)
+    .correlate(models.StaffUser)
+    .scalar_subquery()
+    .label("setup_email_status"),
 )
 
 
@@ -69,6 +91,7 @@ def _row(row: Any, now: datetime) -> UserRow:
         last_sign_in_at=r["last_sign_in_at"],
         created_at=r["created_at"],
         set_up=bool(r["set_up"]),
+        setup_email_status=r["setup_email_status"],
     )
 
 
@@ -86,4 +109,21 @@ async def user(db: AsyncSession, principal: Principal, user_id: uuid.UUID) -> Us
     row = (await db.execute(select(*_COLUMNS).where(models.StaffUser.id == user_id))).first()
     if row is None:
         raise NoSuchUser(str(user_id))
-    return _row(row, now)
+    email = (
+        await db.execute(
+            select(
+                models.StaffSetupEmail.status,
+                models.StaffSetupEmail.created_at,
+                models.StaffSetupEmail.sent_at,
+                models.StaffSetupEmail.final_at,
+                models.StaffSetupEmail.failure_reason,
+            )
+            .where(models.StaffSetupEmail.user_id == user_id)
+            .order_by(models.StaffSetupEmail.created_at.desc())
+            .limit(1)
+        )
+    ).first()
+    found = _row(row, now)
+    if email is None:
+        return found
+    return replace(found, setup_email=SetupEmail(*email))

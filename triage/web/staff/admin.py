@@ -5,7 +5,9 @@ Every handler names its permission in `opt`; the router's guard checks it, and t
 check it again. Every change is audited by the service that makes it.
 
 A set-up link or an API key is shown once, in the answer to the POST that made it, and is
-kept nowhere (Notify shows a new API key the same way). So that reloading that answer (the
+kept nowhere (Notify shows a new API key the same way). With a real provider (production) a
+set-up link is not shown at all: it is emailed to the person (services/setup_emails), and the
+answer says so; the account's page says whether the email went. So that reloading that answer (the
 browser sends the POST again) neither shows it again nor makes a second one, each form that
 makes one carries a one-time value (`once`), spent in Redis when the form is acted on: a form
 sent again answers "done already"."""
@@ -27,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from triage.domain.policy import STAFF_ROLES
 from triage.services import audit_views, client_admin, user_admin
 from triage.services import staff_accounts as accounts
+from triage.services.wakeups import wake_workers
 from triage.web.dependencies import Db
 from triage.web.forms import Form, read_form
 from triage.web.once import new_once, spend_once
@@ -86,9 +89,15 @@ def _already_done(staff: StaffContext, what: str, back: str, nav_active: str) ->
     )
 
 
-def _setup_link(request: Request[Any, Any, Any], token: str) -> str:
-    # As `triage users create` prints it (cli_users.setup_link), from this app's settings.
-    return f"{request.app.state.settings.base_url}/staff/set-up/{token}"
+def _setup_link(request: Request[Any, Any, Any], token: str | None) -> str | None:
+    # As `triage users create` prints it and the worker emails it, from this app's settings.
+    if token is None:
+        return None
+    return accounts.setup_link(request.app.state.settings.base_url, token)
+
+
+def _emails_links(request: Request[Any, Any, Any]) -> bool:
+    return accounts.setup_links_emailed(request.app.state.settings)
 
 
 def _services_offered(request: Request[Any, Any, Any]) -> list[tuple[str, str]]:
@@ -139,6 +148,7 @@ class AdminController(Controller):
         _check_account(form, email, roles, services, known)
         if form.errors:
             return _new_user_page(request, form)
+        emailed = _emails_links(request)
         try:
             async with spend_once(request, form) as fresh:
                 if not fresh:
@@ -151,10 +161,13 @@ class AdminController(Controller):
                     roles,
                     services,
                     known,
+                    email_link=emailed,
                 )
         except accounts.AccountProblem as problem:
             form.error(problem.field, problem.message)
             return _new_user_page(request, form)
+        if emailed:
+            wake_workers()  # after the commit: the email goes now, not at the next beat
         return render(
             "staff/admin/user_link.html",
             title="Account created",
@@ -185,11 +198,17 @@ class AdminController(Controller):
         secret = request.app.state.settings.secret_key
         back = f"{USERS}/{target}"
         if action == "reset_two_factor":
+            emailed = _emails_links(request)
             async with spend_once(request, form) as fresh:
                 if not fresh:
                     return _already_done(staff, "reset", back, USERS)
-                token = await accounts.admin_action(db, staff.principal, secret, target, action)
-            assert token is not None  # a reset always makes a new link
+                token = await accounts.admin_action(
+                    db, staff.principal, secret, target, action, email_link=emailed
+                )
+            if emailed:
+                wake_workers()
+            else:
+                assert token is not None  # a reset shown here always makes a new link
             return render(
                 "staff/admin/user_link.html",
                 title="Password and two-factor reset",
@@ -475,6 +494,7 @@ async def _user_page(
         user=user,
         itself=str(user.id) == staff.principal.id,
         service_names={code: names[code].name for code in user.services if code in names},
+        emails_links=_emails_links(request),
         form=form,
         error_summary=form.summary if form and form.errors else None,
         once=new_once(),
