@@ -157,7 +157,7 @@ async def seed_referrals(servers: BenchServers, count: int) -> list[uuid.UUID]:
         try:
             for start in range(0, count, 1000):
                 results = await submit_batch(
-                    pool, caller, bodies[start : start + 1000], current_catalogue()
+                    pool, caller.principal, bodies[start : start + 1000], current_catalogue()
                 )
                 ids += [r.id for r in results if r.status == "created" and r.id is not None]
         finally:

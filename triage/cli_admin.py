@@ -217,7 +217,7 @@ def refuse_in_production(what: str) -> None:
 def load_demo(count: int, client_name: str) -> str:
     from db.pool import make_pool
     from triage.demo import demo_referrals
-    from triage.services.api_keys import Caller
+    from triage.domain.principals import client as client_principal
     from triage.services.catalogues import current_catalogue
     from triage.services.intake import submit_batch
 
@@ -232,7 +232,10 @@ def load_demo(count: int, client_name: str) -> str:
             )
             if client is None:
                 raise click.ClickException(f"no client named {client_name!r}")
-            caller = Caller(client["id"], client["source"], frozenset(), 0, 0)
+            # The demo's referrals arrive as the client's, as a key of it would send them.
+            caller = client_principal(
+                client["id"], frozenset({"referrals:write"}), client["source"]
+            )
             bodies = demo_referrals(count, catalogue, date.today())
             counts: dict[str, int] = {}
             for start in range(0, len(bodies), 1000):

@@ -305,7 +305,7 @@ async def _seed(sessions: Any, count: int, per_referral: int) -> list[uuid.UUID]
     ]
     pool = await make_pool(sessions.kw["bind"].url.render_as_string(hide_password=False), 1)
     try:
-        results = await submit_batch(pool, caller, bodies, current_catalogue())
+        results = await submit_batch(pool, caller.principal, bodies, current_catalogue())
     finally:
         await pool.close()
     referral_ids = [r.id for r in results if r.status == "created"]

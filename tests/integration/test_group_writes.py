@@ -124,7 +124,7 @@ async def _submit(writer: GroupWriter, police: Police, body: dict[str, Any]) -> 
     from triage.services.catalogues import current_catalogue
     from triage.services.intake import submit_referral
 
-    return await submit_referral(writer, police.caller, body, current_catalogue())
+    return await submit_referral(writer, police.caller.principal, body, current_catalogue())
 
 
 async def _finished(writer: GroupWriter) -> None:
@@ -533,4 +533,4 @@ async def submit_batch_in(pool: Any, police: Police, bodies: list[dict[str, Any]
     from triage.services.catalogues import current_catalogue
     from triage.services.intake import submit_batch
 
-    return await submit_batch(pool, police.caller, bodies, current_catalogue())
+    return await submit_batch(pool, police.caller.principal, bodies, current_catalogue())

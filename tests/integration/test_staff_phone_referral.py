@@ -156,3 +156,57 @@ async def test_hostile_forms_are_refused_and_write_nothing(web: Any, sessions: A
         )
         == 0
     )
+
+
+async def test_intake_checks_who_acts_before_anything_is_written(sessions: Any) -> None:
+    """Intake takes the principal, not a key's details: a person without `referral.create`
+    (a commissioner), a client key without the write scope, and a staff principal passed as
+    the intake client are each refused, and no referral is written."""
+    import uuid
+
+    from helpers import referral
+
+    from db.pool import make_pool
+    from triage.domain.policy import Forbidden
+    from triage.domain.principals import client, staff
+    from triage.services import intake
+    from triage.services.catalogues import current_catalogue
+    from triage.services.phone_referrals import phone_client
+
+    body = referral()
+    catalogue = current_catalogue()
+    async with sessions() as db:
+        channel = await phone_client(db, "self")
+    hub = staff(uuid.uuid4(), frozenset({"hub"}), frozenset())
+    commissioner = staff(uuid.uuid4(), frozenset({"commissioner"}), frozenset())
+    reader = client(channel.uuid, frozenset({"referrals:read"}), "self")
+    pool = await make_pool(sessions.kw["bind"].url.render_as_string(hide_password=False), 1)
+    try:
+        with pytest.raises(Forbidden):
+            await intake.submit_for_person(pool, commissioner, channel, body, catalogue)
+        with pytest.raises(Forbidden):
+            await intake.submit_for_person(pool, hub, reader, body, catalogue)
+        with pytest.raises(Forbidden):
+            await intake.submit_batch(pool, reader, [body], catalogue)
+        with pytest.raises(ValueError):
+            await intake.submit_for_person(pool, hub, hub, body, catalogue)
+        taken = await intake.submit_for_person(pool, hub, channel, body, catalogue)
+        assert taken.status == "created"
+    finally:
+        await pool.close()
+    assert (
+        await scalar(
+            sessions,
+            "SELECT count(*) FROM referrals WHERE external_ref = :e",
+            e=body["external_ref"],
+        )
+        == 1
+    )
+    assert (
+        await scalar(
+            sessions,
+            "SELECT actor FROM audit_events WHERE action = 'referral.taken' AND record_id = :r",
+            r=str(taken.id),
+        )
+        == f"staff:{hub.id}"
+    )

@@ -31,7 +31,7 @@ class AppropriateAdultController(Controller):
         caller = await caller_for(request, "aa.create")
         body = await read_json(request)
         state = request.app.state
-        status, view = await submit_aa_request(db, caller, body, state.catalogue)
+        status, view = await submit_aa_request(db, caller.principal, body, state.catalogue)
         if status == "conflict":
             raise ApiProblem(
                 409,

@@ -57,7 +57,9 @@ class ReferralController(Controller):
         caller = await caller_for(request, "referral.create")
         body = await read_json(request)
         state = request.app.state
-        result = await intake.submit_referral(state.intake_writer, caller, body, state.catalogue)
+        result = await intake.submit_referral(
+            state.intake_writer, caller.principal, body, state.catalogue
+        )
         if result.status == "conflict":
             raise ApiProblem(
                 409,
@@ -130,7 +132,7 @@ class ReferralController(Controller):
         else:
             bodies = await read_json_batch(raw)
         state = request.app.state
-        results = await intake.submit_batch(state.pg, caller, bodies, state.catalogue)
+        results = await intake.submit_batch(state.pg, caller.principal, bodies, state.catalogue)
         counts = dict.fromkeys(BATCH_STATUSES, 0)
         items: list[BatchItem] = []
         for r in results:

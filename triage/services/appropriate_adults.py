@@ -16,7 +16,8 @@ from db import models
 from triage.domain.appropriate_adult import decide_aa, validate_aa_request
 from triage.domain.catalogue import Catalogue
 from triage.domain.decision import iso_z
-from triage.services.api_keys import Caller
+from triage.domain.policy import require
+from triage.domain.principals import Principal
 from triage.services.audit import record_event
 from triage.services.catalogues import record_catalogue
 from triage.services.clock import service_now
@@ -37,10 +38,12 @@ def _view(row: models.AppropriateAdultRequest) -> dict[str, Any]:
 
 
 async def submit_aa_request(
-    db: AsyncSession, caller: Caller, body: Any, catalogue: Catalogue
+    db: AsyncSession, principal: Principal, body: Any, catalogue: Catalogue
 ) -> tuple[str, dict[str, Any]]:
     """(`created` | `existing` | `conflict`, the request's view). Raises InvalidInput.
     Commits once."""
+    require(principal, "aa.create")
+    client_id = principal.uuid
     prefix = catalogue.reference_prefixes["appropriate_adult"]
     await record_catalogue(db, catalogue)
     now = await service_now(db)
@@ -56,7 +59,7 @@ async def submit_aa_request(
         .values(
             id=row_id,
             reference=reference,
-            client_id=caller.client_id,
+            client_id=client_id,
             external_ref=request.external_ref,
             custody_suite=request.custody_suite,
             person=msgspec.to_builtins(request.person),
@@ -77,12 +80,12 @@ async def submit_aa_request(
     )
     created = inserted.scalar() is not None
     if created:
-        await record_event(db, caller.principal.actor, "aa_request.created", row_id, "aa_request")
+        await record_event(db, principal.actor, "aa_request.created", row_id, "aa_request")
     await db.commit()
     row = (
         await db.execute(
             select(models.AppropriateAdultRequest).where(
-                models.AppropriateAdultRequest.client_id == caller.client_id,
+                models.AppropriateAdultRequest.client_id == client_id,
                 models.AppropriateAdultRequest.external_ref == request.external_ref,
             )
         )
@@ -92,6 +95,6 @@ async def submit_aa_request(
     if row.content_hash != content_hash:
         return "conflict", _view(row)
     # The same request again: answered with the request as it stands, a reading (audited).
-    await record_event(db, caller.principal.actor, "aa_request.viewed", row.id, "aa_request")
+    await record_event(db, principal.actor, "aa_request.viewed", row.id, "aa_request")
     await db.commit()
     return "existing", _view(row)

@@ -26,11 +26,12 @@ from triage.domain.checker import clean_text
 from triage.domain.decision import Decision
 from triage.domain.engine import triage
 from triage.domain.json_input import nesting_depth_over
+from triage.domain.policy import require
+from triage.domain.principals import Principal
 from triage.domain.problems import InvalidInput, Problem, Unreadable
 from triage.domain.referral import Referral
 from triage.domain.validation import consent_given, validate_referral
 from triage.services import referral_views
-from triage.services.api_keys import Caller
 from triage.services.group_writes import GroupWriter, Numbering
 from triage.services.references import ready_to_number, reference_stem, sequence_name
 from triage.services.referral_rows import RowSet, add_referral_rows
@@ -58,6 +59,24 @@ class ItemResult:
     body: Any = None  # an invalid item's body (raw when it came raw): it may be a resend
 
 
+@dataclass(frozen=True)
+class _Client:
+    """The API client a referral is taken for: its id goes on the rows (idempotency is per
+    client), its source to the engine. Made once per request from the principal."""
+
+    client_id: uuid.UUID
+    source: str
+
+
+def _client_of(principal: Principal) -> _Client:
+    """The policy's check, then the client: only an API client (a key's, or the intake
+    client a person takes a referral through) submits referrals."""
+    require(principal, "referral.create")
+    if principal.kind != "client" or principal.source is None:
+        raise ValueError("referrals are taken through an API client")
+    return _Client(principal.uuid, principal.source)
+
+
 @dataclass
 class _Prepared:
     index: int
@@ -68,7 +87,7 @@ class _Prepared:
 
 
 async def submit_referral(
-    writer: GroupWriter, caller: Caller, body: Any, catalogue: Catalogue
+    writer: GroupWriter, principal: Principal, body: Any, catalogue: Catalogue
 ) -> ItemResult:
     """One referral; raises InvalidInput with every problem when the body breaks the rules.
 
@@ -78,25 +97,25 @@ async def submit_referral(
     global _singles_in_flight
     _singles_in_flight += 1
     try:
-        return await _submit_single(writer, caller, body, catalogue)
+        return await _submit_single(writer, _client_of(principal), body, catalogue)
     finally:
         _singles_in_flight -= 1
 
 
 async def _submit_single(
-    writer: GroupWriter, caller: Caller, body: Any, catalogue: Catalogue
+    writer: GroupWriter, client: _Client, body: Any, catalogue: Catalogue
 ) -> ItemResult:
     now = await _ready(writer.pool, catalogue)
     try:
-        item = _prepare_valid(body, 0, caller, now, catalogue, prefix="")
+        item = _prepare_valid(body, 0, client, now, catalogue, prefix="")
     except InvalidInput:
         async with connection(writer.pool) as db:
-            resent = await _resends_of_accepted(db, caller, {0: body}, catalogue)
+            resent = await _resends_of_accepted(db, client, {0: body}, catalogue)
         if 0 in resent:
             return resent[0]
         raise
     referral = item.referral
-    rows, _ = _rows([item], caller, now)
+    rows, _ = _rows([item], client, now)
     won = await writer.write(rows, _numbering(catalogue, now))
     if won:
         ((referral_id, reference),) = won.items()
@@ -106,21 +125,24 @@ async def _submit_single(
         )
     # Another request took this external_ref first: theirs stands.
     async with connection(writer.pool) as db:
-        existing = await _existing(db, caller.client_id, [referral.external_ref])
+        existing = await _existing(db, client.client_id, [referral.external_ref])
     return _against_existing(item, existing[referral.external_ref])
 
 
 async def submit_for_person(
-    pool: asyncpg.Pool, caller: Caller, body: Any, catalogue: Catalogue, actor: str
+    pool: asyncpg.Pool, person: Principal, channel: Principal, body: Any, catalogue: Catalogue
 ) -> ItemResult:
     """One referral taken by a person (hub staff on the phone, later the public forms): the
     same validation, triage and rows as the API's, in one transaction that also records who
     took it. InvalidInput with every problem; `existing` for a form sent twice (the form's
-    own external_ref)."""
+    own external_ref). `channel` is the intake client the person takes it through (its
+    source goes to the engine, its id on the row); the audit event names the person."""
+    require(person, "referral.create")
+    client = _client_of(channel)
     now = await _ready(pool, catalogue)
-    item = _prepare_valid(body, 0, caller, now, catalogue, prefix="")
+    item = _prepare_valid(body, 0, client, now, catalogue, prefix="")
     async with connection(pool) as db, db.transaction():
-        existing, created = await _write(db, caller, [item], now, catalogue)
+        existing, created = await _write(db, client, [item], now, catalogue)
         ref = item.referral.external_ref
         if ref not in created:
             return _against_existing(item, existing[ref])
@@ -128,7 +150,7 @@ async def submit_for_person(
         await db.execute(
             "INSERT INTO audit_events (actor, action, record_type, record_id) "
             "VALUES ($1, 'referral.taken', 'referral', $2)",
-            actor,
+            person.actor,
             str(referral_id),
         )
     wake_workers()  # after the commit only
@@ -137,13 +159,14 @@ async def submit_for_person(
 
 async def submit_batch(
     pool: asyncpg.Pool,
-    caller: Caller,
+    principal: Principal,
     bodies: Sequence[Any],
     catalogue: Catalogue,
 ) -> list[ItemResult]:
     """Up to 10,000 referrals, validated and triaged in chunks that yield to the event loop,
     written in one transaction; each item `created`, `existing`, `invalid` or `conflict`.
     An item may still be undecoded JSON (msgspec.Raw): it is decoded with its chunk."""
+    client = _client_of(principal)
     now = await _ready(pool, catalogue)
     results: list[ItemResult | None] = [None] * len(bodies)
     # external_ref -> (id, reference, content hash stored) once its first occurrence is
@@ -182,7 +205,7 @@ async def submit_batch(
                     if index % CHUNK == 0:
                         await _give_way(started)
                         started = time.perf_counter()
-                    item = _prepare(bodies[index], index, caller, now, catalogue)
+                    item = _prepare(bodies[index], index, client, now, catalogue)
                     if isinstance(item, ItemResult):
                         results[index] = item
                     elif item.referral.external_ref in seen:
@@ -192,7 +215,7 @@ async def submit_batch(
                         fresh.append(item)
                 if writing is not None:
                     settle(await writing, written_items)
-                writing = asyncio.create_task(_write(db, caller, fresh, now, catalogue))
+                writing = asyncio.create_task(_write(db, client, fresh, now, catalogue))
                 written_items = fresh
             if writing is not None:
                 settle(await writing, written_items)
@@ -212,7 +235,7 @@ async def submit_batch(
     if invalid:
         async with connection(pool) as db:
             for index, resent in (
-                await _resends_of_accepted(db, caller, invalid, catalogue)
+                await _resends_of_accepted(db, client, invalid, catalogue)
             ).items():
                 results[index] = resent
     if any(r is not None and r.status == "created" for r in results):
@@ -231,7 +254,7 @@ async def _give_way(started: float) -> None:
 
 
 def _prepare(
-    body: Any, index: int, caller: Caller, now: datetime, catalogue: Catalogue
+    body: Any, index: int, client: _Client, now: datetime, catalogue: Catalogue
 ) -> _Prepared | ItemResult:
     """One batch item validated and triaged, or its `invalid` result."""
     if isinstance(body, Unreadable):
@@ -250,7 +273,7 @@ def _prepare(
             )
         body = msgspec.json.decode(body)
     try:
-        return _prepare_valid(body, index, caller, now, catalogue, prefix=f"referrals[{index}]")
+        return _prepare_valid(body, index, client, now, catalogue, prefix=f"referrals[{index}]")
     except InvalidInput as invalid:
         return ItemResult(index, "invalid", errors=invalid.problems, body=kept)
 
@@ -271,21 +294,21 @@ def _external_ref(body: Any) -> Any:
 
 
 def _prepare_valid(
-    body: Any, index: int, caller: Caller, now: datetime, catalogue: Catalogue, prefix: str
+    body: Any, index: int, client: _Client, now: datetime, catalogue: Catalogue, prefix: str
 ) -> _Prepared:
     """A body validated and triaged; InvalidInput with every problem (paths under `prefix`)."""
-    referral = validate_referral(body, caller.source, now, catalogue, prefix=prefix)
+    referral = validate_referral(body, client.source, now, catalogue, prefix=prefix)
     return _Prepared(
         index,
         referral,
-        triage(referral, caller.source, now, catalogue),
+        triage(referral, client.source, now, catalogue),
         referral.content_hash(),
-        consent_given(body, caller.source),
+        consent_given(body, client.source),
     )
 
 
 async def _resends_of_accepted(
-    db: asyncpg.Connection, caller: Caller, bodies: dict[int, Any], catalogue: Catalogue
+    db: asyncpg.Connection, client: _Client, bodies: dict[int, Any], catalogue: Catalogue
 ) -> dict[int, ItemResult]:
     """Of bodies that are invalid now, those that are resends of referrals already accepted:
     validated as they were when first received (an age given beside a date of birth no longer
@@ -301,7 +324,7 @@ async def _resends_of_accepted(
     rows = await db.fetch(
         "SELECT external_ref, id, reference, content_hash, received_at FROM referrals "
         "WHERE client_id = $1 AND external_ref = ANY($2::text[])",
-        caller.client_id,
+        client.client_id,
         sorted(set(refs.values())),
     )
     accepted = {r[0]: r for r in rows}
@@ -314,7 +337,7 @@ async def _resends_of_accepted(
         try:
             if isinstance(body, msgspec.Raw):
                 body = msgspec.json.decode(body)
-            then = validate_referral(body, caller.source, row[4], catalogue)
+            then = validate_referral(body, client.source, row[4], catalogue)
         except InvalidInput:
             continue
         if then.content_hash() == row[3]:
@@ -335,7 +358,7 @@ def _numbering(catalogue: Catalogue, now: datetime) -> Numbering:
 
 
 def _rows(
-    items: Sequence[_Prepared], caller: Caller, now: datetime
+    items: Sequence[_Prepared], client: _Client, now: datetime
 ) -> tuple[RowSet, dict[uuid.UUID, _Prepared]]:
     rows = RowSet()
     ids: dict[uuid.UUID, _Prepared] = {}
@@ -345,8 +368,8 @@ def _rows(
         add_referral_rows(
             rows,
             referral_id=referral_id,
-            client_id=caller.client_id,
-            source=caller.source,
+            client_id=client.client_id,
+            source=client.source,
             referral=item.referral,
             content_hash=item.content_hash,
             consent_given=item.consent_given,
@@ -362,7 +385,7 @@ _Written = tuple[dict[str, tuple[uuid.UUID, str, str]], dict[str, tuple[uuid.UUI
 
 async def _write(
     db: asyncpg.Connection,
-    caller: Caller,
+    client: _Client,
     prepared: list[_Prepared],
     now: datetime,
     catalogue: Catalogue,
@@ -371,13 +394,13 @@ async def _write(
     references)."""
     if not prepared:
         return {}, {}
-    existing = await _existing(db, caller.client_id, [i.referral.external_ref for i in prepared])
+    existing = await _existing(db, client.client_id, [i.referral.external_ref for i in prepared])
     fresh = [item for item in prepared if item.referral.external_ref not in existing]
     numbering = _numbering(catalogue, now)
     rows, ids = RowSet(), {}
     for start in range(0, len(fresh), CHUNK):
         started = time.perf_counter()
-        chunk_rows, chunk_ids = _rows(fresh[start : start + CHUNK], caller, now)
+        chunk_rows, chunk_ids = _rows(fresh[start : start + CHUNK], client, now)
         rows.extend(chunk_rows)
         ids.update(chunk_ids)
         await _give_way(started)
@@ -393,7 +416,7 @@ async def _write(
     lost = [item.referral.external_ref for i, item in ids.items() if i not in won]
     if lost:
         # A concurrent request took these external_refs first: theirs stand.
-        existing.update(await _existing(db, caller.client_id, lost))
+        existing.update(await _existing(db, client.client_id, lost))
     created = {ids[i].referral.external_ref: (i, ref) for i, ref in won.items()}
     return existing, created
 

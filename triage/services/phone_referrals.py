@@ -14,17 +14,18 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import models
+from triage.domain import principals
 from triage.domain.catalogue import Catalogue
 from triage.domain.policy import require
 from triage.domain.principals import Principal
 from triage.services import intake
-from triage.services.api_keys import Caller
 
 # One intake client per kind of caller (the referral's source): its name is never a key's.
 CLIENTS = {"self": "staff-phone-victim", "professional": "staff-phone-professional"}
 
 
-async def phone_client(db: AsyncSession, source: str) -> Caller:
+async def phone_client(db: AsyncSession, source: str) -> Principal:
+    """The intake client a phone referral of `source` is taken through (made on first use)."""
     name = CLIENTS[source]
     await db.execute(
         insert(models.ApiClient)
@@ -34,13 +35,7 @@ async def phone_client(db: AsyncSession, source: str) -> Caller:
     client_id = await db.scalar(select(models.ApiClient.id).where(models.ApiClient.name == name))
     await db.commit()
     assert client_id is not None
-    return Caller(
-        client_id=client_id,
-        source=source,
-        scopes=frozenset({"referrals:write"}),
-        per_minute=0,
-        batches_per_minute=0,
-    )
+    return principals.client(client_id, frozenset({"referrals:write"}), source)
 
 
 async def take_phone_referral(
@@ -55,5 +50,5 @@ async def take_phone_referral(
     require(principal, "referral.create")
     if source not in CLIENTS:
         raise ValueError("source must be self or professional")
-    caller = await phone_client(db, source)
-    return await intake.submit_for_person(pool, caller, body, catalogue, principal.actor)
+    channel = await phone_client(db, source)
+    return await intake.submit_for_person(pool, principal, channel, body, catalogue)
