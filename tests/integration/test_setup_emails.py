@@ -16,7 +16,7 @@ import sqlite3
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -526,6 +526,86 @@ async def test_our_settings_refused_raise_the_outage_alert_until_an_email_goes(
     await move_clock_to(sessions, await service_time(sessions) + timedelta(minutes=5))
     assert await send(sessions, notifier, email_id) == "sent"
     assert await scalar(sessions, outage) == 0
+
+
+async def test_an_outage_never_uses_up_an_emails_attempts(sessions: Any, stub: Stub) -> None:
+    """Our settings refused for longer than all the backoffs together: the email stays
+    queued, retried every minute with its attempt given back, and goes once they are fixed.
+    Counting them failed every pending account's email for good in a quarter of an hour."""
+    from triage.services.catalogues import current_catalogue
+    from triage.services.messaging import MAX_ATTEMPTS
+    from triage.services.notifier import make_notifier
+
+    notifier = make_notifier(notify_settings(stub.url), sessions, current_catalogue())
+    account = await create(sessions, new_email())
+    email_id = account.setup_email_id
+    stub.control(fail="auth", times=None)
+    for _ in range(MAX_ATTEMPTS + 3):
+        assert await send(sessions, notifier, email_id) == "outage"
+        row = await email_row(sessions, email_id)
+        assert (row.status, row.attempts) == ("queued", 0)
+        assert row.due_at - await service_time(sessions) <= timedelta(minutes=1)
+        await move_clock_to(sessions, await service_time(sessions) + timedelta(minutes=9))
+    stub.control(fail="none")
+    assert await send(sessions, notifier, email_id) == "sent"
+
+
+async def test_a_set_up_email_outage_alert_is_its_own(sessions: Any, stub: Stub) -> None:
+    """Set-up emails use their own template: their outage alert names them, and a victim's
+    email taken does not close it (nor a set-up email taken one about victims' emails)."""
+    from triage.services.catalogues import current_catalogue
+    from triage.services.messaging import RAISE_OUTAGE, RESOLVE_OUTAGE
+    from triage.services.notifier import make_notifier
+
+    notifier = make_notifier(notify_settings(stub.url), sessions, current_catalogue())
+    account = await create(sessions, new_email())
+    stub.control(fail="template", times=1)
+    assert await send(sessions, notifier, account.setup_email_id) == "outage"
+    reason = "SELECT reason FROM alerts WHERE kind = 'provider_outage' AND status = 'raised'"
+    assert await scalar(sessions, reason) == "staff_setup_email: settings refused"
+    # A victim's email accepted (what the messages' sender runs then): the alert stays.
+    async with sessions() as db:
+        await db.execute(RESOLVE_OUTAGE, {"channels": ["email"]})
+        await db.commit()
+    assert await scalar(sessions, reason) == "staff_setup_email: settings refused"
+    await move_clock_to(sessions, await service_time(sessions) + timedelta(minutes=2))
+    assert await send(sessions, notifier, account.setup_email_id) == "sent"
+    assert await scalar(sessions, reason) is None
+    # The other way: an alert about victims' emails outlives a set-up email taken.
+    async with sessions() as db:
+        await db.execute(
+            RAISE_OUTAGE, {"id": uuid.uuid4(), "now": datetime.now(UTC), "reason": "email: x"}
+        )
+        await db.commit()
+    other = await create(sessions, new_email())
+    assert await send(sessions, notifier, other.setup_email_id) == "sent"
+    assert await scalar(sessions, reason) == "email: x"
+    async with sessions() as db:
+        await db.execute(RESOLVE_OUTAGE, {"channels": ["email"]})
+        await db.commit()
+
+
+async def test_a_printed_link_outlives_an_email_caught_mid_send(
+    web: Any, sessions: Any, stub: Stub
+) -> None:
+    """A worker claimed the email and died (or its answer was lost); the operator then prints
+    a link. The email is cancelled with the print, so its retry issues no link that would
+    end the printed one."""
+    from triage.services.notifier import NotifyNotifier
+    from triage.services.setup_emails import claim_setup_email
+    from triage.services.units import in_session
+    from triage.settings import get_settings
+
+    notifier = NotifyNotifier(notify_settings(stub.url), TEMPLATES, timeout=1)
+    account = await create(sessions, new_email())
+    email_id = account.setup_email_id
+    assert await in_session(sessions, claim_setup_email, email_id, LEASE) is not None
+    token = await reset(sessions, account.user_id, email_link=False)
+    printed = f"{get_settings().base_url}/staff/set-up/{token}"
+    assert (await email_row(sessions, email_id)).status == "cancelled"
+    await move_clock_to(sessions, await service_time(sessions) + LEASE + timedelta(seconds=5))
+    assert await send(sessions, notifier, email_id) == "not_due"
+    assert await link_opens(web, printed)
 
 
 # The pages ----------------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ again, so running twice is running once. Then, for each claimed row:
    token lives only in this worker's memory and in the email: never in a row of ours, a task
    argument, Redis or a log line.
 4. The result recorded under the row lock, only while the row is still this claim's: `sent`;
-   a temporary failure (or the provider refusing our settings, which also raises the
-   provider-outage alert) back to `queued` with backoff; no answer left `sending` for a short
+   a temporary failure back to `queued` with backoff; the provider refusing our settings
+   back to `queued` in a minute, the attempt not counted, and the provider-outage alert
+   raised (`staff_setup_email: settings refused`); no answer left `sending` for a short
    lease (looked up first next time); a refusal of the address, or the attempts run out,
    `failed`, which the admin's user page shows.
 
@@ -33,7 +34,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import models
@@ -41,6 +42,7 @@ from triage.services.audit import record_event
 from triage.services.clock import service_now
 from triage.services.messaging import (
     MAX_ATTEMPTS,
+    OUTAGE_RETRY,
     RAISE_OUTAGE,
     RESOLVE_OUTAGE,
     UNSURE_LEASE,
@@ -62,6 +64,9 @@ from triage.services.staff_accounts import SETUP_LINK_LIFETIME, new_setup_token,
 from triage.services.units import in_session
 
 CHANNEL = "email"
+# The outage alert's channel: not "email", so a set-up email taken never closes an alert
+# about victims' emails, nor a victims' email one about set-up emails (another template).
+ALERT_CHANNEL = "staff_setup_email"
 # The provider template: NOTIFY_TEMPLATE_IDS' `staff_setup.email`, else its `email` (both carry
 # ((subject)) and ((body))); a notify worker refuses to start without one of them.
 TEMPLATE = SETUP_TEMPLATE
@@ -154,10 +159,18 @@ async def _prepare(
     """The account checked and a fresh link issued under the row lock, committed before the
     send: the email to send, or what became of the row."""
     now = await service_now(db)
+    # The account's lock before the email's, the order an admin's reset takes them in (it
+    # cancels this row under the account's lock): the other order could deadlock with it.
+    user_id = await db.scalar(
+        select(models.StaffSetupEmail.user_id).where(models.StaffSetupEmail.id == claimed.id)
+    )
+    if user_id is None:
+        return "not_claimed"
+    user = await db.get(models.StaffUser, user_id, with_for_update=True)
     row = await _locked(db, claimed)
     if row is None:
+        await db.rollback()
         return "not_claimed"
-    user = await db.get(models.StaffUser, row.user_id, with_for_update=True)
     reason = None
     if user is None or user.disabled_at is not None:
         reason = "account disabled"
@@ -215,15 +228,23 @@ async def _finish(
         row.sent_at, row.claimed_until, row.failure_reason = now, None, None
         final = "sent"
         # The provider takes our email again: an outage alert about it is over.
-        await db.execute(RESOLVE_OUTAGE, {"channels": [CHANNEL]})
+        await db.execute(RESOLVE_OUTAGE, {"channels": [ALERT_CHANNEL]})
     elif result == "unsure":
         # Left `sending`: the next claim after this short lease looks it up first.
         row.claimed_until = now + UNSURE_LEASE
         if row.attempts >= MAX_ATTEMPTS:
             row.status, row.final_at = "failed", now
+            row.claimed_until = None
             row.failure_reason = "no answer from the email provider"
             final = "failed"
-    elif result in ("temporary", "outage") and row.attempts < MAX_ATTEMPTS:
+    elif result == "outage":
+        # Our settings refused, not the address: as for messages, this claim is not counted
+        # against the email and it is tried again every minute until the settings are fixed
+        # (an outage must not use up every pending email's attempts).
+        row.status, row.due_at = "queued", now + OUTAGE_RETRY
+        row.attempts -= 1
+        row.claimed_until, row.failure_reason = None, reason
+    elif result == "temporary" and row.attempts < MAX_ATTEMPTS:
         row.status, row.due_at = "queued", now + backoff(row.attempts)
         row.claimed_until, row.failure_reason = None, reason
     elif result == "permanent":
@@ -257,7 +278,7 @@ async def deliver_setup_email(
         except ProviderUnsure:
             return await in_session(sessions, _finish, claimed, "unsure")
         except ProviderMisconfigured as error:
-            reason = outage_reason(CHANNEL, error)
+            reason = outage_reason(ALERT_CHANNEL, error)
             return await in_session(sessions, _finish, claimed, "outage", reason=reason)
         if found is not None:
             return await in_session(sessions, _finish, claimed, "accepted", found)
@@ -270,7 +291,7 @@ async def deliver_setup_email(
     try:
         provider_status = await notifier.send(prepared)
     except ProviderMisconfigured as error:
-        reason = outage_reason(CHANNEL, error)
+        reason = outage_reason(ALERT_CHANNEL, error)
         return await in_session(sessions, _finish, claimed, "outage", reason=reason)
     except PermanentFailure:
         return await in_session(sessions, _finish, claimed, "permanent")

@@ -158,13 +158,15 @@ async def _setup_link(
 ) -> tuple[str | None, uuid.UUID | None]:
     """A new set-up link in the caller's transaction: its token to show, or (`email_link`)
     the set-up email that will carry it. Either way earlier links stop working and a set-up
-    email still waiting in the queue is cancelled (it would issue a link that ends this one)."""
+    email not sent yet is cancelled, queued or being sent (a retry of one whose answer was
+    lost would issue a link that ends this one; one mid-send carries a link this one ends).
+    The caller holds the account's row lock: a worker locks the account before the email."""
     now = await service_now(db)
     await db.execute(
         update(models.StaffSetupEmail)
         .where(
             models.StaffSetupEmail.user_id == user_id,
-            models.StaffSetupEmail.status == "queued",
+            models.StaffSetupEmail.status.in_(("queued", "sending")),
         )
         .values(
             status="cancelled",
