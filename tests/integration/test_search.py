@@ -448,15 +448,16 @@ async def test_a_common_surname_prefix_is_newest_first_as_a_full_sort_would_give
             assert results.kind == "surname"
             assert [row.reference for row in results.rows] == expected[:50], prefix
             assert results.more == (len(expected) > 50), prefix
+            assert not results.partial
         assert len((await search(sessions, stem[:-1])).rows) == 50
         # The wide prefix: 201 surnames, more than the 200 a search reads. The hub sees 50 and
         # more; a caseworker who sees none of them is still told there may be more.
         wide_hub = await search(sessions, wide)
-        assert len(wide_hub.rows) == 50 and wide_hub.more
+        assert len(wide_hub.rows) == 50 and wide_hub.more and wide_hub.partial
         wide_isva = await search(sessions, wide, ISVA_CASEWORKER)
-        assert wide_isva.rows == [] and wide_isva.more
+        assert wide_isva.rows == [] and wide_isva.more and wide_isva.partial
         one = await search(sessions, wide + "ab")
-        assert len(one.rows) == 1 and not one.more
+        assert len(one.rows) == 1 and not one.more and not one.partial
     finally:
         async with sessions() as db:
             await db.execute(

@@ -407,3 +407,42 @@ async def test_calls_due_and_the_caseload_page_by_keyset_never_repeating_or_skip
             assert (await calls_due(db, mine, now, garbage, limit=2)).rows == [
                 row for row in (await calls_due(db, mine, now, limit=2)).rows
             ]
+
+
+async def test_hostile_list_links_are_clear_errors_or_the_first_page(
+    web: Any, sessions: Any
+) -> None:
+    """A filter value not on its list (a NUL byte, a made-up area, 5,000 characters) is a 400
+    with an error summary linked to its field, the query never run; a cursor that is not one
+    of ours (deeply nested JSON, NUL, junk) shows the first page. Both answered 500 before."""
+    import base64
+
+    def b64(raw: str) -> str:
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    hub = await sign_in(web, await make_staff(sessions, ("hub",)))
+    worker = await sign_in(
+        web, await make_staff(sessions, ("caseworker",), services=("domestic-abuse",))
+    )
+    for query, field in (
+        ("area=%00", "area"),
+        ("area=atlantis", "area"),
+        ("area=" + "x" * 5000, "area"),
+        ("service=%00", "service"),
+        ("source=carrier-pigeon", "source"),
+        ("priority=P0", "priority"),
+        ("status=closed", "status"),
+    ):
+        page = await hub.get(f"/staff/queue?{query}")
+        assert page.status_code == 400, (query, page.status_code)
+        summary = soup(page.text).find(class_="govuk-error-summary")
+        assert summary is not None and summary.find("a", href=f"#{field}") is not None, query
+        assert "Error:" in soup(page.text).title.get_text()
+    first = await hub.get("/staff/queue")
+    for cursor in (b64("[" * 990 + "]" * 990), "%00", b64('["P1", NaN, "x"]'), "x" * 300):
+        page = await hub.get(f"/staff/queue?cursor={cursor}")
+        assert page.status_code == 200, cursor[:20]
+        rows = [a.get_text() for a in soup(page.text).select("tbody a")]
+        assert rows == [a.get_text() for a in soup(first.text).select("tbody a")]
+        assert (await hub.get(f"/staff/calls?cursor={cursor}")).status_code == 200
+        assert (await worker.get(f"/staff/caseload?cursor={cursor}")).status_code == 200

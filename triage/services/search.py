@@ -50,6 +50,9 @@ class SearchResults:
     rows: list[SearchRow] = field(default_factory=list)
     # More referrals matched than were returned (the page asks for a narrower search).
     more: bool = False
+    # A surname prefix with more surnames than a search reads: only the first SURNAME_KEYS
+    # (in byte order) were searched, so newer referrals may be missing (the page says so).
+    partial: bool = False
 
 
 def _matches(query: SearchQuery) -> ColumnElement[bool]:
@@ -152,7 +155,8 @@ def _surname_statement(principal: Principal, query: SearchQuery, limit: int) -> 
 
 async def _more_surnames_than_read(db: AsyncSession, query: SearchQuery) -> bool:
     """True when the prefix has more surnames than a search reads (its answer may miss some:
-    the page asks for more letters)."""
+    the page asks for more letters). Scope is not applied: "may be missing" is true of the
+    surnames, whoever searches."""
     keys = _surname_keys(query, SURNAME_KEYS + 1)
     return (await db.scalar(select(func.count()).select_from(keys)) or 0) > SURNAME_KEYS
 
@@ -186,9 +190,8 @@ async def search_referrals(
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
     parsed = parse_query(query)
     found = (await db.execute(search_statement(principal, parsed, limit))).all()
-    more = len(found) > limit
-    if not more and parsed.kind == "surname":
-        more = await _more_surnames_than_read(db, parsed)
+    partial = parsed.kind == "surname" and await _more_surnames_than_read(db, parsed)
+    more = len(found) > limit or partial
     rows = [
         SearchRow(
             id=row.id,
@@ -210,4 +213,4 @@ async def search_referrals(
         details={"kind": parsed.kind, "results": len(rows)},
     )
     await db.commit()
-    return SearchResults(parsed.kind, rows, more=more)
+    return SearchResults(parsed.kind, rows, more=more, partial=partial)

@@ -65,10 +65,17 @@ def _encode_cursor(*values: str | bool | datetime | uuid.UUID | None) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+# A cursor this service makes is under 150 characters: anything much longer is not one of
+# ours and is never decoded (a deeply nested one would exhaust the JSON parser's recursion).
+_CURSOR_CHARACTERS = 200
+
+
 def _decode_cursor(cursor: str, size: int) -> list[Any] | None:
+    if len(cursor) > _CURSOR_CHARACTERS:
+        return None
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return None
     return values if isinstance(values, list) and len(values) == size else None
 

@@ -100,36 +100,68 @@ class WorkController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> Any:
         staff = _staff(request)
+        catalogue = request.app.state.catalogue
+        # Each filter's choices (value, words); the catalogue's areas, then the two the
+        # engine gives a victim outside them.
+        choices: dict[str, list[tuple[str, str]]] = {
+            "priority": [(p, p) for p in staff_views.PRIORITIES],
+            "service": [(code, code) for code in sorted(catalogue.services)],
+            "area": [
+                *catalogue.area_names.items(),
+                ("outside", "Outside the area"),
+                ("unknown", "Not known"),
+            ],
+            "source": [(s, s) for s in staff_views.SOURCES],
+            "status": [("triaged", "Awaiting first contact"), ("in_contact", "In contact")],
+        }
+        asked = {
+            "priority": priority,
+            "service": service,
+            "area": area,
+            "source": source,
+            "status": status,
+        }
+        # A value not on its list (a link edited by hand, an old bookmark) is a clear error on
+        # its field, never a 500 or a silently empty queue.
+        form = Form(values={"status": "triaged"})
+        for name, value in asked.items():
+            if not value:
+                continue
+            if value in {code for code, _ in choices[name]}:
+                form.values[name] = value
+            else:
+                form.error(name, f"Choose a {name} from the list")
         filters = staff_views.QueueFilters(
-            service=service or None,
-            area=area or None,
-            priority=priority or None,
-            source=source or None,
-            status=status if status in ("triaged", "in_contact") else "triaged",
+            service=form.values.get("service"),
+            area=form.values.get("area"),
+            priority=form.values.get("priority"),
+            source=form.values.get("source"),
+            status=form.values["status"],
             mine=mine == "yes",
         )
-        page = await staff_views.queue(db, staff.principal, filters, cursor)
+        if form.errors:
+            page = staff_views.QueuePage()
+        else:
+            page = await staff_views.queue(db, staff.principal, filters, cursor)
         now = await service_now(db)
-        catalogue = request.app.state.catalogue
-        services = sorted(catalogue.services)
-        # The catalogue's areas, then the two the engine gives a victim outside them.
-        areas = [
-            *catalogue.area_names.items(),
-            ("outside", "Outside the area"),
-            ("unknown", "Not known"),
-        ]
         query = {k: v for k, v in request.query_params.items() if k != "cursor" and v}
         return render(
             "staff/queue.html",
+            status=400 if form.errors else 200,
             title="Queue",
             staff=staff,
             nav_active="/staff/queue",
             page=page,
             now=now,
+            form=form,
             filters=filters,
-            services=services,
-            areas=areas,
+            priorities=choices["priority"],
+            services=choices["service"],
+            areas=choices["area"],
+            sources=choices["source"],
+            statuses=choices["status"],
             query=query,
+            error_summary=form.summary if form.errors else None,
             flash=await _flash(request),
         )
 
