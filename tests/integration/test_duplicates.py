@@ -694,10 +694,15 @@ async def test_migration_upgrade_and_downgrade(servers: Any) -> None:
                 )
             ] * 2
             assert await db.fetchval("SELECT count(*) FROM referral_duplicates") == 0
+            # Migration 0011 gave referrals without a decision the area `unknown`.
+            assert await db.fetchval("SELECT array_agg(DISTINCT area) FROM referrals") == [
+                "unknown"
+            ]
             await db.execute(
                 "INSERT INTO referrals (id, reference, source, status, received_at, "
-                "content_hash, facts, referral_consent, priority) VALUES "
-                "($1, 'MIG-3', 'police', 'triaged', now(), 'x', $2::jsonb, 'given', 'P3')",
+                "content_hash, facts, referral_consent, priority, area) VALUES "
+                "($1, 'MIG-3', 'police', 'triaged', now(), 'x', $2::jsonb, 'given', 'P3', "
+                "'unknown')",
                 uuid.uuid4(),
                 facts,
             )
