@@ -156,6 +156,24 @@ def test_a_notifier_without_every_template_is_refused() -> None:
     )
 
 
+def test_production_refuses_a_base_url_that_is_not_https() -> None:
+    """A set-up email carries a live link: in production it must point at the service's
+    https address, never the default localhost."""
+    import dataclasses
+
+    from triage.services.catalogues import current_catalogue
+    from triage.services.notifier import check_notifier_settings
+
+    production = dataclasses.replace(notify_settings("http://127.0.0.1:9"), env="production")
+    for base in ("http://localhost:8000", "http://triage.example.org"):
+        problem = check_notifier_settings(
+            dataclasses.replace(production, base_url=base), current_catalogue()
+        )
+        assert problem is not None and "TRIAGE_BASE_URL" in problem
+    fine = dataclasses.replace(production, base_url="https://triage.example.org")
+    assert check_notifier_settings(fine, current_catalogue()) is None
+
+
 def test_a_worker_refuses_to_start_without_every_template(servers: Any) -> None:
     env = {
         **os.environ,

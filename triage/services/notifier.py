@@ -304,6 +304,9 @@ def check_notifier_settings(settings: Settings, catalogue: Catalogue) -> str | N
     if not settings.secret_key:
         # The workers issue staff set-up links (services/setup_emails): hashed under it.
         return "TRIAGE_SECRET_KEY must be set: the workers email staff set-up links"
+    if settings.is_production and not settings.base_url.startswith("https://"):
+        # A set-up email carries a live link: never to localhost (the default) or over http.
+        return "TRIAGE_BASE_URL must be the service's https:// address: set-up emails link to it"
     try:
         templates = _template_ids(settings)
     except RuntimeError as error:
