@@ -51,9 +51,10 @@ def _wake(email_id: uuid.UUID) -> None:
         click.echo("(the workers could not be woken: beat's next sweep sends it)", err=True)
 
 
-def _say_emailed(email: str) -> None:
+def _say_emailed() -> None:
+    # Not the address: the command's output may be kept in a job's logs.
     click.echo(
-        f"A set-up link is being emailed to {email}; it works once, for 3 days. "
+        "A set-up link is being emailed to the account's address; it works once, for 3 days. "
         "`triage users reset EMAIL --action reset_two_factor --print-link` prints one instead.",
         err=True,
     )
@@ -77,7 +78,6 @@ def create(email: str, roles: tuple[str, ...], services: str, print_link: bool) 
         AccountProblem,
         NewAccount,
         create_account,
-        normalise_email,
     )
 
     codes = [c.strip() for c in services.split(",") if c.strip()]
@@ -97,7 +97,7 @@ def create(email: str, roles: tuple[str, ...], services: str, print_link: bool) 
         sys.exit(1)
     if account.setup_email_id is not None:
         _wake(account.setup_email_id)
-        _say_emailed(normalise_email(email))
+        _say_emailed()
         return
     assert account.setup_token is not None
     click.echo("Give this set-up link to the user; it works once, for 3 days:", err=True)
@@ -151,6 +151,6 @@ def reset(email: str, action: str, print_link: bool) -> None:
     elif emailed:
         if email_id is not None:
             _wake(email_id)
-        _say_emailed(normalise_email(email))
+        _say_emailed()
     else:
         click.echo(f"{action}: done", err=True)

@@ -718,6 +718,8 @@ async def test_the_command_prints_in_dev_and_emails_in_production(
     assert done.returncode == 0, done.stderr
     assert "/staff/set-up/" not in done.stdout + done.stderr
     assert "being emailed" in done.stderr
+    # Nor the address: a job's logs keep what the command printed.
+    assert email not in done.stdout + done.stderr
     user_id = await scalar(sessions, "SELECT id FROM staff_users WHERE email = :e", e=email)
     [row] = await emails_of(sessions, user_id)
     # The wake-up carries the row's id and nothing else: no address, no link, no token.
