@@ -38,6 +38,7 @@ from triage.domain.planning import ContactRules, contact_rules
 from triage.domain.referral import Referral
 from triage.domain.safety import may_contact
 from triage.domain.validation import usable_channels
+from triage.services.claims import Claimed, LeasedQueue
 from triage.services.clock import service_now, service_now_sql
 from triage.services.contact_plan import load_referral
 from triage.services.notifier import (
@@ -79,56 +80,18 @@ def backoff(attempt: int) -> timedelta:
     return timedelta(seconds=min(30 * 2 ** max(attempt - 1, 0), 3600))
 
 
-@dataclass(frozen=True)
-class Claimed:
-    id: uuid.UUID
-    attempts: int  # including this one: over 1 means an earlier attempt may have reached it
-
-
-CLAIM = text("""
-    UPDATE messages m
-    SET status = 'sending', claimed_until = :lease_end, attempts = m.attempts + 1,
-        updated_at = :now
-    FROM (
-        SELECT id FROM messages
-        WHERE (status = 'queued' AND due_at <= :now)
-           OR (status = 'sending' AND claimed_until < :now)
-        ORDER BY due_at
-        LIMIT :limit
-        FOR UPDATE SKIP LOCKED
-    ) due
-    WHERE m.id = due.id
-    RETURNING m.id, m.attempts
-""")
+_MESSAGES = LeasedQueue("messages")
 
 
 async def claim_messages(db: AsyncSession, limit: int, lease: timedelta) -> list[Claimed]:
-    now = await service_now(db)
-    rows = await db.execute(CLAIM, {"now": now, "lease_end": now + lease, "limit": limit})
-    claimed = [Claimed(r.id, r.attempts) for r in rows]
-    await db.commit()
-    return claimed
-
-
-CLAIM_ONE = text("""
-    UPDATE messages SET status = 'sending', claimed_until = :lease_end,
-        attempts = attempts + 1, updated_at = :now
-    WHERE id = :id AND ((status = 'queued' AND due_at <= :now)
-                        OR (status = 'sending' AND claimed_until < :now))
-    RETURNING id, attempts
-""")
+    return await _MESSAGES.claim(db, limit, lease)
 
 
 async def claim_message(
     db: AsyncSession, message_id: uuid.UUID, lease: timedelta
 ) -> Claimed | None:
     """Claim one message by id (the naive one-task-per-message design, and wake-ups)."""
-    now = await service_now(db)
-    row = (
-        await db.execute(CLAIM_ONE, {"id": message_id, "now": now, "lease_end": now + lease})
-    ).first()
-    await db.commit()
-    return Claimed(row.id, row.attempts) if row else None
+    return await _MESSAGES.claim_by_id(db, message_id, lease)
 
 
 async def deliver(

@@ -34,11 +34,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import models
 from triage.services.audit import record_event
+from triage.services.claims import Claimed, LeasedQueue
 from triage.services.clock import service_now
 from triage.services.messaging import (
     MAX_ATTEMPTS,
@@ -46,7 +47,6 @@ from triage.services.messaging import (
     RAISE_OUTAGE,
     RESOLVE_OUTAGE,
     UNSURE_LEASE,
-    Claimed,
     backoff,
     outage_reason,
     send_hold,
@@ -100,49 +100,18 @@ def email_body(link: str) -> str:
     )
 
 
-CLAIM = text("""
-    UPDATE staff_setup_emails e
-    SET status = 'sending', claimed_until = :lease_end, attempts = e.attempts + 1,
-        updated_at = :now
-    FROM (
-        SELECT id FROM staff_setup_emails
-        WHERE (status = 'queued' AND due_at <= :now)
-           OR (status = 'sending' AND claimed_until < :now)
-        ORDER BY due_at
-        LIMIT :limit
-        FOR UPDATE SKIP LOCKED
-    ) due
-    WHERE e.id = due.id
-    RETURNING e.id, e.attempts
-""")
-
-CLAIM_ONE = text("""
-    UPDATE staff_setup_emails SET status = 'sending', claimed_until = :lease_end,
-        attempts = attempts + 1, updated_at = :now
-    WHERE id = :id AND ((status = 'queued' AND due_at <= :now)
-                        OR (status = 'sending' AND claimed_until < :now))
-    RETURNING id, attempts
-""")
+_EMAILS = LeasedQueue("staff_setup_emails")
 
 
 async def claim_setup_emails(db: AsyncSession, limit: int, lease: timedelta) -> list[Claimed]:
-    now = await service_now(db)
-    rows = await db.execute(CLAIM, {"now": now, "lease_end": now + lease, "limit": limit})
-    claimed = [Claimed(r.id, r.attempts) for r in rows]
-    await db.commit()
-    return claimed
+    return await _EMAILS.claim(db, limit, lease)
 
 
 async def claim_setup_email(
     db: AsyncSession, email_id: uuid.UUID, lease: timedelta
 ) -> Claimed | None:
     """One row by id (the task): None when it is not due, taken by another, or done."""
-    now = await service_now(db)
-    row = (
-        await db.execute(CLAIM_ONE, {"id": email_id, "now": now, "lease_end": now + lease})
-    ).first()
-    await db.commit()
-    return Claimed(row.id, row.attempts) if row else None
+    return await _EMAILS.claim_by_id(db, email_id, lease)
 
 
 async def _locked(db: AsyncSession, claimed: Claimed) -> models.StaffSetupEmail | None:
