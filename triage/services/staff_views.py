@@ -8,11 +8,20 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, bindparam, exists, func, literal_column, select, tuple_
+from sqlalchemy import (
+    BindParameter,
+    bindparam,
+    exists,
+    func,
+    literal_column,
+    select,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import models
@@ -47,9 +56,20 @@ class QueueFilters:
 
 
 @dataclass
-class QueuePage:
+class ListPage:
+    """One page of a list (the queue, calls due, a caseload) and the next page's cursor."""
+
     rows: list[dict[str, Any]] = field(default_factory=list)
     next_cursor: str | None = None
+
+
+def _paged(rows: Sequence[Any], limit: int, key: Callable[[Any], tuple[Any, ...]]) -> ListPage:
+    """The first `limit` of `limit + 1` rows read; the next page starts after the last one
+    shown, at its `key` (the list's ORDER BY)."""
+    page = ListPage([dict(row._mapping) for row in rows[:limit]])
+    if len(rows) > limit:
+        page.next_cursor = _encode_cursor(*key(rows[limit - 1]))
+    return page
 
 
 def _victim_name(facts: dict[str, Any]) -> str:
@@ -97,15 +117,24 @@ def encode_queue_cursor(priority: str, due: datetime | None, referral_id: uuid.U
     return _encode_cursor(priority, due, referral_id)
 
 
+def _position(
+    cursor: str | None, first_ok: Callable[[Any], bool], *, no_time: bool = False
+) -> tuple[Any, datetime | None, uuid.UUID] | None:
+    """A three-part cursor (a first key, a time, an id) as a list made it, or None for
+    anything that is not one (the list shows its first page). `no_time`: the time may be
+    null (a referral without a deadline)."""
+    values = _decode_cursor(cursor, 3) if cursor else None
+    if values is None or not first_ok(values[0]):
+        return None
+    instant, row_id = _instant(values[1]), _uuid(values[2])
+    if row_id is None or (instant is None and not (no_time and values[1] is None)):
+        return None
+    return values[0], instant, row_id
+
+
 def decode_queue_cursor(cursor: str) -> tuple[str, datetime | None, uuid.UUID] | None:
     """None for anything that is not a cursor this page made (a page shows the first page)."""
-    values = _decode_cursor(cursor, 3)
-    if values is None or values[0] not in PRIORITIES:
-        return None
-    due, referral_id = _instant(values[1]), _uuid(values[2])
-    if referral_id is None or (values[1] is not None and due is None):
-        return None
-    return str(values[0]), due, referral_id
+    return _position(cursor, lambda first: first in PRIORITIES, no_time=True)
 
 
 async def queue(
@@ -114,7 +143,7 @@ async def queue(
     filters: QueueFilters,
     cursor: str | None = None,
     limit: int = QUEUE_PAGE,
-) -> QueuePage:
+) -> ListPage:
     """Referrals awaiting first contact (or in contact), most urgent first: priority, then
     deadline (none last), then id; keyset paging on those three."""
     require(principal, "queue.view")
@@ -172,14 +201,10 @@ async def queue(
             .limit(limit + 1)
         )
     ).all()
-    page = QueuePage()
-    page.rows = [dict(row._mapping) for row in rows[:limit]]
+    page = _paged(rows, limit, lambda last: (last.priority, last.contact_due_by, last.id))
     services = await _services_of(db, principal, [item["id"] for item in page.rows])
     for item in page.rows:
         item["services"] = services.get(item["id"], [])
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        page.next_cursor = encode_queue_cursor(last.priority, last.contact_due_by, last.id)
     await _list_viewed(db, principal, "queue", page.rows)
     return page
 
@@ -215,19 +240,13 @@ async def _services_of(
     return found
 
 
-@dataclass
-class CallsPage:
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    next_cursor: str | None = None
-
-
 async def calls_due(
     db: AsyncSession,
     principal: Principal,
     now: datetime,
     cursor: str | None = None,
     limit: int = QUEUE_PAGE,
-) -> CallsPage:
+) -> ListPage:
     """Due calls, most urgent first (priority, then due time, then step), within the
     principal's scope; 50 a page, keyset paging on those three."""
     require(principal, "calls.view")
@@ -239,13 +258,9 @@ async def calls_due(
         r.contact_paused.is_(False),
         referrals_visible_to(principal, s.referral_id),
     ]
-    values = _decode_cursor(cursor, 3) if cursor else None
-    if values is not None and values[0] in PRIORITIES:
-        after_due, after_step = _instant(values[1]), _uuid(values[2])
-        if after_due is not None and after_step is not None:
-            conditions.append(
-                tuple_(s.priority, s.due_at, s.id) > tuple_(values[0], after_due, after_step)
-            )
+    position = _position(cursor, lambda first: first in PRIORITIES)
+    if position is not None:
+        conditions.append(tuple_(s.priority, s.due_at, s.id) > tuple_(*position))
     rows = (
         await db.execute(
             select(
@@ -264,23 +279,14 @@ async def calls_due(
             .limit(limit + 1)
         )
     ).all()
-    page = CallsPage([dict(row._mapping) for row in rows[:limit]])
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        page.next_cursor = _encode_cursor(last.priority, last.due_at, last.step_id)
+    page = _paged(rows, limit, lambda last: (last.priority, last.due_at, last.step_id))
     await _list_viewed(db, principal, "calls", page.rows)
     return page
 
 
-@dataclass
-class CaseloadPage:
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    next_cursor: str | None = None
-
-
 async def caseload(
     db: AsyncSession, principal: Principal, cursor: str | None = None, limit: int = QUEUE_PAGE
-) -> CaseloadPage:
+) -> ListPage:
     """A caseworker's open cases (their services'), assigned to them first, oldest first;
     50 a page, keyset paging on (not theirs, opened, id)."""
     require(principal, "caseload.view")
@@ -291,13 +297,9 @@ async def caseload(
         else c.id.is_not(None)
     )
     conditions = [c.status != _CLOSED, cases_visible_to(principal)]
-    values = _decode_cursor(cursor, 3) if cursor else None
-    if values is not None and isinstance(values[0], bool):
-        after_opened, after_case = _instant(values[1]), _uuid(values[2])
-        if after_opened is not None and after_case is not None:
-            conditions.append(
-                tuple_(others, c.opened_at, c.id) > tuple_(values[0], after_opened, after_case)
-            )
+    position = _position(cursor, lambda first: isinstance(first, bool))
+    if position is not None:
+        conditions.append(tuple_(others, c.opened_at, c.id) > tuple_(*position))
     # The page's cases first (an index-only scan of the open cases), then their referrals: a
     # join before the limit would look up the referral of every open case of the services.
     first = (
@@ -332,10 +334,7 @@ async def caseload(
             .order_by(first.c.others, first.c.opened_at, first.c.id)
         )
     ).all()
-    page = CaseloadPage([dict(row._mapping) for row in rows[:limit]])
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        page.next_cursor = _encode_cursor(last.others, last.opened_at, last.id)
+    page = _paged(rows, limit, lambda last: (last.others, last.opened_at, last.id))
     await _list_viewed(db, principal, "caseload", page.rows)
     return page
 

@@ -140,7 +140,7 @@ class WorkController(Controller):
             mine=mine == "yes",
         )
         if form.errors:
-            page = staff_views.QueuePage()
+            page = staff_views.ListPage()
         else:
             page = await staff_views.queue(db, staff.principal, filters, cursor)
         now = await service_now(db)
