@@ -60,3 +60,15 @@ def make_key(sessions: Any) -> KeyMaker:
 async def police(make_key: KeyMaker) -> dict[str, str]:
     _, key = await make_key("police")
     return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def stub(tmp_path: Any) -> Any:
+    """The Notify-compatible stub, in its own process, for one test."""
+    from notify_stub_support import start_stub, stop_process
+
+    started = start_stub(tmp_path)
+    try:
+        yield started
+    finally:
+        stop_process(started.process, grace=5)

@@ -94,3 +94,21 @@ def start_stub(directory: Path, callback: str | None = None, callback_token: str
                 stop_process(process)
                 raise RuntimeError("the stub did not start in 15 s") from None
             time.sleep(0.1)
+
+
+def stub_settings(stub_url: str, key: str, templates: dict[str, str]) -> Any:
+    """Production's choice of notifier (a real provider: GOV.UK Notify's client) pointed at
+    a local stub, with the test's own key and template ids, and no send rate limit."""
+    import dataclasses
+    import json
+
+    from triage.settings import get_settings
+
+    return dataclasses.replace(
+        get_settings(),
+        notifier="notify",
+        notify_api_key=key,
+        notify_base_url=stub_url,
+        notify_template_ids=json.dumps(templates),
+        notify_per_minute=0,
+    )

@@ -238,15 +238,6 @@ class SweepDriver:
 
 
 @pytest.fixture
-def stub(tmp_path: Path) -> Iterator[Stub]:
-    started = start_stub(tmp_path)
-    try:
-        yield started
-    finally:
-        stop_process(started.process, grace=5)
-
-
-@pytest.fixture
 def workers(servers: Any, chaos_db: str, tmp_path: Path) -> Iterator[Workers]:
     pool = Workers(_env(servers, chaos_db), tmp_path)
     try:

@@ -10,9 +10,8 @@ import json
 import os
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +27,7 @@ from contact_support import (
     submit,
 )
 from helpers import rows
-from notify_stub_support import PYTHON, ROOT, Stub, start_stub, stop_process
+from notify_stub_support import PYTHON, ROOT, Stub, stub_settings
 
 LEASE = timedelta(seconds=120)
 KEY = f"outage_test-{uuid.uuid4()}-{uuid.uuid4()}"
@@ -42,26 +41,8 @@ async def clock(sessions: Any) -> AsyncIterator[None]:
     await reset_clock(sessions)
 
 
-@pytest.fixture
-def stub(tmp_path: Path) -> Iterator[Stub]:
-    started = start_stub(tmp_path)
-    try:
-        yield started
-    finally:
-        stop_process(started.process, grace=5)
-
-
 def notify_settings(stub_url: str, templates: dict[str, str] = TEMPLATES) -> Any:
-    from triage.settings import get_settings
-
-    return dataclasses.replace(
-        get_settings(),
-        notifier="notify",
-        notify_api_key=KEY,
-        notify_base_url=stub_url,
-        notify_template_ids=json.dumps(templates),
-        notify_per_minute=0,
-    )
+    return stub_settings(stub_url, KEY, templates)
 
 
 @pytest.fixture
@@ -159,7 +140,6 @@ def test_a_notifier_without_every_template_is_refused() -> None:
 def test_production_refuses_a_base_url_that_is_not_https() -> None:
     """A set-up email carries a live link: in production it must point at the service's
     https address, never the default localhost."""
-    import dataclasses
 
     from triage.services.catalogues import current_catalogue
     from triage.services.notifier import check_notifier_settings

@@ -8,14 +8,13 @@ In dev (the outbox notifier) the link is printed and shown as before, and nothin
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import os
 import re
 import sqlite3
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from contact_support import (
 )
 from helpers import rows, scalar
 from litestar.testing import AsyncTestClient
-from notify_stub_support import PYTHON, ROOT, Stub, start_stub, stop_process
+from notify_stub_support import PYTHON, ROOT, Stub, stub_settings
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from staff_support import PASSWORD, Browser, csrf_of, make_staff, once_of, sign_in, soup
@@ -54,25 +53,7 @@ async def clock(sessions: Any) -> AsyncIterator[None]:
 
 def notify_settings(stub_url: str = "http://127.0.0.1:9") -> Any:
     """Production's choice of notifier (a real provider), at a local stub."""
-    from triage.settings import get_settings
-
-    return dataclasses.replace(
-        get_settings(),
-        notifier="notify",
-        notify_api_key=KEY,
-        notify_base_url=stub_url,
-        notify_template_ids=json.dumps(TEMPLATES),
-        notify_per_minute=0,
-    )
-
-
-@pytest.fixture
-def stub(tmp_path: Path) -> Iterator[Stub]:
-    started = start_stub(tmp_path)
-    try:
-        yield started
-    finally:
-        stop_process(started.process, grace=5)
+    return stub_settings(stub_url, KEY, TEMPLATES)
 
 
 @pytest.fixture(scope="module")
