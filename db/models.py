@@ -130,7 +130,7 @@ class Referral(Base):
     contact_due_by: Mapped[datetime | None]
     # The area the engine placed the victim in (the decision's area.code: a catalogue area,
     # `outside` or `unknown`), kept beside the decision for the queue's filter and reports.
-    area: Mapped[str] = mapped_column(String(40))
+    area: Mapped[str] = mapped_column(String(40), server_default=text("'unknown'"))
     flags: Mapped[list[str]] = mapped_column(server_default=text("'{}'"))
     contact_paused: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     first_contact_at: Mapped[datetime | None]

@@ -182,3 +182,37 @@ def test_models_and_migrations_agree(servers: Any) -> None:
     from db.migrate import alembic_config
 
     command.check(alembic_config(servers.owner_url))  # raises when they differ
+
+
+async def test_0011_takes_rows_from_the_app_of_before_it(sessions: Any) -> None:
+    """While a release rolls out, the previous app still writes referrals without an area and
+    contact steps without a priority (intake's one statement writes both): neither fails a
+    referral; the area is `unknown` and the step takes its referral's priority."""
+    import uuid
+
+    from sqlalchemy import text
+
+    referral_id, step_id = uuid.uuid4(), uuid.uuid4()
+    async with sessions() as db:
+        await db.execute(
+            text("""
+            WITH r AS (
+                INSERT INTO referrals (id, reference, source, status, received_at, content_hash,
+                                       facts, referral_consent, priority)
+                VALUES (:r, :ref, 'police', 'triaged', now(), 'x', '{}', 'given', 'P1')
+                RETURNING id
+            )
+            INSERT INTO contact_steps (id, referral_id, number, kind, status, due_at)
+            SELECT :s, id, 1, 'call', 'scheduled', now() + interval '50 years' FROM r"""),
+            {"r": referral_id, "s": step_id, "ref": "OLD-" + referral_id.hex[:12]},
+        )
+        area = (
+            await db.execute(text("SELECT area FROM referrals WHERE id = :r"), {"r": referral_id})
+        ).scalar()
+        priority = (
+            await db.execute(
+                text("SELECT priority FROM contact_steps WHERE id = :s"), {"s": step_id}
+            )
+        ).scalar()
+        await db.rollback()
+    assert (area, priority) == ("unknown", "P1")

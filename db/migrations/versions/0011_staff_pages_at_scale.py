@@ -14,8 +14,9 @@
   postcode has hundreds; 80 ms for one of 9,500 in the benchmark's data); a district is
   still a prefix, one range of it.
 - `contact_steps.priority`: the referral's priority, written with each step (intake and the
-  contact plan pass it) and kept equal by `referrals_priority_to_steps`, a trigger on a
-  change of the referral's priority (an override, a re-triage). `ix_contact_steps_calls_due`
+  contact plan pass it; a step written without it takes its referral's, by a trigger) and
+  kept equal by `referrals_priority_to_steps`, a trigger on a change of the referral's
+  priority (an override, a re-triage). `ix_contact_steps_calls_due`
   becomes (priority, due_at, id) over due calls, the list's order, with the referral's id
   in it: a page of calls due is one range read instead of joining and sorting every due call
   (2,600 at a million: 22 ms), and a caseworker's scope is checked from the index before a
@@ -52,7 +53,10 @@ def upgrade() -> None:
         """
     )
     op.execute("UPDATE referrals SET area = 'unknown' WHERE area IS NULL")
-    op.alter_column("referrals", "area", nullable=False)
+    # The default is for the app of before this migration, still running while a release
+    # rolls out: its intake does not name the area, and must not fail a police referral for
+    # it. Such a referral is shown under "Not known" until a re-triage places it.
+    op.alter_column("referrals", "area", nullable=False, server_default=sa.text("'unknown'"))
     op.create_index(
         "ix_referrals_surname_received",
         "referrals",
@@ -74,6 +78,29 @@ def upgrade() -> None:
         "WHERE r.id = s.referral_id"
     )
     op.alter_column("contact_steps", "priority", nullable=False)
+    # A step written without its priority (the app of before this migration, still running
+    # while a release rolls out, or a future writer that forgets it) takes its referral's.
+    # The referral is visible even when intake writes both in one statement.
+    op.execute(
+        """
+        CREATE FUNCTION contact_steps_priority_of_referral() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.priority IS NULL THEN
+                NEW.priority := (SELECT priority FROM referrals WHERE id = NEW.referral_id);
+            END IF;
+            RETURN NEW;
+        END
+        $$
+        """
+    )
+    op.execute(
+        """
+        CREATE TRIGGER contact_steps_priority_of_referral
+        BEFORE INSERT ON contact_steps
+        FOR EACH ROW EXECUTE FUNCTION contact_steps_priority_of_referral()
+        """
+    )
     op.execute(
         """
         CREATE FUNCTION referrals_priority_to_steps() RETURNS trigger
@@ -114,6 +141,8 @@ def downgrade() -> None:
     )
     op.execute("DROP TRIGGER referrals_priority_to_steps ON referrals")
     op.execute("DROP FUNCTION referrals_priority_to_steps()")
+    op.execute("DROP TRIGGER contact_steps_priority_of_referral ON contact_steps")
+    op.execute("DROP FUNCTION contact_steps_priority_of_referral()")
     op.drop_column("contact_steps", "priority")
     op.create_index(
         "ix_referrals_victim_postcode_key",
