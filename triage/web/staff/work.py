@@ -130,7 +130,7 @@ class WorkController(Controller):
             if value in {code for code, _ in choices[name]}:
                 form.values[name] = value
             else:
-                form.error(name, f"Choose a {name} from the list")
+                form.error(name, f"Choose {'an' if name == 'area' else 'a'} {name} from the list")
         filters = staff_views.QueueFilters(
             service=form.values.get("service"),
             area=form.values.get("area"),
