@@ -613,3 +613,18 @@ class Override(Base):
             "kind IN ('add_service', 'remove_service', 'priority', 'deadline')", name="kind"
         ),
     )
+
+
+class PublicDraft(Base):
+    """One public form in progress (migration 0013): the answers so far, page by page. Only
+    its id is in the person's session; it expires 60 minutes after the last save and is
+    deleted on submit. Its id is the referral's idempotency key (`form-<id>`)."""
+
+    __tablename__ = "public_drafts"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    journey: Mapped[str] = mapped_column(String(20))  # self | professional
+    answers: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'"))
+    created_at: Mapped[datetime] = mapped_column(server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=_now())
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    __table_args__ = (CheckConstraint("journey IN ('self', 'professional')", name="journey"),)

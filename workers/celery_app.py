@@ -44,10 +44,11 @@ def make_celery() -> Celery:
                 "schedule": 60.0,
                 "options": {"expires": 60.0},
             },
+            # Every 5 minutes: a public form's draft is deleted soon after its 60 minutes.
             "purge-rendered": {
                 "task": "triage.retention.purge",
-                "schedule": 3600.0,
-                "options": {"expires": 3600.0},
+                "schedule": 300.0,
+                "options": {"expires": 300.0},
             },
         },
     )

@@ -17,6 +17,7 @@ from db.errors import DatabaseUnavailable
 from triage.logs import describe_error
 from triage.services import audit
 from triage.services.messaging import claim_message, deliver
+from triage.services.public_referrals import purge_expired
 from triage.services.setup_emails import send_setup_email
 from triage.services.sweeper import purge_rendered, run_step, sweep
 from triage.services.units import in_session
@@ -144,4 +145,6 @@ def seal_audit_task() -> int:
 @celery_app.task(name="triage.retention.purge", **RETRY)
 @guarded
 def purge_task() -> int:
-    return run(in_session(runtime().sessions, purge_rendered))
+    """Rendered messages past their 7 days, and public form drafts past their 60 minutes."""
+    sessions = runtime().sessions
+    return run(in_session(sessions, purge_rendered)) + run(in_session(sessions, purge_expired))

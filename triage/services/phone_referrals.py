@@ -5,20 +5,16 @@ first use), so a form submitted twice is found by its external_ref and never mak
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import asyncpg
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db import models
-from triage.domain import principals
 from triage.domain.catalogue import Catalogue
 from triage.domain.policy import require
 from triage.domain.principals import Principal
 from triage.services import intake
+from triage.services.intake_clients import intake_client
 
 # One intake client per kind of caller (the referral's source): its name is never a key's.
 CLIENTS = {"self": "staff-phone-victim", "professional": "staff-phone-professional"}
@@ -26,16 +22,7 @@ CLIENTS = {"self": "staff-phone-victim", "professional": "staff-phone-profession
 
 async def phone_client(db: AsyncSession, source: str) -> Principal:
     """The intake client a phone referral of `source` is taken through (made on first use)."""
-    name = CLIENTS[source]
-    await db.execute(
-        insert(models.ApiClient)
-        .values(id=uuid.uuid4(), name=name, source=source, per_minute=0, batches_per_minute=0)
-        .on_conflict_do_nothing(index_elements=["name"])
-    )
-    client_id = await db.scalar(select(models.ApiClient.id).where(models.ApiClient.name == name))
-    await db.commit()
-    assert client_id is not None
-    return principals.client(client_id, frozenset({"referrals:write"}), source)
+    return await intake_client(db, CLIENTS[source], source)
 
 
 async def take_phone_referral(
