@@ -1,0 +1,264 @@
+"""The self-referral journey's question pages: one thing per page, in order, each field named
+by the API path its answer goes to (so intake's errors find their field). Plain English, for a
+reading age of about 9. What each page checks itself is only what the person must answer; the
+rules of a referral are intake's, applied at the end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from triage.web.forms import Form
+
+YES_NO = (("yes", "Yes"), ("no", "No"))
+
+# The API's offence categories in the words a person would use.
+WHAT_HAPPENED = (
+    ("domestic_abuse", "Domestic abuse", "By a partner, ex-partner or family member"),
+    ("sexual", "Rape or sexual assault", None),
+    (
+        "stalking_harassment",
+        "Stalking or harassment",
+        "Being followed, watched or contacted again and again",
+    ),
+    ("violence", "Violence or assault", None),
+    ("robbery", "Robbery", "Something taken from you by force or threat"),
+    ("burglary", "Burglary", "Someone broke into your home"),
+    ("theft", "Theft", None),
+    ("criminal_damage", "Damage to your home or things", None),
+    ("fraud", "Fraud or a scam", None),
+    ("exploitation", "Being made to work or do things against your will", None),
+    ("antisocial_behaviour", "Antisocial behaviour", None),
+    ("homicide", "Someone close to me was killed", None),
+    ("other", "Something else", None),
+)
+
+NEEDS = (
+    ("emotional", "Someone to talk to"),
+    ("safety", "Help to feel safe"),
+    ("practical", "Practical help, like changing locks"),
+    ("counselling", "Counselling"),
+    ("court_support", "Help with going to court"),
+    ("legal_advice", "Advice about the law"),
+    ("financial_hardship", "Help with money problems caused by the crime"),
+    ("restorative_justice", "Talking with the person who harmed you, if you want to"),
+    ("online_support", "Support online"),
+)
+
+CHANNELS = (("phone", "Phone call"), ("sms", "Text message"), ("email", "Email"))
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str  # the API path (a date's three inputs are name-day, name-month, name-year)
+    kind: str  # text | date | radios | checkboxes | textarea
+    label: str
+    hint: str | None = None
+    required: str | None = None  # the message when it is missing; None: optional
+    options: tuple[tuple[Any, ...], ...] = ()
+    autocomplete: str | None = None
+    input_type: str = "text"
+
+
+@dataclass(frozen=True)
+class Page:
+    slug: str
+    title: str
+    fields: tuple[Field, ...] = field(default_factory=tuple)
+    hint: str | None = None
+
+    def answers_of(self, form: Form) -> dict[str, Any]:
+        """What this page keeps of a submitted form: its own fields only."""
+        kept: dict[str, Any] = {}
+        for f in self.fields:
+            if f.kind == "checkboxes":
+                kept[f.name] = [v for v in form.many(f.name) if v in {o[0] for o in f.options}]
+            elif f.kind == "date":
+                for part in ("day", "month", "year"):
+                    kept[f"{f.name}-{part}"] = form.get(f"{f.name}-{part}")[:4]
+            else:
+                kept[f.name] = form.get(f.name)[:500]
+        return kept
+
+    def check(self, answers: dict[str, Any]) -> list[tuple[str, str]]:
+        """(field id, message) for each answer this page must have and does not."""
+        problems = []
+        for f in self.fields:
+            if f.kind == "date":
+                parts = [answers.get(f"{f.name}-{p}", "") for p in ("day", "month", "year")]
+                if f.required and not all(parts):
+                    problems.append((f"{f.name}-day", f.required))
+                elif any(parts) and not all(p.isdigit() for p in parts):
+                    problems.append((f"{f.name}-day", "Enter the date as numbers, like 27 3 1990"))
+            elif f.kind in ("radios",) and answers.get(f.name) not in (
+                None,
+                "",
+                *(o[0] for o in f.options),
+            ):
+                problems.append((f.name, f.required or "Choose one of the answers"))
+            elif f.required and not answers.get(f.name):
+                problems.append((f.name, f.required))
+        return problems + self._extra(answers)
+
+    def _extra(self, answers: dict[str, Any]) -> list[tuple[str, str]]:
+        if self.slug != "contact":
+            return []
+        problems = []
+        channels = answers.get("contact.channels") or []
+        if ("phone" in channels or "sms" in channels) and not answers.get("victim.phone"):
+            problems.append(("victim.phone", "Enter a phone number we can call or text"))
+        if "email" in channels and not answers.get("victim.email"):
+            problems.append(("victim.email", "Enter an email address we can use"))
+        return problems
+
+
+SELF_PAGES = (
+    Page(
+        "about-you",
+        "About you",
+        (
+            Field(
+                "victim.first_name",
+                "text",
+                "First name",
+                required="Enter your first name",
+                autocomplete="off",
+            ),
+            Field(
+                "victim.last_name",
+                "text",
+                "Last name",
+                required="Enter your last name",
+                autocomplete="off",
+            ),
+            Field(
+                "victim.date_of_birth",
+                "date",
+                "Date of birth",
+                hint="For example, 27 3 1990",
+                required="Enter your date of birth",
+            ),
+            Field(
+                "victim.address.postcode",
+                "text",
+                "Postcode (optional)",
+                hint="This helps us find support near you",
+                autocomplete="off",
+            ),
+        ),
+    ),
+    Page(
+        "what-happened",
+        "What happened?",
+        (
+            Field(
+                "offence.category",
+                "radios",
+                "What happened?",
+                hint="Choose the one that fits best. You do not need to give details.",
+                required="Choose what happened",
+                options=WHAT_HAPPENED,
+            ),
+        ),
+    ),
+    Page(
+        "support",
+        "What help would you like?",
+        (
+            Field(
+                "needs",
+                "checkboxes",
+                "What help would you like?",
+                hint="Choose all that you want. You can leave this blank.",
+                options=NEEDS,
+            ),
+        ),
+    ),
+    Page(
+        "contact",
+        "How can we contact you safely?",
+        (
+            Field(
+                "contact.channels",
+                "checkboxes",
+                "How can we contact you safely?",
+                hint="Choose all the ways that are safe for you",
+                required="Choose at least one safe way to contact you",
+                options=CHANNELS,
+            ),
+            Field(
+                "victim.phone",
+                "text",
+                "Phone number",
+                hint="Only if we can call or text you",
+                autocomplete="off",
+                input_type="tel",
+            ),
+            Field(
+                "victim.email",
+                "text",
+                "Email address",
+                hint="Only if we can email you",
+                autocomplete="off",
+                input_type="email",
+            ),
+            Field(
+                "contact.voicemail_ok",
+                "radios",
+                "Is it safe to leave a voicemail?",
+                required="Choose yes if it is safe to leave a voicemail",
+                options=YES_NO,
+            ),
+            Field(
+                "contact.letter_ok",
+                "radios",
+                "Is it safe to send you a letter?",
+                required="Choose yes if it is safe to send you a letter",
+                options=YES_NO,
+            ),
+            Field(
+                "contact.notes",
+                "textarea",
+                "Anything else that keeps you safe (optional)",
+                hint="For example, times not to call, or a safe word we should use",
+            ),
+        ),
+    ),
+    Page(
+        "follow-up",
+        "Can we ask you later how the support went?",
+        (
+            Field(
+                "consent.to_survey",
+                "radios",
+                "Can we ask you later how the support went?",
+                hint="We would send a short survey. You can say no, and it will not change "
+                "the help you get.",
+                required="Choose yes or no",
+                options=YES_NO,
+            ),
+        ),
+    ),
+)
+
+
+def flat_answers(answers: dict[str, dict[str, Any]]) -> Form:
+    """Every page's answers as one form, for the referral body (values and lists)."""
+    form = Form()
+    for page in answers.values():
+        for name, value in page.items():
+            if isinstance(value, list):
+                form.lists[name] = list(value)
+            elif value:
+                form.values[name] = str(value)
+                form.lists[name] = [str(value)]
+    return form
+
+
+def page_of_field(pages: tuple[Page, ...], field_id: str) -> Page:
+    """The page that asks `field_id` (the first page when no page does)."""
+    for page in pages:
+        for f in page.fields:
+            if field_id == f.name or field_id.startswith(f.name + "-"):
+                return page
+    return pages[0]

@@ -1,0 +1,228 @@
+"""The self-referral journey under /refer: one question a page, answers kept in the draft (the
+session holds only its id), pages in order (a later page asked for before the earlier ones
+are answered sends the person to the first one missing), check your answers with Change links,
+then intake; the confirmation shows the reference once and ends the session."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.params import FromPath
+from litestar.response import Redirect
+
+from triage.domain.problems import InvalidInput
+from triage.services import public_referrals
+from triage.web.dependencies import Db
+from triage.web.forms import Form, read_form
+from triage.web.pages import render
+from triage.web.public.journey import SELF_PAGES, Page, flat_answers, page_of_field
+from triage.web.public.session import FormSession, FormSessions
+from triage.web.referral_body import body_of, field_of
+
+BASE = "/refer"
+JOURNEY = "self"
+PAGES = {page.slug: page for page in SELF_PAGES}
+
+
+def _sessions(request: Request[Any, Any, Any]) -> FormSessions:
+    state = request.app.state
+    if getattr(state, "form_sessions", None) is None:
+        state.form_sessions = FormSessions(state.redis, secure=True)
+    return state.form_sessions  # type: ignore[no-any-return]
+
+
+def _first_missing(answers: dict[str, Any]) -> Page | None:
+    for page in SELF_PAGES:
+        if page.slug not in answers:
+            return page
+    return None
+
+
+def _back(slug: str) -> str:
+    index = [p.slug for p in SELF_PAGES].index(slug)
+    return f"{BASE}/{SELF_PAGES[index - 1].slug}" if index else BASE
+
+
+def _question(
+    page: Page, session: FormSession, form: Form, status: int = 200, cookies: Any = None
+) -> Any:
+    return render(
+        "public/question.html",
+        status=status,
+        cookies=cookies,
+        title=page.title,
+        page=page,
+        form=form,
+        csrf=session.csrf,
+        action=f"{BASE}/{page.slug}",
+        back_href=_back(page.slug),
+        error_summary=form.summary if form.errors else None,
+    )
+
+
+class SelfReferralController(Controller):
+    path = BASE
+
+    async def _session(
+        self, request: Request[Any, Any, Any], db: Db
+    ) -> tuple[str, FormSession, dict[str, Any]] | None:
+        loaded = await _sessions(request).load(request, JOURNEY)
+        if loaded is None or loaded[1].draft is None:
+            return None
+        session_id, session = loaded
+        answers = await public_referrals.answers_of(db, uuid.UUID(session.draft), JOURNEY)
+        if answers is None:
+            return None
+        return session_id, session, answers
+
+    @get("/expired")
+    async def expired(self) -> Any:
+        return render("public/expired.html", title="Your answers were deleted", back_href=BASE)
+
+    @get("/check")
+    async def check_page(self, request: Request[Any, Any, Any], db: Db) -> Any:
+        found = await self._session(request, db)
+        if found is None:
+            return Redirect(f"{BASE}/expired")
+        _, session, answers = found
+        missing = _first_missing(answers)
+        if missing is not None:
+            return Redirect(f"{BASE}/{missing.slug}")
+        return self._check(session, answers, [])
+
+    def _check(
+        self, session: FormSession, answers: dict[str, Any], errors: list[dict[str, str]]
+    ) -> Any:
+        return render(
+            "public/check.html",
+            status=400 if errors else 200,
+            title="Check your answers",
+            pages=SELF_PAGES,
+            answers=answers,
+            csrf=session.csrf,
+            back_href=f"{BASE}/{SELF_PAGES[-1].slug}",
+            error_summary=errors or None,
+        )
+
+    @post("/check")
+    async def submit(self, request: Request[Any, Any, Any], db: Db) -> Any:
+        found = await self._session(request, db)
+        if found is None:
+            return Redirect(f"{BASE}/expired")
+        session_id, session, answers = found
+        await read_form(request, session.csrf)
+        if _first_missing(answers) is not None:
+            return Redirect(f"{BASE}/check")
+        form = flat_answers(answers)
+        # The victim refers themselves: consent to the referral and to contact is theirs.
+        form.values["consent.to_referral"] = "yes"
+        form.values["consent.to_contact"] = "yes"
+        body = body_of(form, "")
+        body.pop("external_ref")
+        assert session.draft is not None
+        try:
+            taken = await public_referrals.submit(
+                db,
+                request.app.state.pg,
+                uuid.UUID(session.draft),
+                JOURNEY,
+                body,
+                request.app.state.catalogue,
+            )
+        except InvalidInput as invalid:
+            errors = []
+            for problem in invalid.problems:
+                field = field_of(problem.path)
+                page = page_of_field(SELF_PAGES, field)
+                errors.append({"text": _plain(problem.path), "href": f"{BASE}/{page.slug}#{field}"})
+            return self._check(session, answers, errors)
+        session.draft, session.reference = None, taken.reference
+        await _sessions(request).save(session_id, session)
+        return Redirect(f"{BASE}/done")
+
+    @get("/done")
+    async def done(self, request: Request[Any, Any, Any]) -> Any:
+        loaded = await _sessions(request).load(request, JOURNEY)
+        if loaded is None or loaded[1].reference is None:
+            return Redirect(BASE)
+        session_id, session = loaded
+        # Shown once: the session ends now, so the back button and a refresh find nothing.
+        cookie = await _sessions(request).end(session_id)
+        return render(
+            "public/done.html",
+            title="Referral sent",
+            reference=session.reference,
+            cookies=[cookie],
+        )
+
+    @get("/{slug:str}")
+    async def question(self, request: Request[Any, Any, Any], db: Db, slug: FromPath[str]) -> Any:
+        page = PAGES.get(slug)
+        if page is None:
+            return Redirect(BASE)
+        found = await self._session(request, db)
+        if found is None:
+            if page is not SELF_PAGES[0]:
+                return Redirect(f"{BASE}/expired")
+            # Starting: a draft and a session of its own (any earlier one replaced).
+            old = await _sessions(request).load(request, JOURNEY)
+            draft = await public_referrals.start_draft(db, JOURNEY)
+            session = FormSession(journey=JOURNEY, draft=str(draft))
+            cookie = await _sessions(request).start(session, old[0] if old else None)
+            return _question(page, session, Form(), cookies=[cookie])
+        _, session, answers = found
+        missing = _first_missing(answers)
+        if missing is not None and [p.slug for p in SELF_PAGES].index(missing.slug) < [
+            p.slug for p in SELF_PAGES
+        ].index(slug):
+            return Redirect(f"{BASE}/{missing.slug}")
+        saved = answers.get(slug, {})
+        form = Form(
+            values={k: v for k, v in saved.items() if isinstance(v, str)},
+            lists={k: v for k, v in saved.items() if isinstance(v, list)},
+        )
+        return _question(page, session, form)
+
+    @post("/{slug:str}")
+    async def answer(self, request: Request[Any, Any, Any], db: Db, slug: FromPath[str]) -> Any:
+        page = PAGES.get(slug)
+        if page is None:
+            return Redirect(BASE)
+        found = await self._session(request, db)
+        if found is None:
+            return Redirect(f"{BASE}/expired")
+        _, session, answers = found
+        form = await read_form(request, session.csrf)
+        kept = page.answers_of(form)
+        problems = page.check(kept)
+        if form.errors or problems:
+            shown = Form(
+                values={k: v for k, v in kept.items() if isinstance(v, str)},
+                lists={k: v for k, v in kept.items() if isinstance(v, list)},
+                errors=[*form.errors, *problems],
+            )
+            return _question(page, session, shown, status=400)
+        assert session.draft is not None
+        if not await public_referrals.save_page(db, uuid.UUID(session.draft), JOURNEY, slug, kept):
+            return Redirect(f"{BASE}/expired")
+        answers[slug] = kept
+        missing = _first_missing(answers)
+        return Redirect(f"{BASE}/{missing.slug}" if missing else f"{BASE}/check")
+
+
+def _plain(path: str) -> str:
+    """An intake problem in the person's words, by the field it is about."""
+    words = {
+        "victim.phone": "Enter a UK phone number, like 07700 900123",
+        "victim.email": "Enter an email address, like name@example.com",
+        "victim.date_of_birth": "Enter a real date of birth in the past",
+        "victim.address.postcode": "Enter a real postcode, like ME14 1XX, or leave it blank",
+        "contact.channels": "Choose a safe way to contact you that you gave details for",
+    }
+    base = path.split("[")[0]
+    for prefix, text in words.items():
+        if base == prefix or base.startswith(prefix + "."):
+            return text
+    return "Check this answer"
