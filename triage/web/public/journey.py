@@ -5,6 +5,7 @@ rules of a referral are intake's, applied at the end."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +102,14 @@ class Page:
         return problems + self._extra(answers)
 
     def _extra(self, answers: dict[str, Any]) -> list[tuple[str, str]]:
+        if self.slug == "consent" and answers.get("consent.to_referral") == "no":
+            return [
+                (
+                    "consent.to_referral",
+                    "We can only take a referral the victim has agreed to. They can also "
+                    "refer themselves",
+                )
+            ]
         if self.slug != "contact":
             return []
         problems = []
@@ -169,7 +178,7 @@ SELF_PAGES = (
                 "needs",
                 "checkboxes",
                 "What help would you like?",
-                hint="Choose all that you want. You can leave this blank.",
+                hint="Choose all that apply. You can leave this blank.",
                 options=NEEDS,
             ),
         ),
@@ -232,8 +241,7 @@ SELF_PAGES = (
                 "consent.to_survey",
                 "radios",
                 "Can we ask you later how the support went?",
-                hint="We would send a short survey. You can say no, and it will not change "
-                "the help you get.",
+                hint="We would send a short survey. Saying no will not change any support.",
                 required="Choose yes or no",
                 options=YES_NO,
             ),
@@ -262,3 +270,118 @@ def page_of_field(pages: tuple[Page, ...], field_id: str) -> Page:
             if field_id == f.name or field_id.startswith(f.name + "-"):
                 return page
     return pages[0]
+
+
+def _victim_page(pronoun_you: bool) -> Page:
+    """The victim's details: their own words on the self-referral, a professional's on theirs."""
+    whose = "your" if pronoun_you else "their"
+    return Page(
+        "about-you" if pronoun_you else "victim",
+        "About you" if pronoun_you else "About the victim",
+        (
+            Field(
+                "victim.first_name",
+                "text",
+                "First name",
+                required=f"Enter {whose} first name",
+                autocomplete="off",
+            ),
+            Field(
+                "victim.last_name",
+                "text",
+                "Last name",
+                required=f"Enter {whose} last name",
+                autocomplete="off",
+            ),
+            Field(
+                "victim.date_of_birth",
+                "date",
+                "Date of birth",
+                hint="For example, 27 3 1990",
+                required=f"Enter {whose} date of birth",
+            ),
+            Field(
+                "victim.address.postcode",
+                "text",
+                "Postcode (optional)",
+                hint="This helps us find support near them"
+                if not pronoun_you
+                else "This helps us find support near you",
+                autocomplete="off",
+            ),
+        ),
+    )
+
+
+def _their(text: str) -> str:
+    """A self-referral's words as a professional reads them: the victim, not "you"."""
+    for mine, theirs in (("your", "their"), ("you", "the victim")):
+        text = " ".join(theirs if word == mine else word for word in text.split(" "))
+    return text
+
+
+def _about_the_victim(page: Page) -> Page:
+    fields = tuple(
+        dataclasses.replace(f, label=_their(f.label), hint=_their(f.hint) if f.hint else None)
+        for f in page.fields
+    )
+    return Page(page.slug, _their(page.title), fields, page.hint)
+
+
+PROFESSIONAL_PAGES = (
+    Page(
+        "about-you",
+        "About you",
+        (
+            Field(
+                "referrer.name",
+                "text",
+                "Your name",
+                required="Enter your name",
+                autocomplete="name",
+            ),
+            Field(
+                "referrer.organisation",
+                "text",
+                "Organisation",
+                hint="For example, a GP surgery, school, council or charity",
+                required="Enter your organisation",
+                autocomplete="organization",
+            ),
+            Field("referrer.role", "text", "Your role", required="Enter your role"),
+            Field(
+                "referrer.phone",
+                "text",
+                "Phone number",
+                required="Enter a phone number",
+                autocomplete="tel",
+                input_type="tel",
+            ),
+            Field(
+                "referrer.email",
+                "text",
+                "Email address",
+                required="Enter an email address",
+                autocomplete="email",
+                input_type="email",
+            ),
+        ),
+    ),
+    _victim_page(False),
+    Page(
+        "consent",
+        "Has the victim agreed to this referral?",
+        (
+            Field(
+                "consent.to_referral",
+                "radios",
+                "Has the victim agreed to this referral?",
+                hint="We can only take a referral the victim has agreed to. If they have not, "
+                "tell them how to refer themselves.",
+                required="Choose yes if the victim has agreed to this referral",
+                options=(("yes", "Yes, they have agreed"), ("no", "No")),
+            ),
+        ),
+    ),
+    *(_about_the_victim(page) for page in SELF_PAGES[1:]),
+)

@@ -1,4 +1,5 @@
-"""The self-referral journey under /refer: one question a page, answers kept in the draft (the
+"""The self-referral journey under /refer and the professional one under
+/refer/professional: one question a page, answers kept in the draft (the
 session holds only its id), pages in order (a later page asked for before the earlier ones
 are answered sends the person to the first one missing), check your answers with Change links,
 then intake; the confirmation shows the reference once and ends the session."""
@@ -17,13 +18,15 @@ from triage.services import public_referrals
 from triage.web.dependencies import Db
 from triage.web.forms import Form, read_form
 from triage.web.pages import render
-from triage.web.public.journey import SELF_PAGES, Page, flat_answers, page_of_field
+from triage.web.public.journey import (
+    PROFESSIONAL_PAGES,
+    SELF_PAGES,
+    Page,
+    flat_answers,
+    page_of_field,
+)
 from triage.web.public.session import FormSession, FormSessions
 from triage.web.referral_body import body_of, field_of
-
-BASE = "/refer"
-JOURNEY = "self"
-PAGES = {page.slug: page for page in SELF_PAGES}
 
 
 def _sessions(request: Request[Any, Any, Any]) -> FormSessions:
@@ -33,63 +36,76 @@ def _sessions(request: Request[Any, Any, Any]) -> FormSessions:
     return state.form_sessions  # type: ignore[no-any-return]
 
 
-def _first_missing(answers: dict[str, Any]) -> Page | None:
-    for page in SELF_PAGES:
-        if page.slug not in answers:
-            return page
-    return None
+class _Journey(Controller):
+    """One journey's pages under `path`; the subclasses name the journey and its pages."""
 
+    journey: str
+    pages: tuple[Page, ...]
+    # What the journey's answers mean for consent (a victim's own referral is their consent).
+    implied: tuple[tuple[str, str], ...] = ()
 
-def _back(slug: str) -> str:
-    index = [p.slug for p in SELF_PAGES].index(slug)
-    return f"{BASE}/{SELF_PAGES[index - 1].slug}" if index else BASE
+    def _first_missing(self, answers: dict[str, Any]) -> Page | None:
+        for page in self.pages:
+            if page.slug not in answers:
+                return page
+        return None
 
+    def _index(self, slug: str) -> int:
+        return [p.slug for p in self.pages].index(slug)
 
-def _question(
-    page: Page, session: FormSession, form: Form, status: int = 200, cookies: Any = None
-) -> Any:
-    return render(
-        "public/question.html",
-        status=status,
-        cookies=cookies,
-        title=page.title,
-        page=page,
-        form=form,
-        csrf=session.csrf,
-        action=f"{BASE}/{page.slug}",
-        back_href=_back(page.slug),
-        error_summary=form.summary if form.errors else None,
-    )
+    def _back(self, slug: str) -> str:
+        index = self._index(slug)
+        return f"{self.path}/{self.pages[index - 1].slug}" if index else self.path
 
+    def _page(self, slug: str) -> Page | None:
+        return next((p for p in self.pages if p.slug == slug), None)
 
-class SelfReferralController(Controller):
-    path = BASE
+    def _question(
+        self, page: Page, session: FormSession, form: Form, status: int = 200, cookies: Any = None
+    ) -> Any:
+        return render(
+            "public/question.html",
+            status=status,
+            cookies=cookies,
+            title=page.title,
+            page=page,
+            form=form,
+            csrf=session.csrf,
+            action=f"{self.path}/{page.slug}",
+            back_href=self._back(page.slug),
+            error_summary=form.summary if form.errors else None,
+        )
 
     async def _session(
         self, request: Request[Any, Any, Any], db: Db
     ) -> tuple[str, FormSession, dict[str, Any]] | None:
-        loaded = await _sessions(request).load(request, JOURNEY)
+        loaded = await _sessions(request).load(request, self.journey)
         if loaded is None or loaded[1].draft is None:
             return None
         session_id, session = loaded
-        answers = await public_referrals.answers_of(db, uuid.UUID(session.draft), JOURNEY)
+        answers = await public_referrals.answers_of(db, uuid.UUID(session.draft), self.journey)
         if answers is None:
             return None
         return session_id, session, answers
 
     @get("/expired")
     async def expired(self) -> Any:
-        return render("public/expired.html", title="Your answers were deleted", back_href=BASE)
+        return render(
+            "public/expired.html",
+            title="Your answers were deleted",
+            back_href=self.path,
+            start=f"{self.path}/{self.pages[0].slug}",
+        )
 
     @get("/check")
     async def check_page(self, request: Request[Any, Any, Any], db: Db) -> Any:
         found = await self._session(request, db)
         if found is None:
-            return Redirect(f"{BASE}/expired")
+            return Redirect(f"{self.path}/expired")
         _, session, answers = found
-        missing = _first_missing(answers)
+        missing = self._first_missing(answers)
         if missing is not None:
-            return Redirect(f"{BASE}/{missing.slug}")
+            return Redirect(f"{self.path}/{missing.slug}")
         return self._check(session, answers, [])
 
     def _check(
@@ -99,10 +115,11 @@ class SelfReferralController(Controller):
             "public/check.html",
             status=400 if errors else 200,
             title="Check your answers",
-            pages=SELF_PAGES,
+            base=self.path,
+            pages=self.pages,
             answers=answers,
             csrf=session.csrf,
-            back_href=f"{BASE}/{SELF_PAGES[-1].slug}",
+            back_href=f"{self.path}/{self.pages[-1].slug}",
             error_summary=errors or None,
         )
 
@@ -110,15 +127,13 @@ class SelfReferralController(Controller):
     async def submit(self, request: Request[Any, Any, Any], db: Db) -> Any:
         found = await self._session(request, db)
         if found is None:
-            return Redirect(f"{BASE}/expired")
+            return Redirect(f"{self.path}/expired")
         session_id, session, answers = found
         await read_form(request, session.csrf)
-        if _first_missing(answers) is not None:
-            return Redirect(f"{BASE}/check")
+        if self._first_missing(answers) is not None:
+            return Redirect(f"{self.path}/check")
         form = flat_answers(answers)
-        # The victim refers themselves: consent to the referral and to contact is theirs.
-        form.values["consent.to_referral"] = "yes"
-        form.values["consent.to_contact"] = "yes"
+        form.values.update(dict(self.implied))
         body = body_of(form, "")
         body.pop("external_ref")
         assert session.draft is not None
@@ -127,7 +142,7 @@ class SelfReferralController(Controller):
                 db,
                 request.app.state.pg,
                 uuid.UUID(session.draft),
-                JOURNEY,
+                self.journey,
                 body,
                 request.app.state.catalogue,
             )
@@ -135,64 +150,66 @@ class SelfReferralController(Controller):
             errors = []
             for problem in invalid.problems:
                 field = field_of(problem.path)
-                page = page_of_field(SELF_PAGES, field)
-                errors.append({"text": _plain(problem.path), "href": f"{BASE}/{page.slug}#{field}"})
+                page = page_of_field(self.pages, field)
+                href = f"{self.path}/{page.slug}#{field}"
+                errors.append({"text": _plain(problem.path), "href": href})
             return self._check(session, answers, errors)
         session.draft, session.reference = None, taken.reference
         await _sessions(request).save(session_id, session)
-        return Redirect(f"{BASE}/done")
+        return Redirect(f"{self.path}/done")
 
     @get("/done")
     async def done(self, request: Request[Any, Any, Any]) -> Any:
-        loaded = await _sessions(request).load(request, JOURNEY)
+        loaded = await _sessions(request).load(request, self.journey)
         if loaded is None or loaded[1].reference is None:
-            return Redirect(BASE)
+            return Redirect(self.path)
         session_id, session = loaded
         # Shown once: the session ends now, so the back button and a refresh find nothing.
         cookie = await _sessions(request).end(session_id)
         return render(
             "public/done.html",
             title="Referral sent",
+            journey=self.journey,
             reference=session.reference,
             cookies=[cookie],
         )
 
     @get("/{slug:str}")
     async def question(self, request: Request[Any, Any, Any], db: Db, slug: FromPath[str]) -> Any:
-        page = PAGES.get(slug)
+        page = self._page(slug)
         if page is None:
-            return Redirect(BASE)
+            return Redirect(self.path)
         found = await self._session(request, db)
         if found is None:
-            if page is not SELF_PAGES[0]:
-                return Redirect(f"{BASE}/expired")
+            if page is not self.pages[0]:
+                return Redirect(f"{self.path}/expired")
             # Starting: a draft and a session of its own (any earlier one replaced).
-            old = await _sessions(request).load(request, JOURNEY)
-            draft = await public_referrals.start_draft(db, JOURNEY)
-            session = FormSession(journey=JOURNEY, draft=str(draft))
+            old = await _sessions(request).load(request, self.journey)
+            draft = await public_referrals.start_draft(db, self.journey)
+            session = FormSession(journey=self.journey, draft=str(draft))
             cookie = await _sessions(request).start(session, old[0] if old else None)
-            return _question(page, session, Form(), cookies=[cookie])
+            return self._question(page, session, Form(), cookies=[cookie])
         _, session, answers = found
-        missing = _first_missing(answers)
-        if missing is not None and [p.slug for p in SELF_PAGES].index(missing.slug) < [
-            p.slug for p in SELF_PAGES
+        missing = self._first_missing(answers)
+        if missing is not None and [p.slug for p in self.pages].index(missing.slug) < [
+            p.slug for p in self.pages
         ].index(slug):
-            return Redirect(f"{BASE}/{missing.slug}")
+            return Redirect(f"{self.path}/{missing.slug}")
         saved = answers.get(slug, {})
         form = Form(
             values={k: v for k, v in saved.items() if isinstance(v, str)},
             lists={k: v for k, v in saved.items() if isinstance(v, list)},
         )
-        return _question(page, session, form)
+        return self._question(page, session, form)
 
     @post("/{slug:str}")
     async def answer(self, request: Request[Any, Any, Any], db: Db, slug: FromPath[str]) -> Any:
-        page = PAGES.get(slug)
+        page = self._page(slug)
         if page is None:
-            return Redirect(BASE)
+            return Redirect(self.path)
         found = await self._session(request, db)
         if found is None:
-            return Redirect(f"{BASE}/expired")
+            return Redirect(f"{self.path}/expired")
         _, session, answers = found
         form = await read_form(request, session.csrf)
         kept = page.answers_of(form)
@@ -203,13 +220,14 @@ class SelfReferralController(Controller):
                 lists={k: v for k, v in kept.items() if isinstance(v, list)},
                 errors=[*form.errors, *problems],
             )
-            return _question(page, session, shown, status=400)
+            return self._question(page, session, shown, status=400)
         assert session.draft is not None
-        if not await public_referrals.save_page(db, uuid.UUID(session.draft), JOURNEY, slug, kept):
-            return Redirect(f"{BASE}/expired")
+        draft = uuid.UUID(session.draft)
+        if not await public_referrals.save_page(db, draft, self.journey, slug, kept):
+            return Redirect(f"{self.path}/expired")
         answers[slug] = kept
-        missing = _first_missing(answers)
-        return Redirect(f"{BASE}/{missing.slug}" if missing else f"{BASE}/check")
+        missing = self._first_missing(answers)
+        return Redirect(f"{self.path}/{missing.slug}" if missing else f"{self.path}/check")
 
 
 def _plain(path: str) -> str:
@@ -226,3 +244,19 @@ def _plain(path: str) -> str:
         if base == prefix or base.startswith(prefix + "."):
             return text
     return "Check this answer"
+
+
+class SelfReferralController(_Journey):
+    path = "/refer"
+    journey = "self"
+    pages = SELF_PAGES
+    # The victim refers themselves: consent to the referral and to contact is theirs.
+    implied = (("consent.to_referral", "yes"), ("consent.to_contact", "yes"))
+
+
+class ProfessionalReferralController(_Journey):
+    path = "/refer/professional"
+    journey = "professional"
+    pages = PROFESSIONAL_PAGES
+    # The professional confirms the victim's consent on its own page; contact is the point.
+    implied = (("consent.to_contact", "yes"),)

@@ -1,0 +1,210 @@
+"""The self-referral journey through the real app (issue 11): one question a page, answers kept
+in the draft, pages in order, check your answers, one referral however often it is sent, the
+confirmation shown once, CSRF, expiry, no-store, no personal data in any URL, and the referral
+in the hub's queue."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from contact_support import move_clock_to, reset_clock, service_time
+from helpers import scalar
+from staff_support import make_staff, page_showing, sign_in, soup
+
+pytestmark = pytest.mark.integration
+
+ANSWERS = {
+    "about-you": {
+        "victim.first_name": "Robin",
+        "victim.last_name": "Quillfeather",
+        "victim.date_of_birth-day": "2",
+        "victim.date_of_birth-month": "4",
+        "victim.date_of_birth-year": "1990",
+        "victim.address.postcode": "ME14 1XX",
+    },
+    "what-happened": {"offence.category": "stalking_harassment"},
+    "support": {"needs": ["emotional", "safety"]},
+    "contact": {
+        "contact.channels": ["phone", "sms"],
+        "victim.phone": "07700 900654",
+        "contact.voicemail_ok": "no",
+        "contact.letter_ok": "no",
+        "contact.notes": "not after 5pm",
+    },
+    "follow-up": {"consent.to_survey": "yes"},
+}
+PERSONAL = ("Robin", "Quillfeather", "07700", "900654", "ME14", "1990")
+
+
+@pytest.fixture(autouse=True)
+async def _clock(sessions: Any) -> AsyncIterator[None]:
+    await reset_clock(sessions)
+    yield
+    await reset_clock(sessions)
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+class Visitor:
+    """A person's browser: its own cookies; every answer checked for no-store and for
+    personal data in the address it went to."""
+
+    def __init__(self, web: Any) -> None:
+        self.web = web
+        self.cookies: dict[str, str] = {}
+        self.seen: list[Any] = []
+
+    async def go(self, method: str, path: str, data: Any = None) -> Any:
+        answer = await self.web.request(method, path, data=data, cookies=self.cookies)
+        for key, value in answer.cookies.items():
+            if value:
+                self.cookies[key] = value
+            else:
+                self.cookies.pop(key, None)
+        self.seen.append(answer)
+        return answer
+
+    async def answer(self, slug: str, answers: dict[str, Any]) -> Any:
+        page = await self.go("GET", f"/refer/{slug}")
+        assert page.status_code == 200, (slug, page.status_code)
+        return await self.go("POST", f"/refer/{slug}", {**answers, "csrf_token": _csrf(page.text)})
+
+
+async def _through_to_check(visitor: Visitor, last_name: str = "Quillfeather") -> Any:
+    for slug, answers in ANSWERS.items():
+        if slug == "about-you":
+            answers = {**answers, "victim.last_name": last_name}
+        sent = await visitor.answer(slug, answers)
+        assert sent.status_code in (302, 303), (slug, sent.status_code, sent.text[:500])
+    check = await visitor.go("GET", "/refer/check")
+    assert check.status_code == 200
+    return check
+
+
+async def test_a_victim_refers_themselves_and_the_hub_sees_it(web: Any, sessions: Any) -> None:
+    visitor = Visitor(web)
+    check = await _through_to_check(visitor)
+    html = soup(check.text)
+    assert html.find("h1").get_text() == "Check your answers"
+    assert "Quillfeather" in check.text and "Stalking or harassment" in check.text
+    changes = [a["href"] for a in html.select(".govuk-summary-list__actions a")]
+    assert "/refer/contact#victim.phone" in changes
+    sent = await visitor.go("POST", "/refer/check", {"csrf_token": _csrf(check.text)})
+    assert sent.status_code in (302, 303) and sent.headers["location"] == "/refer/done"
+    done = await visitor.go("GET", "/refer/done")
+    assert done.status_code == 200
+    reference = soup(done.text).select_one(".govuk-panel__body strong").get_text()
+    assert reference.startswith("KVR-")
+    # Only the reference: nothing the person typed is shown again.
+    assert not any(word in done.text for word in PERSONAL)
+    # Shown once: the session ended with it.
+    again = await visitor.go("GET", "/refer/done")
+    assert again.status_code in (302, 303) and again.headers["location"] == "/refer"
+    row = await scalar(
+        sessions,
+        "SELECT jsonb_build_object('source', source, 'status', status, 'facts', facts) "
+        "FROM referrals WHERE reference = :r",
+        r=reference,
+    )
+    assert (row["source"], row["status"]) == ("self", "triaged")
+    assert row["facts"]["victim"]["last_name"] == "Quillfeather"
+    assert row["facts"]["contact"]["channels"] == ["phone", "sms"]
+    assert row["facts"]["consent"]["to_survey"] is True
+    assert (
+        await scalar(
+            sessions, "SELECT count(*) FROM public_drafts WHERE answers::text LIKE '%Quillfeather%'"
+        )
+        == 0
+    )
+    hub = await sign_in(web, await make_staff(sessions, ("hub",)))
+    assert await page_showing(hub, "/staff/queue", reference) is not None
+    # Every answer of the journey: no-store, and no personal data in any address.
+    for answer in visitor.seen:
+        assert answer.headers.get("cache-control") == "no-store", answer.url
+        assert not any(word in str(answer.url) for word in PERSONAL), answer.url
+        assert not any(word in answer.headers.get("location", "") for word in PERSONAL)
+
+
+async def test_each_page_says_what_is_missing_and_keeps_what_was_typed(web: Any) -> None:
+    visitor = Visitor(web)
+    page = await visitor.go("GET", "/refer/about-you")
+    empty = await visitor.go(
+        "POST",
+        "/refer/about-you",
+        {"csrf_token": _csrf(page.text), "victim.first_name": "Robin"},
+    )
+    assert empty.status_code == 400
+    summary = soup(empty.text).select(".govuk-error-summary a")
+    assert {a["href"] for a in summary} == {"#victim.last_name", "#victim.date_of_birth-day"}
+    assert 'value="Robin"' in empty.text
+    assert soup(empty.text).title.get_text().startswith("Error:")
+    await visitor.answer("about-you", ANSWERS["about-you"])
+    await visitor.answer("what-happened", ANSWERS["what-happened"])
+    await visitor.answer("support", ANSWERS["support"])
+    contact = await visitor.go("GET", "/refer/contact")
+    no_phone = await visitor.go(
+        "POST",
+        "/refer/contact",
+        {
+            "csrf_token": _csrf(contact.text),
+            "contact.channels": ["sms"],
+            "contact.voicemail_ok": "no",
+            "contact.letter_ok": "maybe",
+        },
+    )
+    assert no_phone.status_code == 400
+    links = {a["href"] for a in soup(no_phone.text).select(".govuk-error-summary a")}
+    assert links == {"#victim.phone", "#contact.letter_ok"}
+    # A later page asked for first sends the person to the first one not answered.
+    visitor2 = Visitor(web)
+    await visitor2.answer("about-you", ANSWERS["about-you"])
+    jump = await visitor2.go("GET", "/refer/contact")
+    assert jump.status_code in (302, 303) and jump.headers["location"] == "/refer/what-happened"
+
+
+async def test_sent_twice_at_once_is_one_referral(web: Any, sessions: Any) -> None:
+    import random
+    import string
+
+    surname = "Q" + "".join(random.choice(string.ascii_lowercase) for _ in range(10))
+    visitor = Visitor(web)
+    check = await _through_to_check(visitor, surname)
+    token = _csrf(check.text)
+    first, second = await asyncio.gather(
+        visitor.go("POST", "/refer/check", {"csrf_token": token}),
+        visitor.go("POST", "/refer/check", {"csrf_token": token}),
+    )
+    assert {first.status_code, second.status_code} <= {302, 303}
+    count = await scalar(
+        sessions,
+        "SELECT count(*) FROM referrals WHERE facts -> 'victim' ->> 'last_name' = :s",
+        s=surname,
+    )
+    assert count == 1
+
+
+async def test_no_csrf_token_is_refused_and_nothing_is_kept(web: Any) -> None:
+    visitor = Visitor(web)
+    await visitor.go("GET", "/refer/about-you")
+    refused = await visitor.go("POST", "/refer/about-you", dict(ANSWERS["about-you"]))
+    assert refused.status_code == 403
+    assert "Quillfeather" not in refused.text
+
+
+async def test_answers_are_gone_after_an_hour_without_a_change(web: Any, sessions: Any) -> None:
+    visitor = Visitor(web)
+    await visitor.answer("about-you", ANSWERS["about-you"])
+    await move_clock_to(sessions, await service_time(sessions) + timedelta(minutes=61))
+    later = await visitor.go("GET", "/refer/what-happened")
+    assert later.status_code in (302, 303) and later.headers["location"] == "/refer/expired"
+    expired = await visitor.go("GET", "/refer/expired")
+    assert expired.status_code == 200 and "deleted" in expired.text
