@@ -15,6 +15,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.response import Redirect
 from redis.asyncio import Redis
 
 from db.engine import make_engine, make_sessionmaker
@@ -37,6 +38,7 @@ from triage.services.wakeups import set_waker
 from triage.settings import Settings, get_settings
 from triage.web.assets import static_routes
 from triage.web.errors import page_exception_handlers
+from triage.web.public.router import public_router
 from triage.web.sessions import SessionStore
 from triage.web.staff.router import staff_router
 from triage.web.templating import template_config
@@ -47,6 +49,12 @@ REDIS_SECONDS = 5
 @get("/healthz", include_in_schema=False)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@get("/", include_in_schema=False)
+async def home() -> Redirect:
+    """The site's root is the self-referral's start page."""
+    return Redirect("/refer", headers={"Cache-Control": "no-store"})
 
 
 @get("/readyz", include_in_schema=False)
@@ -153,6 +161,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AppropriateAdultController,
             notify_callback,
             staff_router(),
+            public_router(EXCEPTION_HANDLERS),
+            home,
             *static_routes(),
             *([dev_outbox] if settings.env == "dev" else []),
         ],

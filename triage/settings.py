@@ -62,6 +62,13 @@ class Settings:
     # Failed staff sign-ins (password or code) from one address in a minute, every account.
     sign_in_failures_per_minute: int = 10
     log_json: bool = True
+    # The public pages' "Exit this page" button (and three presses of Shift) goes here: a
+    # neutral site that gives nothing away in the browser's history.
+    exit_url: str = "https://www.bbc.co.uk/weather"
+    # The hub's phone number, shown on the public pages (errors, the accessibility statement,
+    # the privacy notice). The default is an Ofcom drama number that reaches nobody: set
+    # TRIAGE_HUB_PHONE in production.
+    hub_phone: str = "0306 999 0123"
 
     @property
     def is_production(self) -> bool:
@@ -116,6 +123,8 @@ def load_settings() -> Settings:
         sign_in_failures_per_minute=_int("TRIAGE_SIGN_IN_FAILURES_PER_MINUTE", 10),
         log_json=os.environ.get("TRIAGE_LOG_FORMAT", "json" if env == "production" else "console")
         == "json",
+        exit_url=os.environ.get("TRIAGE_EXIT_URL", Settings.exit_url),
+        hub_phone=os.environ.get("TRIAGE_HUB_PHONE", Settings.hub_phone),
     )
 
 
