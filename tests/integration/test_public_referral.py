@@ -64,7 +64,12 @@ class Visitor:
         self.seen: list[Any] = []
 
     async def go(self, method: str, path: str, data: Any = None) -> Any:
-        answer = await self.web.request(method, path, data=data, cookies=self.cookies)
+        # The test client keeps a cookie jar of its own: only this visitor's cookies go.
+        self.web.cookies.clear()
+        for key, value in self.cookies.items():
+            self.web.cookies.set(key, value)
+        answer = await self.web.request(method, path, data=data, follow_redirects=False)
+        self.web.cookies.clear()
         for key, value in answer.cookies.items():
             if value:
                 self.cookies[key] = value

@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath
+from litestar.exceptions import NotFoundException
 from litestar.response import Redirect
 
 from triage.domain.problems import InvalidInput
@@ -34,6 +34,15 @@ def _sessions(request: Request[Any, Any, Any]) -> FormSessions:
     if getattr(state, "form_sessions", None) is None:
         state.form_sessions = FormSessions(state.redis, secure=True)
     return state.form_sessions  # type: ignore[no-any-return]
+
+
+# Every question page's own path (fixed paths: they win over the public 404's catch-all);
+# a journey answers 404 for another journey's page.
+QUESTION_PATHS = sorted({f"/{page.slug}" for page in (*SELF_PAGES, *PROFESSIONAL_PAGES)})
+
+
+def _slug(request: Request[Any, Any, Any]) -> str:
+    return request.url.path.rstrip("/").rsplit("/", 1)[-1]
 
 
 class _Journey(Controller):
@@ -174,11 +183,12 @@ class _Journey(Controller):
             cookies=[cookie],
         )
 
-    @get("/{slug:str}")
-    async def question(self, request: Request[Any, Any, Any], db: Db, slug: FromPath[str]) -> Any:
+    @get(QUESTION_PATHS)
+    async def question(self, request: Request[Any, Any, Any], db: Db) -> Any:
+        slug = _slug(request)
         page = self._page(slug)
         if page is None:
-            return Redirect(self.path)
+            raise NotFoundException()
         found = await self._session(request, db)
         if found is None:
             if page is not self.pages[0]:
@@ -202,11 +212,12 @@ class _Journey(Controller):
         )
         return self._question(page, session, form)
 
-    @post("/{slug:str}")
-    async def answer(self, request: Request[Any, Any, Any], db: Db, slug: FromPath[str]) -> Any:
+    @post(QUESTION_PATHS)
+    async def answer(self, request: Request[Any, Any, Any], db: Db) -> Any:
+        slug = _slug(request)
         page = self._page(slug)
         if page is None:
-            return Redirect(self.path)
+            raise NotFoundException()
         found = await self._session(request, db)
         if found is None:
             return Redirect(f"{self.path}/expired")

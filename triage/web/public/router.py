@@ -18,6 +18,7 @@ from litestar.response import Template
 
 from triage.web.pages import render
 from triage.web.public.info import InfoController, PublicNotFoundController
+from triage.web.public.referral import ProfessionalReferralController, SelfReferralController
 
 Handler = Callable[[Request[Any, Any, Any], Any], Response[Any]]
 
@@ -88,9 +89,18 @@ def public_router(api_handlers: Mapping[Any, Handler] | None = None) -> Router:
         path="",
         route_handlers=[
             InfoController,
-            # The referral journeys' controllers go here (issue 11).
+            SelfReferralController,
+            ProfessionalReferralController,
             PublicNotFoundController,
         ],
         exception_handlers=handlers,
         include_in_schema=False,
+        # Every answer, redirects included: nothing of a public page is kept by a browser or
+        # a proxy (a shared phone's back button and history find nothing).
+        after_request=_no_store,
     )
+
+
+async def _no_store(response: Response[Any]) -> Response[Any]:
+    response.headers["Cache-Control"] = "no-store"
+    return response
