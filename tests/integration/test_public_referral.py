@@ -213,3 +213,57 @@ async def test_answers_are_gone_after_an_hour_without_a_change(web: Any, session
     assert later.status_code in (302, 303) and later.headers["location"] == "/refer/expired"
     expired = await visitor.go("GET", "/refer/expired")
     assert expired.status_code == 200 and "deleted" in expired.text
+
+
+async def test_a_professional_refers_with_the_victims_agreement(web: Any, sessions: Any) -> None:
+    import random
+    import string
+
+    surname = "P" + "".join(random.choice(string.ascii_lowercase) for _ in range(10))
+    visitor = Visitor(web)
+    base = "/refer/professional"
+    pages = {
+        "about-you": {
+            "referrer.name": "Dr Ada Jones",
+            "referrer.organisation": "High Street Surgery",
+            "referrer.role": "GP",
+            "referrer.phone": "01632 960001",
+            "referrer.email": "ada.jones@example.org",
+        },
+        "victim": {**ANSWERS["about-you"], "victim.last_name": surname},
+        "consent": {"consent.to_referral": "yes"},
+        **{slug: answers for slug, answers in ANSWERS.items() if slug != "about-you"},
+    }
+    # Without the victim's agreement the referral is not taken: the page says so.
+    for slug, answers in pages.items():
+        page = await visitor.go("GET", f"{base}/{slug}")
+        assert page.status_code == 200, (slug, page.status_code)
+        if slug == "consent":
+            refused = await visitor.go(
+                "POST",
+                f"{base}/consent",
+                {"csrf_token": _csrf(page.text), **{"consent.to_referral": "no"}},
+            )
+            assert refused.status_code == 400 and "agreed" in refused.text
+        sent = await visitor.go(
+            "POST", f"{base}/{slug}", {**answers, "csrf_token": _csrf(page.text)}
+        )
+        assert sent.status_code in (302, 303), (slug, sent.status_code, sent.text[:300])
+    check = await visitor.go("GET", f"{base}/check")
+    assert "Dr Ada Jones" in check.text and "Has the victim agreed" in check.text
+    sent = await visitor.go("POST", f"{base}/check", {"csrf_token": _csrf(check.text)})
+    assert sent.headers["location"] == f"{base}/done"
+    done = await visitor.go("GET", f"{base}/done")
+    reference = soup(done.text).select_one(".govuk-panel__body strong").get_text()
+    row = await scalar(
+        sessions,
+        "SELECT jsonb_build_object('source', source, 'consent', referral_consent, 'facts', facts) "
+        "FROM referrals WHERE reference = :r",
+        r=reference,
+    )
+    assert (row["source"], row["consent"]) == ("professional", "given")
+    assert row["facts"]["referrer"]["organisation"] == "High Street Surgery"
+    assert row["facts"]["victim"]["last_name"] == surname
+    # A self-referral's session never reads the professional's pages, nor the other way.
+    other = await visitor.go("GET", "/refer/consent")
+    assert other.status_code == 404
