@@ -67,6 +67,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
             # Every test signs in from the same address: the per-address limit has a test
             # of its own (test_staff_sign_in), with its own app.
             "TRIAGE_SIGN_IN_FAILURES_PER_MINUTE": "1000",
+            # Every test's public form answers come from the one test client address.
+            "TRIAGE_PUBLIC_POSTS_PER_MINUTE": "100000",
         }
     )
     from triage.settings import get_settings

@@ -30,6 +30,8 @@ def serve(host: str, port: int, workers: int) -> None:
     """Run the web app against DATABASE_URL and REDIS_URL (production settings)."""
     import uvicorn
 
+    from triage.settings import get_settings
+
     uvicorn.run(
         "triage.app:create_app",
         factory=True,
@@ -38,7 +40,10 @@ def serve(host: str, port: int, workers: int) -> None:
         workers=workers,
         access_log=False,
         log_config=None,
+        # The client's address (the public forms' limit is per address) from X-Forwarded-For
+        # only when the request came through one of these proxies.
         proxy_headers=True,
+        forwarded_allow_ips=get_settings().trusted_proxies,
         server_header=False,
     )
 

@@ -69,6 +69,13 @@ class Settings:
     # the privacy notice). The default is an Ofcom drama number that reaches nobody: set
     # TRIAGE_HUB_PHONE in production.
     hub_phone: str = "0306 999 0123"
+    # Answers sent to the public forms from one address in a minute (each page, each send),
+    # counted in Redis under a daily-changing HMAC of the address: a refuge or a library
+    # shares one address, so the limit is high; there is no limit across addresses.
+    public_posts_per_minute: int = 30
+    # The proxies whose X-Forwarded-For gives the client's address (uvicorn's
+    # forwarded_allow_ips: addresses, comma separated); from anyone else it is ignored.
+    trusted_proxies: str = "127.0.0.1"
 
     @property
     def is_production(self) -> bool:
@@ -125,6 +132,8 @@ def load_settings() -> Settings:
         == "json",
         exit_url=os.environ.get("TRIAGE_EXIT_URL", Settings.exit_url),
         hub_phone=os.environ.get("TRIAGE_HUB_PHONE", Settings.hub_phone),
+        public_posts_per_minute=_int("TRIAGE_PUBLIC_POSTS_PER_MINUTE", 30),
+        trusted_proxies=os.environ.get("TRIAGE_TRUSTED_PROXIES", Settings.trusted_proxies),
     )
 
 

@@ -152,6 +152,7 @@ async def test_a_missing_page_under_refer_is_the_public_gov_uk_404(
 
 async def test_the_refusal_page_gives_999_the_hub_and_how_long_to_wait() -> None:
     from litestar import Litestar, get
+    from litestar.di import Provide
     from litestar.exceptions import TooManyRequestsException
 
     from triage.settings import get_settings
@@ -166,6 +167,8 @@ async def test_the_refusal_page_gives_999_the_hub_and_how_long_to_wait() -> None
     router.register(limited)
     app = Litestar(
         route_handlers=[router],
+        # The journeys' handlers ask for a session; none of them runs here.
+        dependencies={"db": Provide(lambda: None, sync_to_thread=False)},
         template_config=template_config(),
         state={"settings": dataclasses.replace(get_settings(), hub_phone=PHONE)},
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -267,3 +268,67 @@ async def test_a_professional_refers_with_the_victims_agreement(web: Any, sessio
     # A self-referral's session never reads the professional's pages, nor the other way.
     other = await visitor.go("GET", "/refer/consent")
     assert other.status_code == 404
+
+
+async def test_too_many_answers_from_one_address_get_the_refusal_page(web: Any) -> None:
+    """Past the per-address limit an answer is refused with the public 429 page (999, the
+    hub's number, how long to wait), never a stack trace; the count is per address only."""
+    from triage.api.rate_limits import FailedKeyChecks
+
+    state = web.app.state
+    settings = state.settings
+    state.form_posts = FailedKeyChecks(
+        state.redis, settings.secret_key, 3, prefix=f"refer-test-{uuid.uuid4().hex[:8]}"
+    )
+    try:
+        visitor = Visitor(web)
+        page = await visitor.go("GET", "/refer/about-you")
+        token = _csrf(page.text)
+        answers = [
+            await visitor.go("POST", "/refer/about-you", {"csrf_token": token}) for _ in range(4)
+        ]
+        assert [a.status_code for a in answers[:3]] == [400, 400, 400]
+        refused = answers[3]
+        assert refused.status_code == 429
+        assert refused.headers["cache-control"] == "no-store"
+        assert int(refused.headers["retry-after"]) <= 60
+        text = soup(refused.text).get_text(" ", strip=True)
+        assert "999" in text and settings.hub_phone in text
+        assert "Traceback" not in refused.text
+    finally:
+        state.form_posts = None
+
+
+async def test_a_filled_hidden_field_is_taken_and_flagged_never_dropped(
+    web: Any, sessions: Any
+) -> None:
+    import random
+    import string
+
+    surname = "H" + "".join(random.choice(string.ascii_lowercase) for _ in range(10))
+    visitor = Visitor(web)
+    for slug, answers in ANSWERS.items():
+        if slug == "about-you":
+            answers = {**answers, "victim.last_name": surname, "website": "http://spam.example"}
+        sent = await visitor.answer(slug, answers)
+        assert sent.status_code in (302, 303), (slug, sent.status_code)
+    check = await visitor.go("GET", "/refer/check")
+    assert "spam.example" not in check.text
+    await visitor.go("POST", "/refer/check", {"csrf_token": _csrf(check.text)})
+    flags = await scalar(
+        sessions,
+        "SELECT flags FROM referrals WHERE facts -> 'victim' ->> 'last_name' = :s",
+        s=surname,
+    )
+    assert "possibly_automated" in flags
+    # Without the hidden field filled, no such flag.
+    plain = "N" + surname[1:]
+    visitor = Visitor(web)
+    check = await _through_to_check(visitor, plain)
+    await visitor.go("POST", "/refer/check", {"csrf_token": _csrf(check.text)})
+    flags = await scalar(
+        sessions,
+        "SELECT flags FROM referrals WHERE facts -> 'victim' ->> 'last_name' = :s",
+        s=plain,
+    )
+    assert flags is not None and "possibly_automated" not in flags

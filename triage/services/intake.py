@@ -130,7 +130,13 @@ async def _submit_single(
 
 
 async def submit_for_person(
-    pool: asyncpg.Pool, person: Principal, channel: Principal, body: Any, catalogue: Catalogue
+    pool: asyncpg.Pool,
+    person: Principal,
+    channel: Principal,
+    body: Any,
+    catalogue: Catalogue,
+    *,
+    extra_flags: Sequence[str] = (),
 ) -> ItemResult:
     """One referral taken by a person (hub staff on the phone, later the public forms): the
     same validation, triage and rows as the API's, in one transaction that also records who
@@ -153,6 +159,15 @@ async def submit_for_person(
             person.actor,
             str(referral_id),
         )
+        if extra_flags:
+            # What the form saw and the rules cannot (a honeypot filled in): for a person to
+            # look at, written with the referral.
+            await db.execute(
+                "UPDATE referrals SET flags = ARRAY(SELECT DISTINCT unnest(flags || $2::text[])) "
+                "WHERE id = $1",
+                referral_id,
+                list(extra_flags),
+            )
     wake_workers()  # after the commit only
     return ItemResult(0, "created", referral_id, reference)
 

@@ -100,6 +100,8 @@ async def submit(
     journey: str,
     body: dict[str, Any],
     catalogue: Catalogue,
+    *,
+    possibly_automated: bool = False,
 ) -> intake.ItemResult:
     """The draft's referral (`body`, the API's shape, built from its answers) taken by intake
     as the public form's; then the draft deleted. InvalidInput (every problem, at the API's
@@ -109,7 +111,13 @@ async def submit(
     channel = await intake_client(db, name, source)
     person = principals.public(f"{journey}-referral")
     taken = await intake.submit_for_person(
-        pool, person, channel, {**body, "external_ref": external_ref_of(draft_id)}, catalogue
+        pool,
+        person,
+        channel,
+        {**body, "external_ref": external_ref_of(draft_id)},
+        catalogue,
+        # Taken, never dropped: a person's browser or screen reader may fill a hidden field.
+        extra_flags=("possibly_automated",) if possibly_automated else (),
     )
     await db.execute(delete(models.PublicDraft).where(models.PublicDraft.id == draft_id))
     await db.commit()

@@ -6,13 +6,15 @@ then intake; the confirmation shows the reference once and ends the session."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import NotFoundException, TooManyRequestsException
 from litestar.response import Redirect
 
+from triage.api.rate_limits import FailedKeyChecks
 from triage.domain.problems import InvalidInput
 from triage.services import public_referrals
 from triage.web.dependencies import Db
@@ -29,12 +31,36 @@ from triage.web.public.session import FormSession, FormSessions
 from triage.web.referral_body import body_of, field_of
 
 
+def _limit(request: Request[Any, Any, Any]) -> FailedKeyChecks:
+    state = request.app.state
+    if getattr(state, "form_posts", None) is None:
+        settings = state.settings
+        state.form_posts = FailedKeyChecks(
+            state.redis, settings.secret_key, settings.public_posts_per_minute, prefix="refer"
+        )
+    return state.form_posts  # type: ignore[no-any-return]
+
+
+async def _count_post(request: Request[Any, Any, Any]) -> None:
+    """One more answer sent from this address; 429 (the public page giving 999 and the hub's
+    number) past the limit. The address is kept only as an HMAC, and the day is part of what
+    is hashed, so one day's marks cannot be matched with the next day's."""
+    now = time.time()
+    address = request.client.host if request.client else ""
+    day = time.strftime("%Y-%m-%d", time.gmtime(now))
+    if await _limit(request).over_limit(f"{day}|{address}", now):
+        raise TooManyRequestsException(headers={"Retry-After": str(60 - int(now) % 60)})
+
+
 def _sessions(request: Request[Any, Any, Any]) -> FormSessions:
     state = request.app.state
     if getattr(state, "form_sessions", None) is None:
         state.form_sessions = FormSessions(state.redis, secure=True)
     return state.form_sessions  # type: ignore[no-any-return]
 
+
+# The draft's mark that the hidden "website" field of a page was filled in.
+HONEYPOT = "_honeypot"
 
 # Every question page's own path (fixed paths: they win over the public 404's catch-all);
 # a journey answers 404 for another journey's page.
@@ -134,6 +160,7 @@ class _Journey(Controller):
 
     @post("/check")
     async def submit(self, request: Request[Any, Any, Any], db: Db) -> Any:
+        await _count_post(request)
         found = await self._session(request, db)
         if found is None:
             return Redirect(f"{self.path}/expired")
@@ -154,6 +181,7 @@ class _Journey(Controller):
                 self.journey,
                 body,
                 request.app.state.catalogue,
+                possibly_automated=HONEYPOT in answers,
             )
         except InvalidInput as invalid:
             errors = []
@@ -218,6 +246,7 @@ class _Journey(Controller):
         page = self._page(slug)
         if page is None:
             raise NotFoundException()
+        await _count_post(request)
         found = await self._session(request, db)
         if found is None:
             return Redirect(f"{self.path}/expired")
@@ -225,6 +254,13 @@ class _Journey(Controller):
         form = await read_form(request, session.csrf)
         kept = page.answers_of(form)
         problems = page.check(kept)
+        if form.get("website") and HONEYPOT not in answers:
+            # The hidden field was filled: kept as a mark on the draft (its own key, not a
+            # page), so the referral is flagged for the hub when it is sent.
+            await public_referrals.save_page(
+                db, uuid.UUID(session.draft or ""), self.journey, HONEYPOT, {"hit": True}
+            )
+            answers[HONEYPOT] = {"hit": True}
         if form.errors or problems:
             shown = Form(
                 values={k: v for k, v in kept.items() if isinstance(v, str)},
