@@ -190,7 +190,7 @@ SELF_PAGES = (
             Field(
                 "contact.channels",
                 "checkboxes",
-                "How can we contact you safely?",
+                "Safe ways to contact you",
                 hint="Choose all the ways that are safe for you",
                 required="Choose at least one safe way to contact you",
                 options=CHANNELS,
