@@ -137,3 +137,25 @@ async def test_an_unknown_journey_is_refused(sessions: Any) -> None:
         with pytest.raises(ValueError):
             await start_draft(db, "anonymous")
         assert await answers_of(db, uuid.uuid4(), "self") is None
+
+
+async def test_a_child_referring_themselves_is_flagged_for_safeguarding_review(
+    sessions: Any, pool: Any
+) -> None:
+    """Nothing asks for a parent; the hub reviews a child's own referral."""
+    from triage.services.catalogues import current_catalogue
+    from triage.services.public_referrals import start_draft, submit
+
+    today = (await service_time(sessions)).date()
+    child = {**BODY, "victim": {**BODY["victim"], "date_of_birth": f"{today.year - 15}-01-01"}}
+    async with sessions() as db:
+        taken = await submit(
+            db, pool, await start_draft(db, "self"), "self", child, current_catalogue()
+        )
+        adult = await submit(
+            db, pool, await start_draft(db, "self"), "self", BODY, current_catalogue()
+        )
+    flags = await scalar(sessions, "SELECT flags FROM referrals WHERE id = :r", r=taken.id)
+    assert "safeguarding_review" in flags
+    flags = await scalar(sessions, "SELECT flags FROM referrals WHERE id = :r", r=adult.id)
+    assert "safeguarding_review" not in flags

@@ -12,7 +12,7 @@ submit (a double click, the back button and submit again) is one referral.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -33,6 +33,19 @@ CLIENTS = {
     "self": ("public-self-referral", "self"),
     "professional": ("public-professional-referral", "professional"),
 }
+
+
+def _under_18(body: dict[str, Any], today: date) -> bool:
+    """Whether the victim's date of birth (as typed: intake checks it) makes them a child."""
+    raw = (body.get("victim") or {}).get("date_of_birth")
+    try:
+        born = date.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return False
+    if born is None:
+        return False
+    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    return 0 <= age < 18
 
 
 def external_ref_of(draft_id: uuid.UUID) -> str:
@@ -109,6 +122,13 @@ async def submit(
     answers the same referral (`existing`)."""
     name, source = CLIENTS[journey]
     channel = await intake_client(db, name, source)
+    flags = []
+    if possibly_automated:
+        # Taken, never dropped: a person's browser or screen reader may fill a hidden field.
+        flags.append("possibly_automated")
+    if journey == "self" and _under_18(body, (await service_now(db)).date()):
+        # A child may refer themselves, and nothing asks for a parent: the hub reviews it.
+        flags.append("safeguarding_review")
     person = principals.public(f"{journey}-referral")
     taken = await intake.submit_for_person(
         pool,
@@ -116,8 +136,7 @@ async def submit(
         channel,
         {**body, "external_ref": external_ref_of(draft_id)},
         catalogue,
-        # Taken, never dropped: a person's browser or screen reader may fill a hidden field.
-        extra_flags=("possibly_automated",) if possibly_automated else (),
+        extra_flags=flags,
     )
     await db.execute(delete(models.PublicDraft).where(models.PublicDraft.id == draft_id))
     await db.commit()
