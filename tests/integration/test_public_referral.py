@@ -32,6 +32,7 @@ ANSWERS = {
     "support": {"needs": ["emotional", "safety"]},
     "contact": {
         "contact.channels": ["phone", "sms"],
+        "contact.safe_windows": ["weekday_mornings"],
         "victim.phone": "07700 900654",
         "contact.voicemail_ok": "no",
         "contact.letter_ok": "no",
@@ -124,6 +125,9 @@ async def test_a_victim_refers_themselves_and_the_hub_sees_it(web: Any, sessions
     assert (row["source"], row["status"]) == ("self", "triaged")
     assert row["facts"]["victim"]["last_name"] == "Quillfeather"
     assert row["facts"]["contact"]["channels"] == ["phone", "sms"]
+    assert row["facts"]["contact"]["safe_times"] == [
+        {"days": ["mon", "tue", "wed", "thu", "fri"], "from": "09:00", "to": "12:00"}
+    ]
     assert row["facts"]["consent"]["to_survey"] is True
     assert (
         await scalar(

@@ -35,6 +35,16 @@ CHANNELS = (
 )
 
 
+# Safe times as a person chooses them, and the API's windows for each (London time).
+_WEEKDAYS = ["mon", "tue", "wed", "thu", "fri"]
+SAFE_WINDOWS = {
+    "weekday_mornings": (_WEEKDAYS, "09:00", "12:00"),
+    "weekday_afternoons": (_WEEKDAYS, "12:00", "17:00"),
+    "weekday_evenings": (_WEEKDAYS, "17:00", "20:00"),
+    "weekends": (["sat", "sun"], "10:00", "16:00"),
+}
+
+
 def body_of(form: Form, external_ref: str) -> dict[str, Any]:
     """The referral body the API would be sent: only what was answered."""
     body: dict[str, Any] = {"external_ref": external_ref}
@@ -58,6 +68,9 @@ def body_of(form: Form, external_ref: str) -> dict[str, Any]:
     contact = body.setdefault("contact", {})
     if channels:
         contact["channels"] = channels
+    windows = [SAFE_WINDOWS[w] for w in form.many("contact.safe_windows") if w in SAFE_WINDOWS]
+    if windows:
+        contact["safe_times"] = [{"days": d, "from": f, "to": t} for d, f, t in windows]
     for answer in ("voicemail_ok", "letter_ok"):
         if form.get(f"contact.{answer}"):
             contact[answer] = form.get(f"contact.{answer}") == "yes"

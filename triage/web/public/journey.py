@@ -48,6 +48,14 @@ NEEDS = (
 
 CHANNELS = (("phone", "Phone call"), ("sms", "Text message"), ("email", "Email"))
 
+# referral_body.SAFE_WINDOWS in words.
+SAFE_TIMES = (
+    ("weekday_mornings", "Weekday mornings, 9am to 12 noon"),
+    ("weekday_afternoons", "Weekday afternoons, 12 noon to 5pm"),
+    ("weekday_evenings", "Weekday evenings, 5pm to 8pm"),
+    ("weekends", "Weekends, 10am to 4pm"),
+)
+
 
 @dataclass(frozen=True)
 class Field:
@@ -210,6 +218,13 @@ SELF_PAGES = (
                 hint="Only if we can email you",
                 autocomplete="off",
                 input_type="email",
+            ),
+            Field(
+                "contact.safe_windows",
+                "checkboxes",
+                "When is it safe to contact you?",
+                hint="Choose all the times that are safe. Leave this blank if any time is safe.",
+                options=SAFE_TIMES,
             ),
             Field(
                 "contact.voicemail_ok",
