@@ -336,3 +336,14 @@ async def test_a_filled_hidden_field_is_taken_and_flagged_never_dropped(
         s=plain,
     )
     assert flags is not None and "possibly_automated" not in flags
+
+
+async def test_errors_outside_the_public_router_are_public_pages_too(web: Any) -> None:
+    """A wrong method on a public page, or an address under it no route knows, is the public
+    GOV.UK page (no-store, 999), never the API's JSON."""
+    for method, path in (("POST", "/refer"), ("POST", "/privacy"), ("PUT", "/refer/check")):
+        answer = await web.request(method, path, follow_redirects=False)
+        assert answer.status_code in (403, 404, 405), (method, path, answer.status_code)
+        assert answer.headers["content-type"].startswith("text/html"), (method, path)
+        assert answer.headers["cache-control"] == "no-store"
+        assert "999" in answer.text

@@ -14,9 +14,13 @@ from litestar.response import Redirect, Template
 
 from triage.domain.policy import Forbidden
 from triage.web.pages import render
+from triage.web.public.router import public_errors
 from triage.web.staff.guards import SignInRequired
 
 PAGE_PREFIXES = ("/staff",)
+# The public pages (issue 11): an error the public router never sees (a wrong method on one of
+# its pages, an address no route matches) is still the public page, never the API's JSON.
+PUBLIC_PREFIXES = ("/refer", "/accessibility", "/privacy", "/cover-your-tracks")
 
 _PAGES = {
     400: ("There is a problem with the page you sent", "Go back and try again."),
@@ -54,6 +58,9 @@ def for_pages(
     """The API's handler for the API, a page for the pages."""
 
     def handle(request: Request[Any, Any, Any], exc: Any) -> Response[Any]:
+        path = request.url.path
+        if path == "/" or any(path == p or path.startswith(p + "/") for p in PUBLIC_PREFIXES):
+            return public_errors(api_handler)(request, exc)
         if not is_page(request):
             return api_handler(request, exc)
         if isinstance(exc, SignInRequired):
