@@ -260,6 +260,9 @@ triage is running (dev mode; the clock can be moved with `triage clock advance 2
 Demo API key for client "Demo Police" (police). Copy it now; it is not shown again:
 {key}
 
+Public referral forms: {base}/refer  (a victim's own referral; a professional's at
+{base}/refer/professional)
+
 Staff pages: {base}/staff/  (demo logins, for this demo only; password for each:
 "{_demo_password()}"; add the TOTP secret to an authenticator app, or get the code with
 `python -c "import pyotp; print(pyotp.TOTP('SECRET').now())"`)
