@@ -64,10 +64,12 @@ async def test_every_public_page_is_a_safe_gov_uk_page(
     html = soup(response.text)
     assert html.find("h1").get_text(strip=True) == heading
     assert html.title.get_text() == f"{heading} – Get support after a crime"
-    # Exit this page: a plain link to the configured neutral site (so it works without
-    # JavaScript), before the main content.
+    # Exit this page: a plain link (so it works without JavaScript) through /refer/exit, which
+    # ends the form and goes on to the configured neutral site; before the main content.
     link = _exit_link(html)
-    assert link["href"] == NEUTRAL
+    assert link["href"] == "/refer/exit"
+    leaving = await public.get("/refer/exit", follow_redirects=False)
+    assert leaving.status_code in (302, 303) and leaving.headers["location"] == NEUTRAL
     assert "Exit this page" in link.get_text()
     assert link.find_parent("main") is None
     # Every script is one of ours with this response's nonce (GOV.UK Frontend's initAll
@@ -144,7 +146,7 @@ async def test_a_missing_page_under_refer_is_the_public_gov_uk_404(
     _assert_public_headers(response)
     html = soup(response.text)
     assert html.find("h1").get_text(strip=True) == "Page not found"
-    assert _exit_link(html)["href"] == NEUTRAL
+    assert _exit_link(html)["href"] == "/refer/exit"
     assert "999" in html.get_text() and PHONE in html.get_text()
     assert "no-such-page" not in response.text  # nothing typed is quoted back
     assert "/staff" not in response.text
@@ -189,5 +191,5 @@ async def test_the_web_app_defaults(web: Any) -> None:
     from triage.settings import Settings, get_settings
 
     assert get_settings().exit_url == Settings.exit_url
-    html = soup((await web.get("/refer")).text)
-    assert _exit_link(html)["href"] == "https://www.bbc.co.uk/weather"
+    leaving = await web.get("/refer/exit", follow_redirects=False)
+    assert leaving.headers["location"] == "https://www.bbc.co.uk/weather"

@@ -281,8 +281,9 @@ async def test_too_many_answers_from_one_address_get_the_refusal_page(web: Any) 
 
     state = web.app.state
     settings = state.settings
+    # Four a minute: starting the form counts, as each answer does.
     state.form_posts = FailedKeyChecks(
-        state.redis, settings.secret_key, 3, prefix=f"refer-test-{uuid.uuid4().hex[:8]}"
+        state.redis, settings.secret_key, 4, prefix=f"refer-test-{uuid.uuid4().hex[:8]}"
     )
     try:
         visitor = Visitor(web)
@@ -347,3 +348,42 @@ async def test_errors_outside_the_public_router_are_public_pages_too(web: Any) -
         assert answer.headers["content-type"].startswith("text/html"), (method, path)
         assert answer.headers["cache-control"] == "no-store"
         assert "999" in answer.text
+
+
+async def test_exit_this_page_deletes_the_answers_on_the_way_out(web: Any, sessions: Any) -> None:
+    """Back after Exit, or Start now again, shows nothing the person typed: the session ended
+    and the draft was deleted on the way to the neutral site."""
+    visitor = Visitor(web)
+    await visitor.answer("about-you", ANSWERS["about-you"])
+    draft_count = "SELECT count(*) FROM public_drafts WHERE answers::text LIKE '%Quillfeather%'"
+    assert await scalar(sessions, draft_count) >= 1
+    before = await scalar(sessions, draft_count)
+    leaving = await visitor.go("GET", "/refer/exit")
+    assert leaving.status_code in (302, 303)
+    assert leaving.headers["location"] == web.app.state.settings.exit_url
+    assert await scalar(sessions, draft_count) == before - 1
+    again = await visitor.go("GET", "/refer/about-you")
+    assert again.status_code == 200 and "Quillfeather" not in again.text
+
+
+async def test_a_second_click_on_send_shows_the_reference(web: Any) -> None:
+    """Without JavaScript a double click sends twice: the browser shows the second answer,
+    which must be the confirmation, not "your answers were deleted"."""
+    visitor = Visitor(web)
+    check = await _through_to_check(visitor)
+    token = _csrf(check.text)
+    first = await visitor.go("POST", "/refer/check", {"csrf_token": token})
+    second = await visitor.go("POST", "/refer/check", {"csrf_token": token})
+    assert first.headers["location"] == second.headers["location"] == "/refer/done"
+    done = await visitor.go("GET", "/refer/done")
+    assert "Referral sent" in done.text
+
+
+async def test_opening_the_form_makes_no_draft_until_the_first_answer(
+    web: Any, sessions: Any
+) -> None:
+    count = "SELECT count(*) FROM public_drafts"
+    before = await scalar(sessions, count)
+    for _ in range(5):
+        assert (await Visitor(web).go("GET", "/refer/about-you")).status_code == 200
+    assert await scalar(sessions, count) == before

@@ -143,6 +143,12 @@ async def submit(
     return taken
 
 
+async def delete_draft(db: AsyncSession, draft_id: uuid.UUID) -> None:
+    """The person left (Exit this page): their answers go now. Commits."""
+    await db.execute(delete(models.PublicDraft).where(models.PublicDraft.id == draft_id))
+    await db.commit()
+
+
 async def purge_expired(db: AsyncSession, now: datetime | None = None) -> int:
     """Delete the drafts whose 60 minutes have run out (the sweep). Commits."""
     now = now or await service_now(db)

@@ -86,7 +86,9 @@ class Page:
                 for part in ("day", "month", "year"):
                     kept[f"{f.name}-{part}"] = form.get(f"{f.name}-{part}")[:4]
             else:
-                kept[f.name] = form.get(f.name)[:500]
+                # The API's own limits: a note 2,000 characters (a safe word at its end kept),
+                # anything else 100 (intake says so, plainly, if it is longer).
+                kept[f.name] = form.get(f.name)[: 2000 if f.kind == "textarea" else 200]
         return kept
 
     def check(self, answers: dict[str, Any]) -> list[tuple[str, str]]:

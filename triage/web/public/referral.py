@@ -161,6 +161,10 @@ class _Journey(Controller):
     @post("/check")
     async def submit(self, request: Request[Any, Any, Any], db: Db) -> Any:
         await _count_post(request)
+        loaded = await _sessions(request).load(request, self.journey)
+        if loaded is not None and loaded[1].reference is not None:
+            # Sent already (a second click): the confirmation, never "your answers were deleted".
+            return Redirect(f"{self.path}/done")
         found = await self._session(request, db)
         if found is None:
             return Redirect(f"{self.path}/expired")
@@ -221,11 +225,15 @@ class _Journey(Controller):
         if found is None:
             if page is not self.pages[0]:
                 return Redirect(f"{self.path}/expired")
-            # Starting: a draft and a session of its own (any earlier one replaced).
-            old = await _sessions(request).load(request, self.journey)
-            draft = await public_referrals.start_draft(db, self.journey)
-            session = FormSession(journey=self.journey, draft=str(draft))
-            cookie = await _sessions(request).start(session, old[0] if old else None)
+            loaded = await _sessions(request).load(request, self.journey)
+            if loaded is not None and loaded[1].draft is None and loaded[1].reference is None:
+                # Started, nothing answered yet: the same session (no new one per reload).
+                return self._question(page, loaded[1], Form())
+            # Starting: a session of its own (any earlier one replaced), counted against the
+            # address like an answer; the draft is made with the first answer.
+            await _count_post(request)
+            session = FormSession(journey=self.journey)
+            cookie = await _sessions(request).start(session, loaded[0] if loaded else None)
             return self._question(page, session, Form(), cookies=[cookie])
         _, session, answers = found
         missing = self._first_missing(answers)
@@ -249,7 +257,15 @@ class _Journey(Controller):
         await _count_post(request)
         found = await self._session(request, db)
         if found is None:
-            return Redirect(f"{self.path}/expired")
+            loaded = await _sessions(request).load(request, self.journey)
+            if page is not self.pages[0] or loaded is None or loaded[1].draft is not None:
+                return Redirect(f"{self.path}/expired")
+            # The first answer of a new form: its draft now.
+            session_id, session = loaded
+            await read_form(request, session.csrf)
+            session.draft = str(await public_referrals.start_draft(db, self.journey))
+            await _sessions(request).save(session_id, session)
+            found = session_id, session, {}
         _, session, answers = found
         form = await read_form(request, session.csrf)
         kept = page.answers_of(form)
@@ -291,6 +307,24 @@ def _plain(path: str) -> str:
         if base == prefix or base.startswith(prefix + "."):
             return text
     return "Check this answer"
+
+
+class ExitController(Controller):
+    """Exit this page: the form's session ended and its draft deleted, then the neutral site.
+    A plain link without JavaScript, three presses of Shift with it; answers nothing that
+    could show what the person was doing (a redirect, no page)."""
+
+    path = "/refer/exit"
+
+    @get("/")
+    async def leave(self, request: Request[Any, Any, Any], db: Db) -> Any:
+        draft, cookie = await _sessions(request).end_any(request)
+        if draft:
+            try:
+                await public_referrals.delete_draft(db, uuid.UUID(draft))
+            except ValueError:
+                pass
+        return Redirect(request.app.state.settings.exit_url, cookies=[cookie])
 
 
 class SelfReferralController(_Journey):

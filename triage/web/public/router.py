@@ -18,7 +18,11 @@ from litestar.response import Template
 
 from triage.web.pages import render
 from triage.web.public.info import InfoController, PublicNotFoundController
-from triage.web.public.referral import ProfessionalReferralController, SelfReferralController
+from triage.web.public.referral import (
+    ExitController,
+    ProfessionalReferralController,
+    SelfReferralController,
+)
 
 Handler = Callable[[Request[Any, Any, Any], Any], Response[Any]]
 
@@ -89,6 +93,7 @@ def public_router(api_handlers: Mapping[Any, Handler] | None = None) -> Router:
         path="",
         route_handlers=[
             InfoController,
+            ExitController,
             SelfReferralController,
             ProfessionalReferralController,
             PublicNotFoundController,

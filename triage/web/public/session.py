@@ -64,6 +64,21 @@ class FormSessions:
         await self.save(session_id, session)
         return self._cookie(session_id)
 
+    async def end_any(
+        self, request: ASGIConnection[Any, Any, Any, Any]
+    ) -> tuple[str | None, Cookie]:
+        """End whatever form session the browser has (either journey): the draft it held, for
+        the caller to delete, and the cookie that clears it."""
+        session_id = request.cookies.get(COOKIE, "")
+        draft = None
+        if session_id and len(session_id) <= 100:
+            raw = await self.redis.getdel(_key(session_id))
+            try:
+                draft = json.loads(raw).get("draft") if raw else None
+            except (TypeError, ValueError, AttributeError):
+                draft = None
+        return draft, self._cookie("", max_age=0)
+
     async def end(self, session_id: str) -> Cookie:
         await self.redis.delete(_key(session_id))
         return self._cookie("", max_age=0)
