@@ -387,3 +387,28 @@ async def test_opening_the_form_makes_no_draft_until_the_first_answer(
     for _ in range(5):
         assert (await Visitor(web).go("GET", "/refer/about-you")).status_code == 200
     assert await scalar(sessions, count) == before
+
+
+async def test_a_form_body_that_is_not_text_is_a_400_page(web: Any) -> None:
+    visitor = Visitor(web)
+    page = await visitor.go("GET", "/refer/about-you")
+    token = _csrf(page.text).encode()
+    body = (
+        b'--x\r\nContent-Disposition: form-data; name="victim.first_name"\r\n\r\n\xff\xfe\r\n'
+        b'--x\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n'
+        + token
+        + b"\r\n--x--\r\n"
+    )
+    web.cookies.clear()
+    for key, value in visitor.cookies.items():
+        web.cookies.set(key, value)
+    answer = await web.post(
+        "/refer/about-you",
+        content=body,
+        headers={"content-type": "multipart/form-data; boundary=x"},
+        follow_redirects=False,
+    )
+    web.cookies.clear()
+    assert answer.status_code == 400
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "999" in answer.text

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import Request
-from litestar.exceptions import PermissionDeniedException
+from litestar.exceptions import ClientException, PermissionDeniedException
 
 from triage.domain.checker import clean_text
 
@@ -53,7 +53,12 @@ async def read_form(request: Request[Any, Any, Any], csrf: str) -> Form:
     """The submitted form after its CSRF token checked against the session's (403 if not).
     Each value is text cleaned of control characters (a NUL byte is never stored), and one
     field given twice keeps every value in `lists`."""
-    data = await request.form()
+    try:
+        data = await request.form()
+    except (UnicodeDecodeError, ValueError):
+        # A body that is not text (bytes that are not UTF-8 in a multipart part): the
+        # person's error, said as a 400 page, never a 500.
+        raise ClientException("The form could not be read") from None
     sent = data.get("csrf_token", "")
     if not isinstance(sent, str) or not csrf or not hmac.compare_digest(sent, csrf):
         raise PermissionDeniedException("CSRF token missing or wrong")

@@ -6,6 +6,7 @@ then intake; the confirmation shows the reference once and ends the session."""
 
 from __future__ import annotations
 
+import ipaddress
 import time
 import uuid
 from typing import Any
@@ -41,12 +42,26 @@ def _limit(request: Request[Any, Any, Any]) -> FailedKeyChecks:
     return state.form_posts  # type: ignore[no-any-return]
 
 
+def _network_of(host: str) -> str:
+    """What one sender is: an IPv4 address, or an IPv6 /64 (one home or phone is given a whole
+    /64, and could otherwise step round the limit address by address)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return (
+        str(address.ipv4_mapped or address) if isinstance(address, ipaddress.IPv6Address) else host
+    )
+
+
 async def _count_post(request: Request[Any, Any, Any]) -> None:
     """One more answer sent from this address; 429 (the public page giving 999 and the hub's
     number) past the limit. The address is kept only as an HMAC, and the day is part of what
     is hashed, so one day's marks cannot be matched with the next day's."""
     now = time.time()
-    address = request.client.host if request.client else ""
+    address = _network_of(request.client.host if request.client else "")
     day = time.strftime("%Y-%m-%d", time.gmtime(now))
     if await _limit(request).over_limit(f"{day}|{address}", now):
         raise TooManyRequestsException(headers={"Retry-After": str(60 - int(now) % 60)})
