@@ -412,3 +412,35 @@ async def test_a_form_body_that_is_not_text_is_a_400_page(web: Any) -> None:
     assert answer.status_code == 400
     assert answer.headers["content-type"].startswith("text/html")
     assert "999" in answer.text
+
+
+async def test_the_hub_sees_a_form_referrals_flags_and_safety_answers(
+    web: Any, sessions: Any
+) -> None:
+    import random
+    import string
+
+    surname = "F" + "".join(random.choice(string.ascii_lowercase) for _ in range(10))
+    visitor = Visitor(web)
+    for slug, answers in ANSWERS.items():
+        if slug == "about-you":
+            answers = {
+                **answers,
+                "victim.last_name": surname,
+                "victim.date_of_birth-year": str((await service_time(sessions)).year - 15),
+                "website": "x",
+            }
+        await visitor.answer(slug, answers)
+    check = await visitor.go("GET", "/refer/check")
+    await visitor.go("POST", "/refer/check", {"csrf_token": _csrf(check.text)})
+    referral_id = await scalar(
+        sessions,
+        "SELECT id FROM referrals WHERE facts -> 'victim' ->> 'last_name' = :s",
+        s=surname,
+    )
+    hub = await sign_in(web, await make_staff(sessions, ("hub",)))
+    page = await hub.get(f"/staff/referrals/{referral_id}")
+    assert page.status_code == 200
+    assert "A child referred themselves" in page.text
+    assert "may not be a person" in page.text
+    assert "not after 5pm" in page.text and "no letters" in page.text
