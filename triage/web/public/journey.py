@@ -6,6 +6,7 @@ rules of a referral are intake's, applied at the end."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +43,7 @@ NEEDS = (
     ("court_support", "Help with going to court"),
     ("legal_advice", "Advice about the law"),
     ("financial_hardship", "Help with money problems caused by the crime"),
-    ("restorative_justice", "Talking with the person who harmed you, if you want to"),
+    ("restorative_justice", "Talking with the person who harmed you (restorative justice)"),
     ("online_support", "Support online"),
 )
 
@@ -332,14 +333,27 @@ def _victim_page(pronoun_you: bool) -> Page:
 
 def _their(text: str) -> str:
     """A self-referral's words as a professional reads them: the victim, not "you"."""
-    for mine, theirs in (("your", "their"), ("you", "the victim")):
-        text = " ".join(theirs if word == mine else word for word in text.split(" "))
-    return text
+    text = re.sub(r"\byour\b", "their", text)
+    text = re.sub(r"\bYour\b", "Their", text)
+    text = re.sub(r"\byou\b", "the victim", text)
+    return re.sub(r"\bme\b", "them", text)
+
+
+def _their_option(option: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(
+        _their(part) if isinstance(part, str) and i else part for i, part in enumerate(option)
+    )
 
 
 def _about_the_victim(page: Page) -> Page:
     fields = tuple(
-        dataclasses.replace(f, label=_their(f.label), hint=_their(f.hint) if f.hint else None)
+        dataclasses.replace(
+            f,
+            label=_their(f.label),
+            hint=_their(f.hint) if f.hint else None,
+            required=_their(f.required) if f.required else None,
+            options=tuple(_their_option(o) for o in f.options),
+        )
         for f in page.fields
     )
     return Page(page.slug, _their(page.title), fields, page.hint)

@@ -166,6 +166,7 @@ class _Journey(Controller):
             status=400 if errors else 200,
             title="Check your answers",
             base=self.path,
+            journey=self.journey,
             pages=self.pages,
             answers=answers,
             csrf=session.csrf,
