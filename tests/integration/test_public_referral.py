@@ -444,3 +444,27 @@ async def test_the_hub_sees_a_form_referrals_flags_and_safety_answers(
     assert "A child referred themselves" in page.text
     assert "may not be a person" in page.text
     assert "not after 5pm" in page.text and "no letters" in page.text
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        (
+            {"victim.date_of_birth-day": "31", "victim.date_of_birth-month": "2"},
+            "victim.date_of_birth-day",
+            "real date",
+        ),
+        ({"victim.date_of_birth-year": "2999"}, "victim.date_of_birth-day", "in the past"),
+        ({"victim.date_of_birth-day": "²"}, "victim.date_of_birth-day", "real date"),
+        ({"victim.first_name": "A" * 150}, "victim.first_name", "100 characters or fewer"),
+        ({"victim.address.postcode": "NOT A POSTCODE"}, "victim.address.postcode", "real postcode"),
+    ],
+)
+async def test_what_intake_would_refuse_is_said_on_its_own_page(
+    web: Any, changes: dict[str, str], field: str, words: str
+) -> None:
+    visitor = Visitor(web)
+    refused = await visitor.answer("about-you", {**ANSWERS["about-you"], **changes})
+    assert refused.status_code == 400
+    links = {a["href"]: a.get_text() for a in soup(refused.text).select(".govuk-error-summary a")}
+    assert f"#{field}" in links and words in links[f"#{field}"], links

@@ -8,8 +8,10 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
+from triage.domain.contact_details import normalise_email, normalise_phone, normalise_postcode
 from triage.web.forms import Form
 
 YES_NO = (("yes", "Yes"), ("no", "No"))
@@ -92,16 +94,25 @@ class Page:
                 kept[f.name] = form.get(f.name)[: 2000 if f.kind == "textarea" else 200]
         return kept
 
-    def check(self, answers: dict[str, Any]) -> list[tuple[str, str]]:
-        """(field id, message) for each answer this page must have and does not."""
+    def check(self, answers: dict[str, Any], today: date) -> list[tuple[str, str]]:
+        """(field id, message) for each answer this page must have and does not, or that
+        intake would refuse (checked here with intake's own normalisers, so the person hears
+        it on this page, in plain words, not at the end)."""
         problems = []
         for f in self.fields:
             if f.kind == "date":
                 parts = [answers.get(f"{f.name}-{p}", "") for p in ("day", "month", "year")]
                 if f.required and not all(parts):
                     problems.append((f"{f.name}-day", f.required))
-                elif any(parts) and not all(p.isdigit() for p in parts):
-                    problems.append((f"{f.name}-day", "Enter the date as numbers, like 27 3 1990"))
+                elif any(parts) and _date_problem(parts, today):
+                    problems.append((f"{f.name}-day", _date_problem(parts, today) or ""))
+                continue
+            value = answers.get(f.name)
+            if f.kind == "text" and value:
+                problem = _text_problem(f, value)
+                if problem:
+                    problems.append((f.name, problem))
+                    continue
             elif f.kind in ("radios",) and answers.get(f.name) not in (
                 None,
                 "",
@@ -266,6 +277,36 @@ SELF_PAGES = (
         ),
     ),
 )
+
+
+# What intake accepts, said plainly, for the fields whose kind of text is checked here.
+_TEXT_LIMIT = 100
+
+
+def _text_problem(f: Field, value: str) -> str | None:
+    if f.name.endswith("phone") and normalise_phone(value) is None:
+        return "Enter a UK phone number, like 07700 900123"
+    if f.name.endswith("email") and normalise_email(value) is None:
+        return "Enter an email address, like name@example.com"
+    if f.name.endswith("postcode") and normalise_postcode(value) is None:
+        return "Enter a real postcode, like ME14 1XX, or leave it blank"
+    if len(value) > _TEXT_LIMIT:
+        return f"{f.label} must be {_TEXT_LIMIT} characters or fewer"
+    return None
+
+
+def _date_problem(parts: list[str], today: date) -> str | None:
+    """Why three date fields are not a date of birth, or None."""
+    try:
+        day, month, year = (int(p) for p in parts)
+        born = date(year, month, day)
+    except ValueError:
+        return "Enter a real date, like 27 3 1990"
+    if born > today:
+        return "The date of birth must be in the past"
+    if year < 1900:
+        return "Enter the year as 4 numbers, like 1990"
+    return None
 
 
 def flat_answers(answers: dict[str, dict[str, Any]]) -> Form:

@@ -18,6 +18,7 @@ from litestar.response import Redirect
 from triage.api.rate_limits import FailedKeyChecks
 from triage.domain.problems import InvalidInput
 from triage.services import public_referrals
+from triage.services.clock import service_now
 from triage.web.dependencies import Db
 from triage.web.forms import Form, read_form
 from triage.web.pages import render
@@ -285,7 +286,7 @@ class _Journey(Controller):
         _, session, answers = found
         form = await read_form(request, session.csrf)
         kept = page.answers_of(form)
-        problems = page.check(kept)
+        problems = page.check(kept, (await service_now(db)).date())
         if form.get("website") and HONEYPOT not in answers:
             # The hidden field was filled: kept as a mark on the draft (its own key, not a
             # page), so the referral is flagged for the hub when it is sent.
