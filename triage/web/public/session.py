@@ -5,15 +5,16 @@ draft's 60 minutes, or as the confirmation page is shown, so the back button fin
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
 from redis.asyncio import Redis
+
+from triage.web.sessions import RedisSessions
 
 COOKIE = "triage_form"
 IDLE_SECONDS = 60 * 60  # the draft's own lifetime
@@ -28,69 +29,37 @@ class FormSession:
     reference: str | None = None
 
 
-def _key(session_id: str) -> str:
-    return "public-session:" + hashlib.sha256(session_id.encode()).hexdigest()
-
-
-class FormSessions:
+class FormSessions(RedisSessions[FormSession]):
     def __init__(self, redis: Redis, *, secure: bool = True) -> None:
-        self.redis = redis
-        self.secure = secure
+        # Only the form's pages get the cookie.
+        super().__init__(
+            redis,
+            FormSession,
+            cookie=COOKIE,
+            prefix="public-session:",
+            idle=IDLE_SECONDS,
+            path="/refer",
+            secure=secure,
+        )
 
     async def load(
         self, request: ASGIConnection[Any, Any, Any, Any], journey: str
     ) -> tuple[str, FormSession] | None:
-        session_id = request.cookies.get(COOKIE, "")
-        if not session_id or len(session_id) > 100:
-            return None
-        raw = await self.redis.getex(_key(session_id), ex=IDLE_SECONDS)
-        if raw is None:
-            return None
-        try:
-            session = FormSession(**json.loads(raw))
-        except (TypeError, ValueError):
-            return None
-        if session.journey != journey:
-            return None
-        return session_id, session
-
-    async def save(self, session_id: str, session: FormSession) -> None:
-        await self.redis.set(_key(session_id), json.dumps(asdict(session)), ex=IDLE_SECONDS)
-
-    async def start(self, session: FormSession, old_id: str | None = None) -> Cookie:
-        if old_id:
-            await self.redis.delete(_key(old_id))
-        session_id = secrets.token_urlsafe(32)
-        await self.save(session_id, session)
-        return self._cookie(session_id)
+        """This journey's session (another journey's is not this one's)."""
+        loaded = await self.read(request)
+        return loaded if loaded is not None and loaded[1].journey == journey else None
 
     async def end_any(
         self, request: ASGIConnection[Any, Any, Any, Any]
     ) -> tuple[str | None, Cookie]:
         """End whatever form session the browser has (either journey): the draft it held, for
         the caller to delete, and the cookie that clears it."""
-        session_id = request.cookies.get(COOKIE, "")
+        session_id = self.cookie_id(request)
         draft = None
-        if session_id and len(session_id) <= 100:
-            raw = await self.redis.getdel(_key(session_id))
+        if session_id is not None:
+            raw = await self.redis.getdel(self._key(session_id))
             try:
                 draft = json.loads(raw).get("draft") if raw else None
             except (TypeError, ValueError, AttributeError):
                 draft = None
-        return draft, self._cookie("", max_age=0)
-
-    async def end(self, session_id: str) -> Cookie:
-        await self.redis.delete(_key(session_id))
-        return self._cookie("", max_age=0)
-
-    def _cookie(self, value: str, max_age: int | None = None) -> Cookie:
-        # A session cookie (no expiry kept on the device), only for the form's pages.
-        return Cookie(
-            key=COOKIE,
-            value=value,
-            max_age=max_age,
-            path="/refer",
-            httponly=True,
-            secure=self.secure,
-            samesite="lax",
-        )
+        return draft, self.cookie("", max_age=0)
