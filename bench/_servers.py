@@ -76,6 +76,7 @@ def server_env(servers: BenchServers) -> dict[str, str]:
         "TRIAGE_SECRET_KEY": servers.secret,
         "TRIAGE_AUDIT_KEY": servers.audit_key,
         "TRIAGE_ENV": "production",
+        "TRIAGE_HUB_PHONE": "01632 960123",  # a drama number: production needs one set
         "TRIAGE_LOG_FORMAT": "json",
     }
 

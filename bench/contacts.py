@@ -369,6 +369,7 @@ def main() -> None:
                 "TRIAGE_SECRET_KEY": servers.secret,
                 "TRIAGE_AUDIT_KEY": servers.audit_key,
                 "TRIAGE_ENV": "production",
+                "TRIAGE_HUB_PHONE": "01632 960123",  # a drama number: production needs one set
             }
         )
         from triage.settings import get_settings

@@ -597,6 +597,7 @@ def main() -> None:
                 "TRIAGE_SECRET_KEY": secrets.token_urlsafe(32),
                 "TRIAGE_AUDIT_KEY": secrets.token_urlsafe(32),
                 "TRIAGE_ENV": "production",
+                "TRIAGE_HUB_PHONE": "01632 960123",  # a drama number: production needs one set
                 "TRIAGE_LOG_FORMAT": "json",
             }
         )

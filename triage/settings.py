@@ -94,6 +94,9 @@ class Settings:
             problems.append(
                 f"TRIAGE_SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes in production"
             )
+        if self.is_production and self.hub_phone == Settings.hub_phone:
+            # The public pages give this number to people in danger: never the made-up one.
+            problems.append("TRIAGE_HUB_PHONE must be set in production: the hub's real number")
         return problems
 
     @property

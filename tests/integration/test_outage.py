@@ -165,6 +165,7 @@ def outage_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
             "REDIS_URL": stack.redis_url,
             "TRIAGE_SECRET_KEY": SECRET,
             "TRIAGE_ENV": "production",
+            "TRIAGE_HUB_PHONE": "01632 960123",
             "TRIAGE_LOG_FORMAT": "json",
             "NOTIFY_CALLBACK_TOKEN": CALLBACK_TOKEN,
             # A key once checked is trusted this long: a request with it reaches its

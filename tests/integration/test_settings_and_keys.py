@@ -51,7 +51,13 @@ def test_the_web_app_refuses_an_unknown_environment_and_a_short_secret(servers: 
         create_app(dataclasses.replace(get_settings(), env="prod"))
     with pytest.raises(RuntimeError, match="at least 32 bytes"):
         create_app(dataclasses.replace(get_settings(), env="production", secret_key="x" * 31))
-    create_app(dataclasses.replace(get_settings(), env="production", secret_key="x" * 32))
+    with pytest.raises(RuntimeError, match="TRIAGE_HUB_PHONE"):
+        create_app(dataclasses.replace(get_settings(), env="production", secret_key="x" * 32))
+    create_app(
+        dataclasses.replace(
+            get_settings(), env="production", secret_key="x" * 32, hub_phone="01632 960123"
+        )
+    )
 
 
 @pytest.mark.parametrize(
