@@ -468,3 +468,32 @@ async def test_what_intake_would_refuse_is_said_on_its_own_page(
     assert refused.status_code == 400
     links = {a["href"]: a.get_text() for a in soup(refused.text).select(".govuk-error-summary a")}
     assert f"#{field}" in links and words in links[f"#{field}"], links
+
+
+async def test_the_same_person_again_is_a_new_referral_linked_for_staff_and_never_said(
+    web: Any, sessions: Any
+) -> None:
+    """A form matching an earlier referral (same name and date of birth) is taken as a new
+    one and linked as a possible duplicate for staff; the person sees only a new reference."""
+    import random
+    import string
+
+    surname = "D" + "".join(random.choice(string.ascii_lowercase) for _ in range(10))
+    references = []
+    for _ in range(2):
+        visitor = Visitor(web)
+        check = await _through_to_check(visitor, surname)
+        await visitor.go("POST", "/refer/check", {"csrf_token": _csrf(check.text)})
+        done = await visitor.go("GET", "/refer/done")
+        assert "duplicate" not in done.text.lower() and "already" not in done.text.lower()
+        references.append(soup(done.text).select_one(".govuk-panel__body strong").get_text())
+    assert references[0] != references[1]
+    linked = await scalar(
+        sessions,
+        "SELECT count(*) FROM referral_duplicates d JOIN referrals r ON r.id = d.referral_id "
+        "JOIN referrals o ON o.id = d.duplicate_of WHERE r.reference = :new AND "
+        "o.reference = :old",
+        new=references[1],
+        old=references[0],
+    )
+    assert linked == 1

@@ -6,6 +6,7 @@ then intake; the confirmation shows the reference once and ends the session."""
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import time
 import uuid
@@ -33,14 +34,26 @@ from triage.web.public.session import FormSession, FormSessions
 from triage.web.referral_body import body_of, field_of
 
 
-def _limit(request: Request[Any, Any, Any]) -> FailedKeyChecks:
+def _limit(request: Request[Any, Any, Any], day: str) -> FailedKeyChecks:
+    """The counter of answers per address, under a key of the day: the HMAC key is derived
+    from the server secret and the date, so it changes at midnight (UTC) and no mark of one
+    day can be matched with the next day's. A test may set `form_posts` itself."""
     state = request.app.state
-    if getattr(state, "form_posts", None) is None:
+    fixed = getattr(state, "form_posts", None)
+    if fixed is not None:
+        return fixed  # type: ignore[no-any-return]
+    cached = getattr(state, "form_posts_of_day", None)
+    if cached is None or cached[0] != day:
         settings = state.settings
-        state.form_posts = FailedKeyChecks(
-            state.redis, settings.secret_key, settings.public_posts_per_minute, prefix="refer"
+        key = hmac.new(settings.secret_key.encode(), f"refer:{day}".encode(), "sha256")
+        cached = (
+            day,
+            FailedKeyChecks(
+                state.redis, key.hexdigest(), settings.public_posts_per_minute, prefix="refer"
+            ),
         )
-    return state.form_posts  # type: ignore[no-any-return]
+        state.form_posts_of_day = cached
+    return cached[1]
 
 
 def _network_of(host: str) -> str:
@@ -59,12 +72,11 @@ def _network_of(host: str) -> str:
 
 async def _count_post(request: Request[Any, Any, Any]) -> None:
     """One more answer sent from this address; 429 (the public page giving 999 and the hub's
-    number) past the limit. The address is kept only as an HMAC, and the day is part of what
-    is hashed, so one day's marks cannot be matched with the next day's."""
+    number) past the limit. The address is kept only as an HMAC under the day's key."""
     now = time.time()
     address = _network_of(request.client.host if request.client else "")
     day = time.strftime("%Y-%m-%d", time.gmtime(now))
-    if await _limit(request).over_limit(f"{day}|{address}", now):
+    if await _limit(request, day).over_limit(address, now):
         raise TooManyRequestsException(headers={"Retry-After": str(60 - int(now) % 60)})
 
 
