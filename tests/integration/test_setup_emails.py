@@ -305,8 +305,15 @@ async def test_sending_twice_sends_once_and_the_link_works_once(web: Any, sessio
     from triage.settings import get_settings
 
     assert link.startswith(f"{get_settings().base_url}/staff/set-up/")
+    admin = await sign_in(web, await make_staff(sessions, ("admin",)))
+    before = await admin.get(f"/staff/admin/users/{account.user_id}")
+    assert "its link works once" in soup(before.text).find(id="setup-email").get_text()
     await set_up_with(web, sessions, link, account.user_id)
     assert not await link_opens(web, link)  # used up
+    # The admin's page no longer says the link works: the account was set up with it.
+    after = await admin.get(f"/staff/admin/users/{account.user_id}")
+    shown = soup(after.text).find(id="setup-email").get_text(" ", strip=True)
+    assert "set up since" in shown and "works" not in shown
     events = await rows(
         sessions,
         "SELECT actor, action FROM audit_events WHERE record_id = :r ORDER BY id",
