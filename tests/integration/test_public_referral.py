@@ -497,3 +497,63 @@ async def test_the_same_person_again_is_a_new_referral_linked_for_staff_and_neve
         old=references[0],
     )
     assert linked == 1
+
+
+async def test_a_bad_first_answer_makes_no_draft_and_a_new_form_ends_the_old(
+    web: Any, sessions: Any
+) -> None:
+    """An empty first answer is refused without a draft; starting the other journey (or this
+    one again) deletes the earlier form's answers, so Exit this page reaches everything."""
+    count = "SELECT count(*) FROM public_drafts"
+    visitor = Visitor(web)
+    page = await visitor.go("GET", "/refer/about-you")
+    before = await scalar(sessions, count)
+    empty = await visitor.go("POST", "/refer/about-you", {"csrf_token": _csrf(page.text)})
+    assert empty.status_code == 400
+    assert await scalar(sessions, count) == before
+    await visitor.answer("about-you", ANSWERS["about-you"])
+    assert await scalar(sessions, count) == before + 1
+    professional = await visitor.go("GET", "/refer/professional/about-you")
+    assert professional.status_code == 200
+    assert await scalar(sessions, count) == before
+    await visitor.go("GET", "/refer/exit")
+    assert await scalar(sessions, count) == before
+
+
+async def test_a_re_triage_keeps_the_forms_flags(web: Any, sessions: Any) -> None:
+    """A later re-triage never drops what the form asked a person to look at."""
+    from sqlalchemy import text
+
+    from triage.services.updates import KEPT_FLAGS
+
+    assert {"safeguarding_review", "possibly_automated"} <= KEPT_FLAGS
+    visitor = Visitor(web)
+    check = await _through_to_check(visitor)
+    await visitor.go("POST", "/refer/check", {"csrf_token": _csrf(check.text)})
+    done = await visitor.go("GET", "/refer/done")
+    reference = soup(done.text).select_one(".govuk-panel__body strong").get_text()
+    async with sessions() as db:
+        await db.execute(
+            text(
+                "UPDATE referrals SET flags = flags || ARRAY['safeguarding_review'] "
+                "WHERE reference = :r"
+            ),
+            {"r": reference},
+        )
+        await db.commit()
+    from triage.domain.principals import client
+    from triage.services.catalogues import current_catalogue
+    from triage.services.updates import apply_update
+
+    referral_id = await scalar(
+        sessions, "SELECT id FROM referrals WHERE reference = :r", r=reference
+    )
+    client_id = await scalar(
+        sessions, "SELECT client_id FROM referrals WHERE reference = :r", r=reference
+    )
+    # The form's own intake client, as the only principal that may update its referral.
+    form = client(client_id, frozenset({"referrals:write"}), "self")
+    async with sessions() as db:
+        await apply_update(db, form, referral_id, {"needs": ["emotional"]}, current_catalogue())
+    flags = await scalar(sessions, "SELECT flags FROM referrals WHERE reference = :r", r=reference)
+    assert "safeguarding_review" in flags

@@ -42,6 +42,9 @@ PATCHABLE_VICTIM = (
     "vulnerabilities",
 )
 MERGED_OBJECTS = ("contact", "offence", "risk", "consent")
+# Flags a re-triage keeps: raised by people or by the public form, not by the engine, and
+# each waiting for a person to look (services/public_referrals, case work).
+KEPT_FLAGS = frozenset({"service_review", "safeguarding_review", "possibly_automated"})
 
 
 class NotFound(LookupError):
@@ -205,9 +208,10 @@ async def apply_update(
     )
     have = {c.service for c in cases}
     wanted = {s.code for s in decision.services}
-    # The new decision's flags, plus what case work raised (service_review), which stays
-    # until a person clears it; flags of the old decision that no longer hold go.
-    flags = set(decision.flags) | (set(referral.flags) & {"service_review"})
+    # The new decision's flags, plus what people must still look at, which stays until a person
+    # clears it: case work's service_review, and what the public form saw (a child's own
+    # referral, a filled hidden field); flags of the old decision that no longer hold go.
+    flags = set(decision.flags) | (set(referral.flags) & KEPT_FLAGS)
     if disagreements(decision.to_api(), overrides):
         flags.add("service_review")
     added = [

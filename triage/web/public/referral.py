@@ -87,9 +87,6 @@ def _sessions(request: Request[Any, Any, Any]) -> FormSessions:
     return state.form_sessions  # type: ignore[no-any-return]
 
 
-# The draft's mark that the hidden "website" field of a page was filled in.
-HONEYPOT = "_honeypot"
-
 # Every question page's own path (fixed paths: they win over the public 404's catch-all);
 # a journey answers 404 for another journey's page.
 QUESTION_PATHS = sorted({f"/{page.slug}" for page in (*SELF_PAGES, *PROFESSIONAL_PAGES)})
@@ -214,7 +211,7 @@ class _Journey(Controller):
                 self.journey,
                 body,
                 request.app.state.catalogue,
-                possibly_automated=HONEYPOT in answers,
+                possibly_automated=session.automated,
             )
         except InvalidInput as invalid:
             errors = []
@@ -258,11 +255,16 @@ class _Journey(Controller):
             if loaded is not None and loaded[1].draft is None and loaded[1].reference is None:
                 # Started, nothing answered yet: the same session (no new one per reload).
                 return self._question(page, loaded[1], Form())
-            # Starting: a session of its own (any earlier one replaced), counted against the
-            # address like an answer; the draft is made with the first answer.
+            # Starting: a session of its own, counted against the address like an answer; the
+            # draft is made with the first answer. Any earlier form of this browser (this
+            # journey's, or the other's) ends here, its answers deleted: one form at a time,
+            # and Exit this page then reaches everything there is.
             await _count_post(request)
+            earlier = await _sessions(request).read(request)
+            if earlier is not None and earlier[1].draft:
+                await public_referrals.delete_draft(db, uuid.UUID(earlier[1].draft))
             session = FormSession(journey=self.journey)
-            cookie = await _sessions(request).start(session, loaded[0] if loaded else None)
+            cookie = await _sessions(request).start(session, earlier[0] if earlier else None)
             return self._question(page, session, Form(), cookies=[cookie])
         _, session, answers = found
         missing = self._first_missing(answers)
@@ -289,23 +291,17 @@ class _Journey(Controller):
             loaded = await _sessions(request).load(request, self.journey)
             if page is not self.pages[0] or loaded is None or loaded[1].draft is not None:
                 return Redirect(f"{self.path}/expired")
-            # The first answer of a new form: its draft now.
-            session_id, session = loaded
-            await read_form(request, session.csrf)
-            session.draft = str(await public_referrals.start_draft(db, self.journey))
-            await _sessions(request).save(session_id, session)
-            found = session_id, session, {}
-        _, session, answers = found
+            # The first answer of a new form: its draft is made once the answer is good.
+            found = loaded[0], loaded[1], {}
+        session_id, session, answers = found
         form = await read_form(request, session.csrf)
         kept = page.answers_of(form)
         problems = page.check(kept, (await service_now(db)).date())
-        if form.get("website") and HONEYPOT not in answers:
-            # The hidden field was filled: kept as a mark on the draft (its own key, not a
-            # page), so the referral is flagged for the hub when it is sent.
-            await public_referrals.save_page(
-                db, uuid.UUID(session.draft or ""), self.journey, HONEYPOT, {"hit": True}
-            )
-            answers[HONEYPOT] = {"hit": True}
+        if form.get("website") and not session.automated:
+            # The hidden field was filled: a mark on the session (not an answer), so the
+            # referral is flagged for the hub when it is sent; never refused for it.
+            session.automated = True
+            await _sessions(request).save(session_id, session)
         if form.errors or problems:
             shown = Form(
                 values={k: v for k, v in kept.items() if isinstance(v, str)},
@@ -313,7 +309,9 @@ class _Journey(Controller):
                 errors=[*form.errors, *problems],
             )
             return self._question(page, session, shown, status=400)
-        assert session.draft is not None
+        if session.draft is None:
+            session.draft = str(await public_referrals.start_draft(db, self.journey))
+            await _sessions(request).save(session_id, session)
         draft = uuid.UUID(session.draft)
         if not await public_referrals.save_page(db, draft, self.journey, slug, kept):
             return Redirect(f"{self.path}/expired")

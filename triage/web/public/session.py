@@ -27,6 +27,8 @@ class FormSession:
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     # Set by the submit, read once by the confirmation page.
     reference: str | None = None
+    # A page's hidden field was filled in (the honeypot): the referral is flagged for the hub.
+    automated: bool = False
 
 
 class FormSessions(RedisSessions[FormSession]):
