@@ -39,6 +39,7 @@ from triage.settings import Settings, get_settings
 from triage.web.assets import static_routes
 from triage.web.errors import page_exception_handlers
 from triage.web.public.router import public_router
+from triage.web.public.session import FormSessions
 from triage.web.sessions import SessionStore
 from triage.web.staff.router import staff_router
 from triage.web.templating import template_config
@@ -139,6 +140,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # People: sessions in Redis (every web process shares them), failed sign-ins per
         # address counted like failed key checks, under their own prefix.
         app.state.staff_sessions = SessionStore(app.state.redis, secure=True)
+        app.state.form_sessions = FormSessions(app.state.redis, secure=True)
         app.state.sign_in_failures = FailedKeyChecks(
             app.state.redis,
             settings.secret_key,

@@ -81,10 +81,8 @@ async def _count_post(request: Request[Any, Any, Any]) -> None:
 
 
 def _sessions(request: Request[Any, Any, Any]) -> FormSessions:
-    state = request.app.state
-    if getattr(state, "form_sessions", None) is None:
-        state.form_sessions = FormSessions(state.redis, secure=True)
-    return state.form_sessions  # type: ignore[no-any-return]
+    # Made with the staff's session store at start-up (app.py), one per process.
+    return request.app.state.form_sessions  # type: ignore[no-any-return]
 
 
 # Every question page's own path (fixed paths: they win over the public 404's catch-all);
