@@ -23,9 +23,11 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
     text,
 )
@@ -373,9 +375,18 @@ class Message(Base):
     # A stop (pause, withdrawal, ...) that arrived while the call was under way: the message
     # is recorded as sent and shown to staff as sent after the stop.
     stopped_at: Mapped[datetime | None]
+    # A survey message's invitation (its re-check reads the invitation's status).
+    survey_invitation_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("survey_invitations.id")
+    )
     created_at: Mapped[datetime] = mapped_column(server_default=_now())
     updated_at: Mapped[datetime] = mapped_column(server_default=_now())
     __table_args__ = (
+        Index(
+            "ix_messages_survey_invitation_id",
+            "survey_invitation_id",
+            postgresql_where=text("survey_invitation_id IS NOT NULL"),
+        ),
         Index("ix_messages_queued", "due_at", postgresql_where=text("status = 'queued'")),
         Index("ix_messages_sending", "claimed_until", postgresql_where=text("status = 'sending'")),
         Index("ix_messages_retention", "final_at", postgresql_where=text("body IS NOT NULL")),
@@ -628,3 +639,96 @@ class PublicDraft(Base):
     updated_at: Mapped[datetime] = mapped_column(server_default=_now())
     expires_at: Mapped[datetime] = mapped_column(index=True)
     __table_args__ = (CheckConstraint("journey IN ('self', 'professional')", name="journey"),)
+
+
+_SURVEY_OPEN = "status IN ('scheduled', 'invited', 'reminded')"
+
+
+class SurveyInvitation(Base):
+    """A survey invitation, written with the closure of a case as supported (migration 0014):
+    `due_at` is the next thing due (the invitation, the reminder, the expiry). The phone and
+    email keys are keyed hashes of the victim's normalised contact details, for the 90-day
+    rule; never the number or the address."""
+
+    __tablename__ = "survey_invitations"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"))
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"))
+    service: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(12))
+    due_at: Mapped[datetime | None]
+    channel: Mapped[str | None] = mapped_column(String(10))
+    phone_key: Mapped[str | None] = mapped_column(String(64))
+    email_key: Mapped[str | None] = mapped_column(String(64))
+    invited_at: Mapped[datetime | None]
+    reminded_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    final_at: Mapped[datetime | None]
+    cancel_reason: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=_now())
+    __table_args__ = (
+        Index("ix_survey_invitations_due", "due_at", postgresql_where=text(_SURVEY_OPEN)),
+        Index(
+            "ix_survey_invitations_phone_key",
+            "phone_key",
+            "created_at",
+            postgresql_where=text("phone_key IS NOT NULL"),
+        ),
+        Index(
+            "ix_survey_invitations_email_key",
+            "email_key",
+            "created_at",
+            postgresql_where=text("email_key IS NOT NULL"),
+        ),
+        Index("ix_survey_invitations_referral_id", "referral_id"),
+        Index("ix_survey_invitations_case_id", "case_id"),
+        Index("ix_survey_invitations_service_created", "service", "created_at"),
+    )
+
+
+class SurveyToken(Base):
+    """The SHA-256 of one survey link's token (the token is never stored)."""
+
+    __tablename__ = "survey_tokens"
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    invitation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("survey_invitations.id"))
+    message_id: Mapped[uuid.UUID | None]
+    issued_at: Mapped[datetime] = mapped_column(server_default=_now())
+    __table_args__ = (Index("ix_survey_tokens_invitation_id", "invitation_id"),)
+
+
+class SurveyResponse(Base):
+    """One invitation's answers (its primary key: never two), with the questions' version.
+    The free text is personal data: erased by retention, never counted in reports."""
+
+    __tablename__ = "survey_responses"
+    invitation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("survey_invitations.id"), primary_key=True
+    )
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"))
+    service: Mapped[str] = mapped_column(String(40))
+    questions_version: Mapped[str] = mapped_column(String(40))
+    answers: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'"))
+    free_text: Mapped[str | None] = mapped_column(Text)
+    safeguarding: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    completed_at: Mapped[datetime]
+    __table_args__ = (
+        Index("ix_survey_responses_case_id", "case_id"),
+        Index("ix_survey_responses_service_completed", "service", "completed_at"),
+    )
+
+
+class CaseOutcome(Base):
+    """An outcome measure's score for a case: at the needs assessment (the caseworker) and at
+    closure (the caseworker or the survey). Distance travelled is the difference."""
+
+    __tablename__ = "case_outcomes"
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(12), primary_key=True)  # assessment | closure
+    source: Mapped[str] = mapped_column(String(12), primary_key=True)  # caseworker | survey
+    measure: Mapped[str] = mapped_column(String(40), primary_key=True)
+    score: Mapped[int] = mapped_column(SmallInteger)
+    recorded_at: Mapped[datetime]
+    recorded_by: Mapped[str] = mapped_column(String(80))

@@ -274,6 +274,30 @@ async def _by_reference(db: Any, reference: str) -> uuid.UUID:
     return uuid.UUID(str(found))
 
 
+@click.group("surveys")
+def surveys_group() -> None:
+    """Survey invitations (surveys.md)."""
+
+
+@surveys_group.command("send-due")
+def surveys_send_due() -> None:
+    """What the sweep runs for surveys, now: due invitations written (or cancelled when they
+    may no longer go), reminders, expiries, then due survey messages sent inside each victim's
+    safe times. Prints counts, never who."""
+    from triage.services.sweeper import send_due_surveys
+    from workers.runtime import run, runtime, shutdown
+
+    rt = runtime()
+    try:
+        counts = run(send_due_surveys(rt.sessions, rt.notifier, rt.catalogue, rt.lease))
+    finally:
+        shutdown()
+    for part in ("invitations", "messages"):
+        found = counts[part]
+        said = ", ".join(f"{k} {v}" for k, v in sorted(found.items())) or "none due"
+        click.echo(f"{part}: {said}")
+
+
 def register(main: Any) -> None:
-    for command in (worker, beat, outbox_group, audit_group, contacts_group):
+    for command in (worker, beat, outbox_group, audit_group, contacts_group, surveys_group):
         main.add_command(command)

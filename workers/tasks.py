@@ -85,6 +85,7 @@ def sweep_task() -> dict[str, Any]:
         "messages": report.messages,
         "alerts": report.alerts,
         "setup_emails": report.setup_emails,
+        "surveys": report.surveys,
     }
 
 

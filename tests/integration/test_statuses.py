@@ -27,7 +27,7 @@ async def remove_test_rows(sessions: Any) -> AsyncIterator[None]:
     yield
     async with sessions() as db:
         mine = "SELECT id FROM referrals WHERE reference LIKE 'TST-%'"
-        for table in ("messages", "contact_steps", "cases", "alerts"):
+        for table in ("messages", "survey_invitations", "contact_steps", "cases", "alerts"):
             await db.execute(text(f"DELETE FROM {table} WHERE referral_id IN ({mine})"))
         await db.execute(text("DELETE FROM referrals WHERE reference LIKE 'TST-%'"))
         users = f"SELECT id FROM staff_users WHERE email LIKE '%@{STATUS_TEST}'"
@@ -109,6 +109,27 @@ async def _row(db: Any, lifecycle: Lifecycle, status: str) -> uuid.UUID | int:
             )
         ).scalar_one()
     row_id = uuid.uuid4()
+    if lifecycle.table == "survey_invitations":
+        # An invitation of a closed case of its own.
+        case_id = uuid.uuid4()
+        await db.execute(
+            text("""INSERT INTO cases (id, referral_id, service, role, status, opened_at)
+                    VALUES (:id, :r, 'core', 'primary', 'closed', now())"""),
+            {"id": case_id, "r": referral_id},
+        )
+        await db.execute(
+            text("""INSERT INTO survey_invitations (id, referral_id, case_id, service, status,
+                                                    due_at)
+                    VALUES (:id, :r, :c, 'core', :status, :later)"""),
+            {
+                "id": row_id,
+                "r": referral_id,
+                "c": case_id,
+                "status": status,
+                "later": datetime.now(UTC) + timedelta(days=365 * 50),
+            },
+        )
+        return row_id
     statements = {
         "cases": """INSERT INTO cases (id, referral_id, service, role, status, opened_at)
                     VALUES (:id, :r, 'core', 'primary', :status, now())""",

@@ -33,8 +33,12 @@ def kent() -> dict[str, Any]:
     return copy.deepcopy(KENT)
 
 
+SURVEY_LINK = "https://triage.example/survey/Tok3n-_x"
+
+
 def texts(template: str, channel: str, first_name: str | None = "Sam") -> list[str]:
-    rendered = render_message(POLICY, template, channel, first_name)
+    link = SURVEY_LINK if template.startswith("survey_") else None
+    rendered = render_message(POLICY, template, channel, first_name, link)
     return [t for t in (rendered.subject, rendered.body) if t is not None]
 
 
@@ -65,6 +69,7 @@ def test_every_channel_a_step_may_use_has_a_text() -> None:
 def test_every_template_renders_discreetly(template: str, channel: str) -> None:
     for text in texts(template, channel):
         assert "{" not in text and "}" not in text
+        text = text.replace(SURVEY_LINK, " ")  # the link's letters are not the template's words
         found = words(text)
         for word in (*POLICY.sensitive_words, *NAMED_IN_THE_SPEC):
             assert not [w for w in found if w.startswith(word)], (template, channel, word)
@@ -84,8 +89,9 @@ def test_every_template_renders_discreetly(template: str, channel: str) -> None:
 def test_only_the_first_name(template: str, channel: str) -> None:
     entry = POLICY.templates[template][channel]
     raw = [entry] if isinstance(entry, str) else list(entry.values())
+    allowed = ALLOWED_PLACEHOLDERS | ({"survey_link"} if template.startswith("survey_") else set())
     for text in raw:
-        assert set(re.findall(r"\{([^{}]*)\}", text)) <= ALLOWED_PLACEHOLDERS
+        assert set(re.findall(r"\{([^{}]*)\}", text)) <= allowed
     rendered = " ".join(texts(template, channel, "Samantha Jane"))
     assert "Samantha" in rendered and "Jane" not in rendered
     assert "there" in " ".join(texts(template, channel, None))  # no name: "Hello there"
@@ -187,3 +193,49 @@ def test_render_refuses_a_template_that_slipped_past_the_catalogue() -> None:
 def test_a_channel_without_a_text_is_not_rendered() -> None:
     with pytest.raises(KeyError):
         render_message(POLICY, "closing_letter", "sms", "Sam")
+
+
+def test_a_survey_message_carries_its_link_once_in_the_body() -> None:
+    for template in ("survey_invitation", "survey_reminder"):
+        for channel in ("sms", "email"):
+            rendered = render_message(POLICY, template, channel, "Sam", SURVEY_LINK)
+            assert rendered.body.count(SURVEY_LINK) == 1
+            assert SURVEY_LINK not in (rendered.subject or "")
+
+
+def test_a_survey_template_without_its_link_is_refused() -> None:
+    with pytest.raises(UnsafeMessage):
+        render_message(POLICY, "survey_invitation", "sms", "Sam")
+
+
+def test_the_wording_check_is_of_the_template_not_the_link() -> None:
+    """A token is random letters: one that happens to spell a sensitive word still goes, and
+    the template's own words are what is checked."""
+    link = "https://triage.example/survey/rapeXvictimYabuse"
+    rendered = render_message(POLICY, "survey_invitation", "sms", "Sam", link)
+    assert link in rendered.body
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ("Tell us about the police: {survey_link}", "sensitive word 'police'"),
+        ("Hello {first_name}, how did we do?", "{survey_link} exactly once"),
+        ("{survey_link} and again {survey_link}", "{survey_link} exactly once"),
+        ("Hello {last_name}: {survey_link}", "placeholder {last_name} is not allowed"),
+    ],
+)
+def test_a_survey_template_is_checked_at_load(change: str, problem: str) -> None:
+    data = kent()
+    data["surveys"]["templates"]["survey_invitation"]["sms"] = change
+    with pytest.raises(CatalogueError) as refused:
+        parse_catalogue(data, source="kent.yaml")
+    assert any(problem in p for p in refused.value.problems), refused.value.problems
+
+
+def test_a_contact_template_cannot_take_a_link() -> None:
+    data = kent()
+    data["contact"]["templates"]["introduction"]["sms"] = "Hello {first_name}: {survey_link}"
+    with pytest.raises(CatalogueError) as refused:
+        parse_catalogue(data, source="kent.yaml")
+    assert any("survey_link" in p for p in refused.value.problems)

@@ -11,13 +11,14 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from triage.domain import vocabulary as v
 from triage.domain.calendar import WorkingCalendar, parse_clock
+from triage.domain.catalogue_words import DISCREETPLACEHOLDERS, template_problems
 from triage.domain.facts import (
     APPROPRIATE_ADULT_FACTS,
     APPROPRIATE_ADULT_VALUES,
@@ -27,6 +28,7 @@ from triage.domain.facts import (
 from triage.domain.rules import Condition, Named, RuleContext, RuleError, compile_condition
 from triage.domain.safe_times import DAY_INDEX, SafeTimes, SafeWindow
 from triage.domain.statuses import CLOSURE_REASONS
+from triage.domain.survey_catalogue import SurveyPolicy, parse_surveys
 
 
 class CatalogueError(ValueError):
@@ -146,6 +148,7 @@ class Catalogue:
     priorities: tuple[PriorityLevel, ...]
     flag_rules: tuple[Rule, ...]
     contact: ContactPolicy
+    surveys: SurveyPolicy
     appropriate_adult: AppropriateAdultPolicy
     raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
 
@@ -471,6 +474,10 @@ def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
         p.fail("priority", "the last level must have no 'when' (it is the default)")
 
     contact = _parse_contact(p, data.get("contact"), zone)
+    surveys = parse_surveys(p, data.get("surveys"), contact.placeholders, contact.sensitive_words)
+    # Survey templates are sent by the same messaging as contact templates (the link filled
+    # in last, messages.render_message); a contact plan cannot name them (checked above).
+    contact = replace(contact, templates={**contact.templates, **surveys.templates})
     aa = _parse_aa(p, data.get("appropriate_adult"), services, targets)
 
     if p.problems:
@@ -497,6 +504,7 @@ def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
         priorities=tuple(priorities),
         flag_rules=tuple(flag_rules),
         contact=contact,
+        surveys=surveys,
         appropriate_adult=aa,
         raw=data,
     )
@@ -653,28 +661,6 @@ def _parse_contact(p: _Parser, raw: Any, zone: ZoneInfo) -> ContactPolicy:
         sensitive_words=sensitive,
         templates=templates,
     )
-
-
-DISCREETPLACEHOLDERS = ("first_name", "sender_name", "hub_phone")
-PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-
-
-def template_problems(
-    text: str, placeholders: tuple[str, ...], sensitive: tuple[str, ...]
-) -> list[str]:
-    """Why a message template is not discreet enough to send (empty when it is)."""
-    problems = []
-    for name in PLACEHOLDER.findall(text):
-        if name not in placeholders:
-            problems.append(
-                f"placeholder {{{name}}} is not allowed (only {', '.join(placeholders)})"
-            )
-    words = set(re.findall(r"[a-z]+", PLACEHOLDER.sub(" ", text).lower()))
-    for word in sensitive:
-        # Any word that starts with it: "abused", "victims" and "crimes" are as telling.
-        if any(found.startswith(word) for found in words):
-            problems.append(f"contains the sensitive word '{word}'")
-    return problems
 
 
 def _parse_aa(

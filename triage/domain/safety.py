@@ -27,14 +27,20 @@ def may_contact(
     wrong_number: bool,
     now: datetime,
     closing: bool = False,
+    survey: bool = False,
+    to_survey: bool = False,
 ) -> Verdict:
-    """May we contact this victim on `channel` now? (channel None: a call to be made by staff)."""
+    """May we contact this victim on `channel` now? (channel None: a call to be made by staff).
+    `closing`: the plan's closing message, and `survey`: a survey invitation or reminder, go
+    after the referral has closed; a survey also needs the victim's consent to be surveyed."""
     if referral_status == "withdrawn":
         return Verdict(False, "withdrawn")
-    if referral_status not in OPEN_REFERRAL_STATUSES and not closing:
+    if referral_status not in OPEN_REFERRAL_STATUSES and not (closing or survey):
         return Verdict(False, "plan_ended")
     if not to_contact:
         return Verdict(False, "no_contact_consent")
+    if survey and not to_survey:
+        return Verdict(False, "no_survey_consent")
     if paused:
         return Verdict(False, "paused")
     if channel is not None:

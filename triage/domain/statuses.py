@@ -1,6 +1,5 @@
 """Every record's statuses and the transitions lifecycle.md allows, defined once: referral,
-case, contact step, message, alert, possible duplicate and set-up email (the survey invitation
-joins them when surveys come).
+case, contact step, message, alert, possible duplicate, set-up email and survey invitation.
 
 Service functions lock the row (SELECT ... FOR UPDATE) and `check` a transition before they
 make it, or select the rows to change by `sources` (the statuses a transition may start
@@ -144,9 +143,27 @@ SETUP_EMAIL = Lifecycle(
         "cancelled": frozenset(),
     },
 )
+# A survey invitation (surveys.md): written with a case's closure as supported, `scheduled`
+# until it is due; `invited` once its message is written (the link then works); `reminded`
+# once the reminder is; `completed` by the answers, `expired` 28 days after the invitation.
+# `cancelled` from any open status: a pause, a withdrawal, a consent change, a wrong number,
+# the case re-opened, or no allowed channel left when it fell due.
+SURVEY = Lifecycle(
+    "survey invitation",
+    "survey_invitations",
+    frozenset({"scheduled"}),
+    {
+        "scheduled": frozenset({"invited", "cancelled"}),
+        "invited": frozenset({"reminded", "completed", "expired", "cancelled"}),
+        "reminded": frozenset({"completed", "expired", "cancelled"}),
+        "completed": frozenset(),
+        "expired": frozenset(),
+        "cancelled": frozenset(),
+    },
+)
 LIFECYCLES: dict[str, Lifecycle] = {
     lifecycle.record: lifecycle
-    for lifecycle in (REFERRAL, CASE, STEP, MESSAGE, ALERT, DUPLICATE, SETUP_EMAIL)
+    for lifecycle in (REFERRAL, CASE, STEP, MESSAGE, ALERT, DUPLICATE, SETUP_EMAIL, SURVEY)
 }
 
 CLOSURE_REASONS = (
@@ -161,3 +178,6 @@ CLOSURE_REASONS = (
 OPEN_REFERRAL_STATUSES = ("triaged", "in_contact")
 OPEN_CASE_STATUSES = ("awaiting_contact", "waiting_list", "in_support")
 OPEN_STEP_STATUSES = ("scheduled", "due", "paused")
+OPEN_SURVEY_STATUSES = ("scheduled", "invited", "reminded")
+# The statuses in which a survey link opens the survey (until it expires).
+ANSWERABLE_SURVEY_STATUSES = ("invited", "reminded")

@@ -22,10 +22,11 @@ from triage.domain.principals import Principal
 from triage.domain.statuses import CASE, OPEN_CASE_STATUSES, REFERRAL
 from triage.domain.vocabulary import NEEDS
 from triage.services.audit import record_event
-from triage.services.closures import stop_pending_contact
+from triage.services.closures import cancel_invitations, stop_pending_contact
 from triage.services.scoping import cases_visible_to
 from triage.services.staff_actions import ActionRefused, person_text
 from triage.services.staff_views import NotInScope
+from triage.services.surveys import invite_on_closure
 
 STAFF_CLOSURE_REASONS = ("supported", "declined", "unable_to_contact", "not_eligible", "moved_area")
 TEXT_MAX = 8000
@@ -135,10 +136,17 @@ async def to_waiting_list(
 
 
 async def close(
-    db: AsyncSession, principal: Principal, case_id: uuid.UUID, reason: str, now: datetime
+    db: AsyncSession,
+    principal: Principal,
+    case_id: uuid.UUID,
+    reason: str,
+    now: datetime,
+    *,
+    catalogue: Catalogue,
 ) -> uuid.UUID:
     """Closed with a reason. The last open case closing closes the referral, and its pending
-    contact stops."""
+    contact stops. Closed as supported: a survey invitation, when surveys.md allows one, in
+    the same transaction."""
     require(principal, "case.work")
     case = await _case(db, principal, case_id)
     if reason not in STAFF_CLOSURE_REASONS:
@@ -163,6 +171,8 @@ async def close(
     await record_event(
         db, principal.actor, "case.closed", case.id, "case", details={"reason": reason}
     )
+    if reason == "supported":
+        await invite_on_closure(db, case, catalogue, now, principal.actor)
     await db.commit()
     return case.referral_id
 
@@ -194,6 +204,9 @@ async def reopen(
     if referral.status == "closed":
         REFERRAL.check(referral.status, "in_contact")
         referral.status, referral.updated_at = "in_contact", now
+    # Support goes on: a survey about it would come too soon (a new one follows the next
+    # closure as supported, within the 90-day rule).
+    await cancel_invitations(db, referral.id, now, "case_reopened", case_id=case.id)
     await _note(db, principal, case, "Re-opened: " + text_reason)
     await record_event(db, principal.actor, "case.reopened", case.id, "case")
     await db.commit()

@@ -30,14 +30,14 @@ class LeasedQueue:
     """One table's claims: by the sweep (the oldest due first, FOR UPDATE SKIP LOCKED, so
     two sweeps never take the same row) or by id (a task's wake-up)."""
 
-    def __init__(self, table: str) -> None:
-        # `table` is one of ours, never input.
+    def __init__(self, table: str, only: str = "true") -> None:
+        # `table` and `only` (a condition narrowing the sweep's claims) are ours, never input.
         self.claim_due: TextClause = text(f"""
             UPDATE {table} t
             SET status = 'sending', claimed_until = :lease_end, attempts = t.attempts + 1,
                 updated_at = :now
             FROM (
-                SELECT id FROM {table} WHERE {_DUE}
+                SELECT id FROM {table} WHERE {_DUE} AND ({only})
                 ORDER BY due_at
                 LIMIT :limit
                 FOR UPDATE SKIP LOCKED

@@ -1,6 +1,6 @@
 """Ending a referral's open work, the same way wherever it ends (plan ended, declined,
 withdrawn, paused, no consent, wrong number): its open steps stopped, its messages stopped,
-its open cases closed.
+its open cases closed, its open survey invitations cancelled.
 
 Stopping a message means every message of the referral whose provider call has not started:
 `queued` ones, and `sending` ones claimed by a worker that has not yet called the provider
@@ -21,7 +21,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import models
-from triage.domain.statuses import ALERT, CASE, MESSAGE, STEP
+from triage.domain.statuses import ALERT, CASE, MESSAGE, STEP, SURVEY
 
 # Alerts that only make sense while contact is still being attempted.
 CONTACT_ALERTS = ("p1_not_reached", "safe_window_after_deadline")
@@ -46,12 +46,15 @@ async def stop_messages(
     now: datetime,
     reason: str,
     channels: Sequence[str] | None = None,
+    invitations: Sequence[uuid.UUID] | None = None,
 ) -> None:
-    """Cancel the referral's messages (of `channels`, when given) whose provider call has not
-    started; mark those whose call is under way `stopped_at`."""
+    """Cancel the referral's messages (of `channels`, of survey `invitations`, when given)
+    whose provider call has not started; mark those whose call is under way `stopped_at`."""
     mine = [models.Message.referral_id == referral_id]
     if channels is not None:
         mine.append(models.Message.channel.in_(list(channels)))
+    if invitations is not None:
+        mine.append(models.Message.survey_invitation_id.in_(list(invitations)))
     await db.execute(
         update(models.Message)
         .where(
@@ -122,3 +125,42 @@ async def stop_pending_contact(
             )
             .values(status="cancelled")
         )
+
+
+async def cancel_invitations(
+    db: AsyncSession,
+    referral_id: uuid.UUID,
+    now: datetime,
+    reason: str,
+    *,
+    case_id: uuid.UUID | None = None,
+) -> list[uuid.UUID]:
+    """Cancel the referral's open invitations (of one case, when given) and stop their
+    messages not yet on their way: a pause, a withdrawal, a consent change, a wrong number, a
+    case re-opened. Part of the caller's transaction."""
+    mine = [
+        models.SurveyInvitation.referral_id == referral_id,
+        models.SurveyInvitation.status.in_(SURVEY.sources("cancelled")),
+    ]
+    if case_id is not None:
+        mine.append(models.SurveyInvitation.case_id == case_id)
+    cancelled = list(
+        (
+            await db.execute(
+                update(models.SurveyInvitation)
+                .where(*mine)
+                .values(
+                    status="cancelled",
+                    cancel_reason=reason,
+                    due_at=None,
+                    final_at=now,
+                    updated_at=now,
+                )
+                .returning(models.SurveyInvitation.id)
+                .execution_options(synchronize_session=False)
+            )
+        ).scalars()
+    )
+    if cancelled:
+        await stop_messages(db, referral_id, now, reason, invitations=cancelled)
+    return cancelled

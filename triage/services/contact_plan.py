@@ -31,7 +31,12 @@ from triage.domain.statuses import OPEN_REFERRAL_STATUSES, STEP, TransitionRefus
 from triage.domain.validation import usable_channels
 from triage.domain.vocabulary import CALL_OUTCOMES
 from triage.services.audit import record_event
-from triage.services.closures import close_open_cases, stop_messages, stop_pending_contact
+from triage.services.closures import (
+    cancel_invitations,
+    close_open_cases,
+    stop_messages,
+    stop_pending_contact,
+)
 from triage.services.referral_rows import RowSet, add_step_rows, message_copy_row
 
 CONTACT_OUTCOMES = ("reached", "declined")
@@ -275,6 +280,7 @@ async def _record_outcome(
     if outcome == "wrong_number":
         # Stop messages to that number at once.
         await stop_messages(db, referral.id, now, "wrong_number", channels=PHONE_CHANNELS)
+        await cancel_invitations(db, referral.id, now, "wrong_number")
     return OutcomeResult(outcome, await _plan_next(db, referral, catalogue, now))
 
 
@@ -289,6 +295,9 @@ async def pause_contact(
     referral.contact_paused = True
     referral.updated_at = now
     await stop_pending_contact(db, referral_id, now, "paused", pause=True)
+    # A survey is not resumed with the contact: it could come long after the danger that
+    # paused it, and it is only ever a request.
+    await cancel_invitations(db, referral_id, now, "paused")
     await record_event(db, actor, "contact.paused", referral_id)
     await db.commit()
 

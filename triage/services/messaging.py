@@ -36,7 +36,8 @@ from triage.domain.catalogue import Catalogue
 from triage.domain.messages import UnsafeMessage, render_message
 from triage.domain.planning import ContactRules, contact_rules
 from triage.domain.referral import Referral
-from triage.domain.safety import may_contact
+from triage.domain.safety import Verdict, may_contact
+from triage.domain.statuses import ANSWERABLE_SURVEY_STATUSES
 from triage.domain.validation import usable_channels
 from triage.services.claims import Claimed, LeasedQueue
 from triage.services.clock import service_now, service_now_sql
@@ -50,6 +51,7 @@ from triage.services.notifier import (
     TemporaryFailure,
 )
 from triage.services.referral_rows import message_copy_row
+from triage.services.surveys import new_link, stored_link
 from triage.services.units import in_session
 
 MAX_ATTEMPTS = 6  # sends of one row (temporary failures and unsure answers)
@@ -81,10 +83,16 @@ def backoff(attempt: int) -> timedelta:
 
 
 _MESSAGES = LeasedQueue("messages")
+_SURVEY_MESSAGES = LeasedQueue("messages", only="survey_invitation_id IS NOT NULL")
 
 
 async def claim_messages(db: AsyncSession, limit: int, lease: timedelta) -> list[Claimed]:
     return await _MESSAGES.claim(db, limit, lease)
+
+
+async def claim_survey_messages(db: AsyncSession, limit: int, lease: timedelta) -> list[Claimed]:
+    """Due survey messages only (`triage surveys send-due`, for operators)."""
+    return await _SURVEY_MESSAGES.claim(db, limit, lease)
 
 
 async def claim_message(
@@ -117,6 +125,7 @@ class _Checked:
     seen: datetime
     rules: ContactRules
     closing: bool
+    survey_invitation_id: uuid.UUID | None = None  # a survey message: its invitation
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,8 @@ class _Ready:
     # No longer allowed (paused, withdrawn, ...) but an earlier attempt may have reached the
     # provider: looked up, then recorded as accepted when found, else cancelled.
     cancel_reason: str | None = None
+    # What the row keeps of the body: the body itself, but a survey link without its token.
+    stored_body: str | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +169,9 @@ _steps = aliased(models.ContactStep)
 _wrong = aliased(models.ContactStep)
 PREPARE = (
     select(
+        models.Message.survey_invitation_id,
+        models.SurveyInvitation.status.label("survey_status"),
+        models.SurveyInvitation.expires_at.label("survey_expires_at"),
         models.Message.id,
         models.Message.status,
         models.Message.attempts,
@@ -177,6 +191,10 @@ PREPARE = (
     .select_from(models.Message)
     .outerjoin(models.Referral, models.Referral.id == models.Message.referral_id)
     .outerjoin(_steps, _steps.id == models.Message.contact_step_id)
+    .outerjoin(
+        models.SurveyInvitation,
+        models.SurveyInvitation.id == models.Message.survey_invitation_id,
+    )
     .order_by(models.Message.id)
     .with_for_update(of=models.Message)
 )
@@ -244,8 +262,30 @@ _BEGIN_CALL = """
 """
 
 
-def _begin_call_statement() -> Any:
-    return text(_BEGIN_CALL.replace("{now}", service_now_sql()))
+# A survey message's re-check: the same, and its invitation still open to answers and not
+# expired, and the victim's consent to be surveyed; the invitation's row held FOR SHARE too,
+# so an answer, an expiry or a cancellation being committed is seen (or finds the call
+# started). The referral may have closed: a survey follows the closure of support.
+_BEGIN_SURVEY_CALL = (
+    _BEGIN_CALL.replace(
+        "(r.status IN ('triaged', 'in_contact') OR (:closing AND r.status = 'closed'))",
+        "r.status IN ('triaged', 'in_contact', 'closed')"
+        " AND COALESCE(CAST(r.facts #>> '{consent,to_survey}' AS boolean), false)"
+        " AND i.status IN ('invited', 'reminded') AND i.expires_at > {now}",
+    )
+    .replace(
+        "SELECT r.id FROM referrals r\n",
+        "SELECT r.id FROM referrals r\n"
+        "        JOIN survey_invitations i ON i.id = :survey AND i.referral_id = r.id\n",
+    )
+    .replace("FOR SHARE", "FOR SHARE OF r, i")
+)
+assert "JOIN survey_invitations" in _BEGIN_SURVEY_CALL and "i.status" in _BEGIN_SURVEY_CALL
+
+
+def _begin_call_statement(survey: bool) -> Any:
+    statement = _BEGIN_SURVEY_CALL if survey else _BEGIN_CALL
+    return text(statement.replace("{now}", service_now_sql()))
 
 
 # Not sent by this claim (the re-check refused it): back to the queue, to be checked afresh
@@ -268,19 +308,18 @@ async def _begin_call(db: AsyncSession, ready: _Ready) -> bool:
     the caller (REQUEUE_UNSENT clears call_started_at: the call never started)."""
     checked = ready.checked
     connection = await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    row = (
-        await connection.execute(
-            _begin_call_statement(),
-            {
-                "referral_id": checked.referral_id,
-                "seen": checked.seen,
-                "closing": checked.closing,
-                "channel": ready.outgoing.channel,
-                "id": ready.claimed.id,
-                "attempts": ready.claimed.attempts,
-            },
-        )
-    ).first()
+    survey = checked.survey_invitation_id is not None
+    values: dict[str, Any] = {
+        "referral_id": checked.referral_id,
+        "seen": checked.seen,
+        "channel": ready.outgoing.channel,
+        "id": ready.claimed.id,
+        "attempts": ready.claimed.attempts,
+    }
+    values.update(
+        {"survey": checked.survey_invitation_id} if survey else {"closing": checked.closing}
+    )
+    row = (await connection.execute(_begin_call_statement(survey), values)).first()
     return row is not None and _still_safe(ready, row.call_started_at)
 
 
@@ -297,6 +336,8 @@ def _still_safe(ready: _Ready, now: datetime) -> bool:
         wrong_number=False,
         now=now,
         closing=checked.closing,
+        survey=checked.survey_invitation_id is not None,
+        to_survey=True,  # and the consent to be surveyed
     )
     return verdict.allowed and verdict.not_before is None
 
@@ -330,6 +371,7 @@ async def _prepare_chunk(
     now = await service_now(db)
     rows = (await db.execute(PREPARE.where(models.Message.id.in_(list(by_id))))).all()
     facts_by_referral: dict[uuid.UUID, tuple[Referral, ContactRules]] = {}
+    tokens: list[dict[str, Any]] = []
     for row in rows:
         item = by_id[row.id]
         if row.status != "sending" or row.attempts != item.attempts:
@@ -339,6 +381,7 @@ async def _prepare_chunk(
             done[row.id] = "failed"
             changes.append(_failed(row.id, now, "not sent: no referral"))
             continue
+        survey = row.survey_invitation_id is not None
         loaded = facts_by_referral.get(row.referral_id)
         if loaded is None:
             facts = load_referral(row.facts)
@@ -354,7 +397,12 @@ async def _prepare_chunk(
             wrong_number=row.wrong_number,
             now=now,
             closing=row.step_kind == "close",
+            survey=survey,
+            to_survey=facts.consent.to_survey,
         )
+        if verdict.allowed and survey and not _survey_open(row, now):
+            # Answered, expired or cancelled since the message was written.
+            verdict = Verdict(False, "survey_closed")
         cancel_reason = None
         if not verdict.allowed and item.attempts > 1:
             cancel_reason = verdict.reason  # look it up first: it may already be sent
@@ -384,9 +432,12 @@ async def _prepare_chunk(
                 }
             )
             continue
+        link = token = None
+        if survey:
+            link, token = new_link(row.survey_invitation_id, row.id)
         try:
             rendered = render_message(
-                catalogue.contact, row.template, row.channel, facts.victim.first_name
+                catalogue.contact, row.template, row.channel, facts.victim.first_name, link
             )
         except (UnsafeMessage, KeyError) as error:
             done[row.id] = "failed"
@@ -401,9 +452,17 @@ async def _prepare_chunk(
             rendered.body,
         )
         checked = _Checked(
-            row.referral_id, row.referral_updated_at, rules, row.step_kind == "close"
+            row.referral_id,
+            row.referral_updated_at,
+            rules,
+            row.step_kind == "close",
+            row.survey_invitation_id,
         )
-        ready.append(_Ready(item, outgoing, verdict.not_before, checked, cancel_reason))
+        stored = rendered.body
+        if link is not None and token is not None:
+            tokens.append(token)
+            stored = stored.replace(link, stored_link())
+        ready.append(_Ready(item, outgoing, verdict.not_before, checked, cancel_reason, stored))
         # The lease is extended to `hold` below, or kept when it is already longer.
         lefts.append(max(hold, (row.claimed_until or now) - now))
     found = {row.id for row in rows}
@@ -418,13 +477,15 @@ async def _prepare_chunk(
             .values(**values)
             .execution_options(synchronize_session=False)
         )
+    if tokens:
+        await db.execute(insert(models.SurveyToken), tokens)
     if ready:
         await db.execute(
             MARK_READY,
             {
                 "ids": [r.outgoing.reference for r in ready],
                 "recipients": [r.outgoing.recipient for r in ready],
-                "bodies": [r.outgoing.body for r in ready],
+                "bodies": [r.stored_body or r.outgoing.body for r in ready],
                 "hold_until": now + hold,
             },
         )
@@ -475,6 +536,15 @@ async def _hold_for_outage(db: AsyncSession, held: list[tuple[_Ready, str]]) -> 
     reason = held[0][1]
     await db.execute(RAISE_OUTAGE, {"id": uuid.uuid4(), "now": now, "reason": reason[:40]})
     await db.commit()
+
+
+def _survey_open(row: Any, now: datetime) -> bool:
+    """A survey message's invitation still takes answers (so its link is worth sending)."""
+    return (
+        row.survey_status in ANSWERABLE_SURVEY_STATUSES
+        and row.survey_expires_at is not None
+        and row.survey_expires_at > now
+    )
 
 
 def _failed(message_id: uuid.UUID, now: datetime, reason: str) -> dict[str, Any]:

@@ -169,6 +169,7 @@ def message_copy_row(message: Any, channel: str, due_at: datetime, tries: int) -
         "id": uuid.uuid4(),
         "referral_id": message.referral_id,
         "contact_step_id": message.contact_step_id,
+        "survey_invitation_id": message.survey_invitation_id,
         "purpose": message.purpose,
         "channel": channel,
         "template": message.template,

@@ -1,5 +1,6 @@
-"""The sweep beat runs every few seconds: due contact steps, due messages, due alerts, due
-staff set-up emails (services/setup_emails) and the retention purge. Rows are claimed with
+"""The sweep beat runs every few seconds: due contact steps, due survey invitations (which
+write their messages), due messages, due alerts, due staff set-up emails
+(services/setup_emails) and the retention purge. Rows are claimed with
 FOR UPDATE SKIP LOCKED, so any number of workers can sweep at once without taking the same
 row; a claim carries a lease (`claimed_until`) and a claim never finished is taken again when
 its lease runs out."""
@@ -17,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from triage.domain.catalogue import Catalogue
 from triage.services.clock import service_now
 from triage.services.contact_plan import process_due_step
-from triage.services.messaging import CHUNK, claim_messages, deliver_all
+from triage.services.messaging import CHUNK, claim_messages, claim_survey_messages, deliver_all
 from triage.services.notifier import Notifier
 from triage.services.setup_emails import SetupLinks, sweep_setup_emails
+from triage.services.surveys import sweep_surveys
 from triage.services.units import in_session
 
 RETENTION = timedelta(days=7)  # rendered bodies and recipients, after the final status
@@ -55,11 +57,12 @@ class SweepReport:
     messages: dict[str, int] = field(default_factory=dict)
     alerts: dict[str, int] = field(default_factory=dict)
     setup_emails: dict[str, int] = field(default_factory=dict)
+    surveys: dict[str, int] = field(default_factory=dict)
     purged: int = 0
 
     @property
     def busy(self) -> bool:
-        return bool(self.steps or self.messages or self.alerts or self.setup_emails)
+        return bool(self.steps or self.messages or self.alerts or self.setup_emails or self.surveys)
 
 
 async def sweep_steps(
@@ -159,6 +162,46 @@ async def purge_rendered(db: AsyncSession, limit: int = 5000) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+async def send_due(
+    sessions: async_sessionmaker[AsyncSession],
+    notifier: Notifier,
+    catalogue: Catalogue,
+    lease: timedelta,
+    limit: int,
+    *,
+    surveys_only: bool = False,
+) -> dict[str, int]:
+    """Due messages, claimed a chunk at a time (up to `limit` in all), each chunk just before
+    it is sent, so that no claim waits for the rest of a large batch while its lease runs
+    out. Returns counts by result."""
+    claim = claim_survey_messages if surveys_only else claim_messages
+    counts: dict[str, int] = {}
+    taken = 0
+    while taken < limit:
+        claimed = await in_session(sessions, claim, min(CHUNK, limit - taken), lease)
+        if not claimed:
+            break
+        taken += len(claimed)
+        for result, count in (await deliver_all(sessions, notifier, catalogue, claimed)).items():
+            counts[result] = counts.get(result, 0) + count
+    return counts
+
+
+async def send_due_surveys(
+    sessions: async_sessionmaker[AsyncSession],
+    notifier: Notifier,
+    catalogue: Catalogue,
+    lease: timedelta,
+    limit: int = 500,
+) -> dict[str, dict[str, int]]:
+    """What the sweep does for surveys, on its own (`triage surveys send-due`): due invitations
+    advanced (invitations and reminders written, expiries), then due survey messages sent,
+    inside the safe times like every message."""
+    invitations = await in_session(sessions, sweep_surveys, catalogue)
+    messages = await send_due(sessions, notifier, catalogue, lease, limit, surveys_only=True)
+    return {"invitations": invitations, "messages": messages}
+
+
 async def sweep(
     sessions: async_sessionmaker[AsyncSession],
     notifier: Notifier,
@@ -168,21 +211,12 @@ async def sweep(
     *,
     links: SetupLinks,
 ) -> SweepReport:
-    """One pass over everything that is due. Messages are claimed a chunk at a time (up to
-    `message_batch` in all), each chunk just before it is sent, so that no claim waits for
-    the rest of a large batch while its lease runs out."""
+    """One pass over everything that is due (messages up to `message_batch`)."""
     report = SweepReport()
     report.steps = await sweep_steps(sessions, catalogue, lease)
-    taken = 0
-    while taken < message_batch:
-        claimed = await in_session(
-            sessions, claim_messages, min(CHUNK, message_batch - taken), lease
-        )
-        if not claimed:
-            break
-        taken += len(claimed)
-        for result, count in (await deliver_all(sessions, notifier, catalogue, claimed)).items():
-            report.messages[result] = report.messages.get(result, 0) + count
+    # Before the messages: an invitation that falls due is written and sent in one pass.
+    report.surveys = await in_session(sessions, sweep_surveys, catalogue)
+    report.messages = await send_due(sessions, notifier, catalogue, lease, message_batch)
     report.alerts = await in_session(sessions, sweep_alerts)
     report.setup_emails = await sweep_setup_emails(sessions, notifier, links, lease)
     return report

@@ -25,7 +25,7 @@ from triage.domain.validation import consent_given, validate_referral
 from triage.services.audit import record_event
 from triage.services.catalogues import record_catalogue
 from triage.services.clock import service_now
-from triage.services.closures import close_open_cases, stop_pending_contact
+from triage.services.closures import cancel_invitations, close_open_cases, stop_pending_contact
 from triage.services.contact_plan import insert_step
 from triage.services.overrides import overrides_of
 from triage.services.referral_rows import case_row, facts_json, p1_alert_row
@@ -95,6 +95,7 @@ async def _withdraw_locked(
     referral.withdrawn_reason = reason
     referral.updated_at = now
     await stop_pending_contact(db, referral.id, now, "withdrawn", cancel_alerts=True)
+    await cancel_invitations(db, referral.id, now, "withdrawn")
     await close_open_cases(db, referral.id, "withdrawn", now)
     await record_event(db, actor, "referral.withdrawn", referral.id)
 
@@ -254,6 +255,12 @@ async def apply_update(
     referral.contact_due_by = due
     referral.area = decision.area.code
 
+    # Consent to contact or to a survey taken back: no survey goes (its messages not yet on
+    # their way stop with it).
+    if not facts.consent.to_contact:
+        await cancel_invitations(db, referral.id, now, "no_contact_consent")
+    elif not facts.consent.to_survey:
+        await cancel_invitations(db, referral.id, now, "no_survey_consent")
     if not facts.consent.to_contact:
         await stop_pending_contact(db, referral.id, now, "no_contact_consent", cancel_alerts=True)
         flags.add("no_contact_consent")  # also in the decision; kept explicit

@@ -110,7 +110,14 @@ class CaseworkController(Controller):
                         db, staff.principal, target, request.app.state.catalogue, now
                     )
                 elif action == "close":
-                    await case_work.close(db, staff.principal, target, form.get("reason"), now)
+                    await case_work.close(
+                        db,
+                        staff.principal,
+                        target,
+                        form.get("reason"),
+                        now,
+                        catalogue=request.app.state.catalogue,
+                    )
                 else:
                     await case_work.reopen(
                         db, staff.principal, target, form.get("reopen_reason"), now
