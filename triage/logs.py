@@ -1,7 +1,9 @@
 """Structured logs: JSON in production, readable in dev; request ids; no personal data.
 
 Access lines carry the method, the path without its query string (a crime number is not for
-logs), the status and the time taken. Nothing from a body is ever logged.
+logs) and without a link's token (`/survey/…`, `/staff/set-up/…`: whoever reads the logs must
+not be able to open someone's survey or set up a staff account), the status and the time taken.
+Nothing from a body is ever logged.
 """
 
 from __future__ import annotations
@@ -18,6 +20,22 @@ import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("triage.access")
+
+# Paths whose next segment is a secret (a link's token): logged as the prefix and an ellipsis.
+TOKEN_PATHS = ("/survey/", "/staff/set-up/")
+
+
+def loggable_path(path: str | None) -> str | None:
+    """The path as an access line may carry it: a link's token replaced by `…` (whatever
+    follows it too, such as `/two-factor`, is kept)."""
+    if not path:
+        return path
+    for prefix in TOKEN_PATHS:
+        if path.startswith(prefix):
+            rest = path[len(prefix) :]
+            _, slash, after = rest.partition("/")
+            return f"{prefix}\u2026{slash}{after}"
+    return path
 
 
 def configure_logging(json_logs: bool = True, level: int = logging.INFO) -> None:
@@ -89,7 +107,7 @@ class RequestLogMiddleware:
             log.info(
                 "request",
                 method=scope.get("method"),
-                path=scope.get("path"),
+                path=loggable_path(scope.get("path")),
                 status=status,
                 ms=round((time.perf_counter() - started) * 1000, 1),
             )

@@ -171,7 +171,11 @@ def _scales(p: _Failing, raw: Any) -> dict[str, tuple[Option, ...]]:
                 continue
             value = item.get("value") if isinstance(item, Mapping) else None
             label = item.get("label") if isinstance(item, Mapping) else None
-            if not isinstance(value, int | str) or isinstance(value, bool) or not isinstance(label, str):
+            if (
+                not isinstance(value, int | str)
+                or isinstance(value, bool)
+                or not isinstance(label, str)
+            ):
                 p.fail(where, "needs a value (a number or a word) and a label")
                 continue
             parsed.append(Option(value, str(label)))
@@ -212,7 +216,9 @@ def _questions(
             p.fail(f"{where}.scale", "must name one of surveys.scales")
             continue
         positive = tuple(
-            v for v in p.items(item.get("positive"), f"{where}.positive") if isinstance(v, int | str)
+            v
+            for v in p.items(item.get("positive"), f"{where}.positive")
+            if isinstance(v, int | str)
         )
         if any(value not in {o.value for o in options} for value in positive):
             p.fail(f"{where}.positive", "each must be a value of the question's scale")

@@ -20,7 +20,7 @@ from triage.web.staff.guards import SignInRequired
 PAGE_PREFIXES = ("/staff",)
 # The public pages (issue 11): an error the public router never sees (a wrong method on one of
 # its pages, an address no route matches) is still the public page, never the API's JSON.
-PUBLIC_PREFIXES = ("/refer", "/accessibility", "/privacy", "/cover-your-tracks")
+PUBLIC_PREFIXES = ("/refer", "/survey", "/accessibility", "/privacy", "/cover-your-tracks")
 
 _PAGES = {
     400: ("There is a problem with the page you sent", "Go back and try again."),

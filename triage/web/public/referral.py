@@ -70,7 +70,7 @@ def _network_of(host: str) -> str:
     )
 
 
-async def _count_post(request: Request[Any, Any, Any]) -> None:
+async def count_public_post(request: Request[Any, Any, Any]) -> None:
     """One more answer sent from this address; 429 (the public page giving 999 and the hub's
     number) past the limit. The address is kept only as an HMAC under the day's key."""
     now = time.time()
@@ -184,7 +184,7 @@ class _Journey(Controller):
 
     @post("/check")
     async def submit(self, request: Request[Any, Any, Any], db: Db) -> Any:
-        await _count_post(request)
+        await count_public_post(request)
         loaded = await _sessions(request).load(request, self.journey)
         if loaded is not None and loaded[1].reference is not None:
             # Sent already (a second click): the confirmation, never "your answers were deleted".
@@ -257,7 +257,7 @@ class _Journey(Controller):
             # draft is made with the first answer. Any earlier form of this browser (this
             # journey's, or the other's) ends here, its answers deleted: one form at a time,
             # and Exit this page then reaches everything there is.
-            await _count_post(request)
+            await count_public_post(request)
             earlier = await _sessions(request).read(request)
             if earlier is not None and earlier[1].draft:
                 await public_referrals.delete_draft(db, uuid.UUID(earlier[1].draft))
@@ -283,7 +283,7 @@ class _Journey(Controller):
         page = self._page(slug)
         if page is None:
             raise NotFoundException()
-        await _count_post(request)
+        await count_public_post(request)
         found = await self._session(request, db)
         if found is None:
             loaded = await _sessions(request).load(request, self.journey)

@@ -23,6 +23,7 @@ from triage.web.public.referral import (
     ProfessionalReferralController,
     SelfReferralController,
 )
+from triage.web.public.survey import SurveyController
 
 Handler = Callable[[Request[Any, Any, Any], Any], Response[Any]]
 
@@ -96,6 +97,7 @@ def public_router(api_handlers: Mapping[Any, Handler] | None = None) -> Router:
             ExitController,
             SelfReferralController,
             ProfessionalReferralController,
+            SurveyController,
             PublicNotFoundController,
         ],
         exception_handlers=handlers,

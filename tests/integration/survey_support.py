@@ -1,0 +1,96 @@
+"""Shared by the survey tests: a victim of their own (a phone number and an address nobody else
+in the database has, so the once-in-90-days rule of one test never meets another's), closing
+cases through the service function as a duty lead, the survey rows, and the links the outbox
+"sent"."""
+
+from __future__ import annotations
+
+import random
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+
+from contact_support import (
+    all_rows,
+    london,
+    move_clock_to,
+    outbox_of,
+    plain,
+    quiet_monday,
+    service_time,
+)
+
+LINK = re.compile(r"/survey/([A-Za-z0-9_-]+)")
+
+
+def fresh_contact() -> dict[str, Any]:
+    """A UK mobile number and an email address of this victim only."""
+    number = f"07400 {random.randrange(100000, 999999)}"
+    return {"victim.phone": number, "victim.email": f"{uuid.uuid4().hex}@example.org"}
+
+
+def survey_body(**changes: Any) -> dict[str, Any]:
+    return plain(**{**fresh_contact(), **changes})
+
+
+async def at_quiet_monday(sessions: Any, hour: int = 10) -> datetime:
+    """The service clock moved to a Monday morning with three quiet weeks ahead."""
+    return await move_clock_to(sessions, london(quiet_monday(await service_time(sessions)), hour))
+
+
+async def close_cases(sessions: Any, referral_id: str, reason: str = "supported") -> list[str]:
+    """Every open case of the referral closed with `reason` by a duty lead, through the same
+    service function as the case page; returns the case ids."""
+    from sqlalchemy import text
+
+    from triage.domain.principals import staff
+    from triage.services import case_work
+    from triage.services.catalogues import current_catalogue
+    from triage.services.clock import service_now
+
+    lead = staff(uuid.uuid4(), frozenset({"duty_lead"}), frozenset())
+    closed = []
+    async with sessions() as db:
+        ids = (
+            await db.execute(
+                text("SELECT id FROM cases WHERE referral_id = :r AND status <> 'closed'"),
+                {"r": referral_id},
+            )
+        ).scalars()
+        for case_id in list(ids):
+            await case_work.close(
+                db, lead, case_id, reason, await service_now(db), catalogue=current_catalogue()
+            )
+            closed.append(str(case_id))
+    return closed
+
+
+async def invitations_of(sessions: Any, referral_id: str) -> list[Any]:
+    return await all_rows(
+        sessions,
+        "SELECT * FROM survey_invitations WHERE referral_id = :r ORDER BY created_at",
+        r=referral_id,
+    )
+
+
+async def invitation(sessions: Any, referral_id: str) -> Any:
+    found = await invitations_of(sessions, referral_id)
+    assert len(found) == 1, found
+    return found[0]
+
+
+async def survey_messages(sessions: Any, referral_id: str) -> list[Any]:
+    return await all_rows(
+        sessions,
+        """SELECT * FROM messages WHERE referral_id = :r AND purpose = 'survey'
+           ORDER BY created_at, id""",
+        r=referral_id,
+    )
+
+
+async def sent_links(sessions: Any, referral_id: str) -> list[str]:
+    """The survey links the outbox notifier "sent" to this victim, oldest first (their paths)."""
+    messages = await survey_messages(sessions, referral_id)
+    sent = await outbox_of(sessions, [m.id for m in messages])
+    return [f"/survey/{LINK.search(row.body).group(1)}" for row in sent]  # type: ignore[union-attr]
