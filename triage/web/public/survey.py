@@ -67,14 +67,18 @@ class SurveyController(Controller):
     async def thank_you(self, request: Request[Any, Any, Any]) -> Any:
         return render("public/survey_done.html", title="Thank you", **_layout(request))
 
-    @get("/{token:str}")
+    # `path`, not `str`: any address under /survey (an extra segment, an encoded slash) is the
+    # same neutral page, never the site's "Page not found".
+    @get("/{token:path}")
     async def show(self, request: Request[Any, Any, Any], db: Db, token: FromPath[str]) -> Any:
+        token = token.lstrip("/")
         if await surveys.open_survey(db, token) is None:
             return _gone(request)
         return self._page(request, token, Form())
 
-    @post("/{token:str}", status_code=200)
+    @post("/{token:path}", status_code=200)
     async def send(self, request: Request[Any, Any, Any], db: Db, token: FromPath[str]) -> Any:
+        token = token.lstrip("/")
         await count_public_post(request)
         if await surveys.open_survey(db, token) is None:
             return _gone(request)
