@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 import re
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from contact_support import (
@@ -20,8 +20,11 @@ from contact_support import (
     quiet_monday,
     service_time,
 )
+from helpers import scalar
+from sqlalchemy import text
 
 LINK = re.compile(r"/survey/([A-Za-z0-9_-]+)")
+LEASE = timedelta(seconds=120)
 
 
 def fresh_contact() -> dict[str, Any]:
@@ -94,3 +97,79 @@ async def sent_links(sessions: Any, referral_id: str) -> list[str]:
     messages = await survey_messages(sessions, referral_id)
     sent = await outbox_of(sessions, [m.id for m in messages])
     return [f"/survey/{LINK.search(row.body).group(1)}" for row in sent]  # type: ignore[union-attr]
+
+
+async def sweep_surveys(sessions: Any) -> dict[str, int]:
+    from triage.services.catalogues import current_catalogue
+    from triage.services.surveys import sweep_surveys
+    from triage.services.units import in_session
+
+    return await in_session(sessions, sweep_surveys, current_catalogue())
+
+
+async def send(sessions: Any, notifier: Any, message_id: Any) -> str:
+    from triage.services.catalogues import current_catalogue
+    from triage.services.messaging import claim_message, deliver
+    from triage.services.units import in_session
+
+    claimed = await in_session(sessions, claim_message, message_id, LEASE)
+    assert claimed is not None
+    return await deliver(sessions, notifier, current_catalogue(), claimed)
+
+
+async def due_now(sessions: Any, referral_id: str) -> None:
+    """The invitation's next step brought forward to now (its own timing is the lifecycle
+    tests'): only this test's row, so sweeping now touches nothing of another test's."""
+    async with sessions() as db:
+        await db.execute(
+            text("""UPDATE survey_invitations SET due_at = now() - interval '1 second'
+                    WHERE referral_id = :r AND status IN ('scheduled', 'invited', 'reminded')"""),
+            {"r": referral_id},
+        )
+        await db.commit()
+
+
+async def invited(
+    web: Any, sessions: Any, police: dict[str, str], notifier: Any, **changes: Any
+) -> tuple[dict[str, Any], str]:
+    """A referral whose first case closed as supported and whose invitation went (a second
+    case keeps the referral open); returns it and the link sent."""
+    from triage.domain.principals import staff
+    from triage.services import case_work
+    from triage.services.catalogues import current_catalogue
+    from triage.services.clock import service_now
+
+    await at_quiet_monday(sessions)
+    response = await web.post("/api/v1/referrals", json=survey_body(**changes), headers=police)
+    assert response.status_code == 201, response.text
+    made = response.json()
+    async with sessions() as db:
+        [case_id] = (
+            await db.execute(
+                text("SELECT id FROM cases WHERE referral_id = :r LIMIT 1"), {"r": made["id"]}
+            )
+        ).scalars()
+        await db.execute(
+            text("""INSERT INTO cases (id, referral_id, service, role, status, opened_at)
+                    SELECT gen_random_uuid(), :r, 'rj', 'secondary', 'awaiting_contact', now()
+                    WHERE NOT EXISTS (SELECT 1 FROM cases WHERE referral_id = :r
+                                      AND service = 'rj')"""),
+            {"r": made["id"]},
+        )
+        await db.commit()
+        lead = staff(uuid.uuid4(), frozenset({"duty_lead"}), frozenset())
+        await case_work.close(
+            db, lead, case_id, "supported", await service_now(db), catalogue=current_catalogue()
+        )
+    await due_now(sessions, made["id"])
+    await sweep_surveys(sessions)
+    [message] = await survey_messages(sessions, made["id"])
+    assert await send(sessions, notifier, message.id) == "accepted"
+    return made, await link_of(sessions, message.id)
+
+
+async def link_of(sessions: Any, message_id: Any) -> str:
+    body = await scalar(sessions, "SELECT body FROM outbox WHERE reference = :m", m=message_id)
+    found = LINK.search(body)
+    assert found is not None, body
+    return f"/survey/{found.group(1)}"

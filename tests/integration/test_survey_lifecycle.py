@@ -6,6 +6,7 @@ its reminder after it was written."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -477,7 +478,8 @@ async def test_triage_surveys_send_due_does_what_the_sweep_does(
     await close_cases(sessions, made["id"])
     due = (await invitation(sessions, made["id"])).due_at
     await move_clock_to(sessions, due + timedelta(minutes=1))
-    ran = subprocess.run(
+    ran = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "triage.cli", "surveys", "send-due"],
         cwd=ROOT,
         env=dict(os.environ, TRIAGE_NOTIFIER="outbox"),

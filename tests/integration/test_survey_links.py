@@ -22,10 +22,16 @@ import pytest
 from contact_support import move_clock_to, reset_clock
 from helpers import scalar
 from sqlalchemy import text
-from survey_support import LINK, at_quiet_monday, invitation, survey_body, survey_messages
+from survey_support import (
+    LEASE,
+    due_now,
+    invitation,
+    invited,
+    survey_messages,
+    sweep_surveys,
+)
 
 pytestmark = pytest.mark.integration
-LEASE = timedelta(seconds=120)
 
 
 @pytest.fixture(autouse=True)
@@ -40,82 +46,6 @@ def notifier(sessions: Any) -> Any:
     from triage.services.notifier import OutboxNotifier
 
     return OutboxNotifier(sessions)
-
-
-async def _sweep_surveys(sessions: Any) -> dict[str, int]:
-    from triage.services.catalogues import current_catalogue
-    from triage.services.surveys import sweep_surveys
-    from triage.services.units import in_session
-
-    return await in_session(sessions, sweep_surveys, current_catalogue())
-
-
-async def _send(sessions: Any, notifier: Any, message_id: Any) -> str:
-    from triage.services.catalogues import current_catalogue
-    from triage.services.messaging import claim_message, deliver
-    from triage.services.units import in_session
-
-    claimed = await in_session(sessions, claim_message, message_id, LEASE)
-    assert claimed is not None
-    return await deliver(sessions, notifier, current_catalogue(), claimed)
-
-
-async def _due_now(sessions: Any, referral_id: str) -> None:
-    """The invitation's next step brought forward to now (its own timing is the lifecycle
-    tests'): only this test's row, so sweeping now touches nothing of another test's."""
-    async with sessions() as db:
-        await db.execute(
-            text("""UPDATE survey_invitations SET due_at = now() - interval '1 second'
-                    WHERE referral_id = :r AND status IN ('scheduled', 'invited', 'reminded')"""),
-            {"r": referral_id},
-        )
-        await db.commit()
-
-
-async def _invited(
-    web: Any, sessions: Any, police: dict[str, str], notifier: Any, **changes: Any
-) -> tuple[dict[str, Any], str]:
-    """A referral whose first case closed as supported and whose invitation went (a second
-    case keeps the referral open); returns it and the link sent."""
-    from triage.domain.principals import staff
-    from triage.services import case_work
-    from triage.services.catalogues import current_catalogue
-    from triage.services.clock import service_now
-
-    await at_quiet_monday(sessions)
-    response = await web.post("/api/v1/referrals", json=survey_body(**changes), headers=police)
-    assert response.status_code == 201, response.text
-    made = response.json()
-    async with sessions() as db:
-        [case_id] = (
-            await db.execute(
-                text("SELECT id FROM cases WHERE referral_id = :r LIMIT 1"), {"r": made["id"]}
-            )
-        ).scalars()
-        await db.execute(
-            text("""INSERT INTO cases (id, referral_id, service, role, status, opened_at)
-                    SELECT gen_random_uuid(), :r, 'rj', 'secondary', 'awaiting_contact', now()
-                    WHERE NOT EXISTS (SELECT 1 FROM cases WHERE referral_id = :r
-                                      AND service = 'rj')"""),
-            {"r": made["id"]},
-        )
-        await db.commit()
-        lead = staff(uuid.uuid4(), frozenset({"duty_lead"}), frozenset())
-        await case_work.close(
-            db, lead, case_id, "supported", await service_now(db), catalogue=current_catalogue()
-        )
-    await _due_now(sessions, made["id"])
-    await _sweep_surveys(sessions)
-    [message] = await survey_messages(sessions, made["id"])
-    assert await _send(sessions, notifier, message.id) == "accepted"
-    return made, await _link_of(sessions, message.id)
-
-
-async def _link_of(sessions: Any, message_id: Any) -> str:
-    body = await scalar(sessions, "SELECT body FROM outbox WHERE reference = :m", m=message_id)
-    found = LINK.search(body)
-    assert found is not None, body
-    return f"/survey/{found.group(1)}"
 
 
 async def _get(web: Any, link: str) -> Any:
@@ -150,7 +80,7 @@ async def _responses(sessions: Any, referral_id: str) -> int:
 async def test_every_link_that_does_not_open_a_survey_answers_the_same_page(
     web: Any, sessions: Any, police: dict[str, str], notifier: Any
 ) -> None:
-    made, link = await _invited(web, sessions, police, notifier)
+    made, link = await invited(web, sessions, police, notifier)
     token = link.rsplit("/", 1)[1]
     assert (await _get(web, link)).status_code == 200
     flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
@@ -181,7 +111,7 @@ async def test_every_link_that_does_not_open_a_survey_answers_the_same_page(
     cancelled = await _get(web, link)
     assert cancelled.status_code == 404 and _neutral(cancelled.text) == reference
 
-    used_made, used = await _invited(web, sessions, police, notifier)
+    used_made, used = await invited(web, sessions, police, notifier)
     assert (await _post(web, used)).status_code == 303
     page = await _get(web, used)
     assert page.status_code == 404 and _neutral(page.text) == reference
@@ -189,7 +119,7 @@ async def test_every_link_that_does_not_open_a_survey_answers_the_same_page(
     assert again.status_code == 404 and _neutral(again.text) == reference
     assert await _responses(sessions, used_made["id"]) == 1
 
-    expired_made, expiring = await _invited(web, sessions, police, notifier)
+    expired_made, expiring = await invited(web, sessions, police, notifier)
     ends = (await invitation(sessions, expired_made["id"])).expires_at
     await move_clock_to(sessions, ends + timedelta(seconds=5))
     page = await _get(web, expiring)
@@ -207,7 +137,7 @@ async def _post_without_page(web: Any, link: str) -> Any:
 async def test_two_submits_at_once_store_one_answer(
     web: Any, sessions: Any, police: dict[str, str], notifier: Any
 ) -> None:
-    made, link = await _invited(web, sessions, police, notifier)
+    made, link = await invited(web, sessions, police, notifier)
     page = await _get(web, link)
     csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
     web.cookies.clear()
@@ -235,7 +165,7 @@ async def test_two_submits_at_once_store_one_answer(
 async def test_every_question_may_be_skipped(
     web: Any, sessions: Any, police: dict[str, str], notifier: Any
 ) -> None:
-    made, link = await _invited(web, sessions, police, notifier)
+    made, link = await invited(web, sessions, police, notifier)
     page = await _get(web, link)
     # No question is marked required, every one says it is optional.
     assert "required" not in page.text
@@ -268,7 +198,7 @@ async def test_a_bad_answer_is_a_clear_error_that_stores_nothing(
     field: str,
     message: str,
 ) -> None:
-    made, link = await _invited(web, sessions, police, notifier)
+    made, link = await invited(web, sessions, police, notifier)
     refused = await _post(web, link, wellbeing="4", **answers)
     assert refused.status_code == 400, refused.text
     assert f'href="#{field}"' in refused.text and message in refused.text
@@ -282,7 +212,7 @@ async def test_a_bad_answer_is_a_clear_error_that_stores_nothing(
 async def test_a_changed_csrf_value_is_refused(
     web: Any, sessions: Any, police: dict[str, str], notifier: Any
 ) -> None:
-    made, link = await _invited(web, sessions, police, notifier)
+    made, link = await invited(web, sessions, police, notifier)
     web.cookies.clear()
     refused = await web.post(
         link, data={"csrf_token": "0" * 64, "satisfaction": "5"}, follow_redirects=False
@@ -294,7 +224,7 @@ async def test_a_changed_csrf_value_is_refused(
 async def test_free_text_with_a_safeguarding_word_alerts_the_duty_lead(
     web: Any, sessions: Any, police: dict[str, str], notifier: Any
 ) -> None:
-    made, link = await _invited(web, sessions, police, notifier)
+    made, link = await invited(web, sessions, police, notifier)
     said = "Thank you. I am still scared he will find out where I live."
     assert (await _post(web, link, comments=said)).status_code == 303
     row = await scalar(
@@ -311,7 +241,7 @@ async def test_free_text_with_a_safeguarding_word_alerts_the_duty_lead(
     )
     assert alert == "raised"
     # Words that only look alike raise nothing.
-    other, second = await _invited(web, sessions, police, notifier)
+    other, second = await invited(web, sessions, police, notifier)
     assert (await _post(web, second, comments="Skilled, kind and helpful staff")).status_code == 303
     assert (
         await scalar(
@@ -332,9 +262,9 @@ async def test_a_reminder_waiting_for_the_provider_is_not_sent_once_answered(
     from triage.services.messaging import claim_message, deliver
     from triage.services.units import in_session
 
-    made, link = await _invited(web, sessions, police, notifier)
-    await _due_now(sessions, made["id"])
-    assert (await _sweep_surveys(sessions)).get("reminded") == 1
+    made, link = await invited(web, sessions, police, notifier)
+    await due_now(sessions, made["id"])
+    assert (await sweep_surveys(sessions)).get("reminded") == 1
     reminder = (await survey_messages(sessions, made["id"]))[-1]
     assert reminder.template == "survey_reminder"
     claim = await in_session(sessions, claim_message, reminder.id, LEASE)
@@ -361,9 +291,9 @@ async def test_an_expiry_between_the_render_and_the_call_keeps_the_message_back(
     from triage.services.messaging import claim_message, deliver
     from triage.services.units import in_session
 
-    made, _ = await _invited(web, sessions, police, notifier)
-    await _due_now(sessions, made["id"])
-    await _sweep_surveys(sessions)
+    made, _ = await invited(web, sessions, police, notifier)
+    await due_now(sessions, made["id"])
+    await sweep_surveys(sessions)
     reminder = (await survey_messages(sessions, made["id"]))[-1]
     claim = await in_session(sessions, claim_message, reminder.id, LEASE)
     gate = _Gate(notifier)
@@ -410,7 +340,7 @@ async def test_the_token_never_reaches_the_access_log(
     notifier: Any,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    _, link = await _invited(web, sessions, police, notifier)
+    _, link = await invited(web, sessions, police, notifier)
     token = link.rsplit("/", 1)[1]
     capfd.readouterr()
     await _get(web, link)
@@ -426,7 +356,7 @@ async def test_the_token_never_reaches_the_access_log(
 async def test_the_sent_body_keeps_no_token_and_the_link_reads_discreetly(
     web: Any, sessions: Any, police: dict[str, str], notifier: Any
 ) -> None:
-    made, link = await _invited(web, sessions, police, notifier)
+    made, link = await invited(web, sessions, police, notifier)
     [message] = await survey_messages(sessions, made["id"])
     token = link.rsplit("/", 1)[1]
     assert token not in (message.body or "")

@@ -1,6 +1,7 @@
 """A caseworker's work on a case: assign it, start support (the needs assessment and a
-support plan note), put it on the service's waiting list, close it with a reason, re-open it
-with a reason; and the duty lead's reassignment of a whole caseload (a caseworker who leaves).
+support plan note), record the outcome measures (at the needs assessment and at closure), put
+it on the service's waiting list, close it with a reason, re-open it with a reason; and the
+duty lead's reassignment of a whole caseload (a caseworker who leaves).
 
 Each command takes the principal, finds the case within its scope (outside it: not found, and
 audited), checks the transition against the case's lifecycle, and commits once. Re-opening
@@ -13,6 +14,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import models
@@ -115,6 +117,72 @@ async def start_support(
         case.first_contact_at = now
     await _note(db, principal, case, "Support plan: " + plan_text)
     await record_event(db, principal.actor, "case.support_started", case.id, "case")
+    await db.commit()
+    return case.referral_id
+
+
+async def record_outcomes(
+    db: AsyncSession,
+    principal: Principal,
+    case_id: uuid.UUID,
+    stage: str,
+    scores: dict[str, str],
+    catalogue: Catalogue,
+    now: datetime,
+) -> uuid.UUID:
+    """The outcome measures (the survey's, catalogue data) as the caseworker records them: at
+    the needs assessment while the case is open, at closure once it is closed (the survey's
+    answers are the victim's own closure scores, kept beside these). Measures left blank are
+    left as they were; a measure recorded again replaces the caseworker's earlier score."""
+    require(principal, "case.work")
+    case = await _case(db, principal, case_id)
+    if stage not in ("assessment", "closure"):
+        raise ActionRefused("stage", "Select when these were recorded")
+    if stage == "assessment" and case.status == "closed":
+        raise ActionRefused("stage", "The case is closed: record the measures at closure")
+    if stage == "closure" and case.status != "closed":
+        raise ActionRefused("stage", "Close the case before recording the measures at closure")
+    rows = []
+    for measure in catalogue.surveys.outcome_measures:
+        raw = (scores.get(measure.key) or "").strip()
+        if not raw:
+            continue
+        value = measure.value_of(raw)
+        if not isinstance(value, int):
+            raise ActionRefused(measure.key, f"Select a score for {measure.assessment_text}")
+        rows.append(
+            {
+                "case_id": case.id,
+                "stage": stage,
+                "source": "caseworker",
+                "measure": measure.key,
+                "score": value,
+                "recorded_at": now,
+                "recorded_by": principal.actor,
+            }
+        )
+    if not rows:
+        first = catalogue.surveys.outcome_measures[0].key
+        raise ActionRefused(first, "Select a score for at least one measure")
+    statement = pg_insert(models.CaseOutcome).values(rows)
+    await db.execute(
+        statement.on_conflict_do_update(
+            index_elements=["case_id", "stage", "source", "measure"],
+            set_={
+                "score": statement.excluded.score,
+                "recorded_at": statement.excluded.recorded_at,
+                "recorded_by": statement.excluded.recorded_by,
+            },
+        )
+    )
+    await record_event(
+        db,
+        principal.actor,
+        "case.outcomes_recorded",
+        case.id,
+        "case",
+        details={"stage": stage, "measures": len(rows)},
+    )
     await db.commit()
     return case.referral_id
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, insert, or_, select, text
+from sqlalchemy import exists, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import models
@@ -428,6 +428,22 @@ async def case_surveys(db: AsyncSession, case_id: uuid.UUID) -> list[CaseSurvey]
         )
         for i, response in rows
     ]
+
+
+async def open_invitations(db: AsyncSession, referral_id: uuid.UUID) -> int:
+    """How many of the referral's invitations may still reach the victim (a closed referral
+    still offers staff "Pause all contact" while one may)."""
+    return int(
+        await db.scalar(
+            select(func.count())
+            .select_from(models.SurveyInvitation)
+            .where(
+                models.SurveyInvitation.referral_id == referral_id,
+                models.SurveyInvitation.status.in_(OPEN_SURVEY_STATUSES),
+            )
+        )
+        or 0
+    )
 
 
 async def case_outcomes(db: AsyncSession, case_id: uuid.UUID) -> dict[tuple[str, str, str], int]:

@@ -13,8 +13,9 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect
 
+from triage.domain.surveys import distance_travelled
 from triage.domain.vocabulary import NEEDS
-from triage.services import case_work, overrides, staff_directory, staff_views
+from triage.services import case_work, overrides, staff_directory, staff_views, surveys
 from triage.services.case_work import STAFF_CLOSURE_REASONS
 from triage.services.clock import service_now
 from triage.services.staff_actions import ActionRefused
@@ -90,6 +91,7 @@ class CaseworkController(Controller):
             "waiting-list": "Case put on the waiting list",
             "close": "Case closed",
             "reopen": "Case re-opened",
+            "outcomes": "Outcome measures recorded",
         }
         if action not in messages:
             from litestar.exceptions import NotFoundException
@@ -117,6 +119,16 @@ class CaseworkController(Controller):
                         form.get("reason"),
                         now,
                         catalogue=request.app.state.catalogue,
+                    )
+                elif action == "outcomes":
+                    await case_work.record_outcomes(
+                        db,
+                        staff.principal,
+                        target,
+                        form.get("stage"),
+                        form.values,
+                        request.app.state.catalogue,
+                        now,
                     )
                 else:
                     await case_work.reopen(
@@ -201,6 +213,9 @@ async def case_page(
     workers = (
         await staff_directory.caseworkers(db, staff.principal) if staff.can("case.assign") else []
     )
+    # The case is the viewer's to see (case_page checked it): its surveys, answers and free
+    # text are shown to its service and the hub alike, as the rest of the case is.
+    outcomes = await surveys.case_outcomes(db, case_id)
     return render(
         "staff/case.html",
         status=400 if form and form.errors else 200,
@@ -213,6 +228,10 @@ async def case_page(
         caseworkers=[w for w in workers if view["case"].service in w["services"]],
         needs=NEEDS,
         closure_reasons=STAFF_CLOSURE_REASONS,
+        survey_policy=catalogue.surveys,
+        case_surveys=await surveys.case_surveys(db, case_id),
+        distances=distance_travelled(catalogue.surveys, outcomes),
+        outcome_stage="closure" if view["case"].status == "closed" else "assessment",
         form=form,
         error_summary=form.summary if form and form.errors else None,
         flash=await _flash(request),

@@ -16,7 +16,7 @@ from litestar.response import Redirect
 
 from triage.domain.overrides import CONSENT_HOW
 from triage.domain.vocabulary import CALL_OUTCOMES
-from triage.services import duplicates, staff_accounts, staff_actions, staff_views
+from triage.services import duplicates, staff_accounts, staff_actions, staff_views, surveys
 from triage.services.clock import service_now
 from triage.web.dependencies import Db
 from triage.web.forms import Form, read_form
@@ -311,6 +311,7 @@ async def _referral_page(
             if service.mode == "allocate" and service.kind == "victim"
         ),
         consent_how=CONSENT_HOW,
+        open_surveys=await surveys.open_invitations(db, referral_id),
         status=400 if form and form.errors else 200,
         title=f"Referral {view['referral'].reference}",
         staff=staff,
