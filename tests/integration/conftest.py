@@ -72,3 +72,22 @@ def stub(tmp_path: Any) -> Any:
         yield started
     finally:
         stop_process(started.process, grace=5)
+
+
+@pytest.fixture
+def notifier(sessions: Any) -> Any:
+    """The outbox notifier (what the workers send through in tests), in this process."""
+    from triage.services.notifier import OutboxNotifier
+
+    return OutboxNotifier(sessions)
+
+
+@pytest.fixture
+async def service_clock_reset(sessions: Any) -> AsyncIterator[None]:
+    """The shared service clock at the system time before and after the test (a test that
+    moves it forward never leaves the next one in the future)."""
+    from contact_support import reset_clock
+
+    await reset_clock(sessions)
+    yield
+    await reset_clock(sessions)

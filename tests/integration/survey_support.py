@@ -173,3 +173,18 @@ async def link_of(sessions: Any, message_id: Any) -> str:
     found = LINK.search(body)
     assert found is not None, body
     return f"/survey/{found.group(1)}"
+
+
+async def open_link(web: Any, link: str) -> Any:
+    """The survey page as a browser with nothing stored would ask for it."""
+    web.cookies.clear()
+    return await web.get(link, follow_redirects=False)
+
+
+async def answer(web: Any, link: str, **answers: str) -> Any:
+    """Open the link, then send `answers` with the page's own CSRF value."""
+    page = await open_link(web, link)
+    assert page.status_code == 200, page.text
+    csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    web.cookies.clear()
+    return await web.post(link, data={"csrf_token": csrf, **answers}, follow_redirects=False)

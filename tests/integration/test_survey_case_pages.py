@@ -6,40 +6,15 @@ lead's alerts, and "Pause all contact" on a closed referral while a survey may s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from contact_support import reset_clock
 from helpers import scalar
 from sqlalchemy import text
 from staff_support import csrf_of, make_staff, sign_in
-from survey_support import invitation, invited
+from survey_support import answer, invitation, invited
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-async def clock(sessions: Any) -> AsyncIterator[None]:
-    await reset_clock(sessions)
-    yield
-    await reset_clock(sessions)
-
-
-@pytest.fixture
-def notifier(sessions: Any) -> Any:
-    from triage.services.notifier import OutboxNotifier
-
-    return OutboxNotifier(sessions)
-
-
-async def _answer(web: Any, link: str, **answers: str) -> None:
-    web.cookies.clear()
-    page = await web.get(link)
-    csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    web.cookies.clear()
-    sent = await web.post(link, data={"csrf_token": csrf, **answers}, follow_redirects=False)
-    assert sent.status_code == 303, sent.text
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("service_clock_reset")]
 
 
 async def test_outcome_measures_at_assessment_and_closure_give_the_distance_travelled(
@@ -87,7 +62,8 @@ async def test_outcome_measures_at_assessment_and_closure_give_the_distance_trav
         )
         await db.commit()
     said = "My caseworker was kind, I feel less scared now"
-    await _answer(web, link, wellbeing="4", safety="3", satisfaction="5", comments=said)
+    sent = await answer(web, link, wellbeing="4", safety="3", satisfaction="5", comments=said)
+    assert sent.status_code == 303
     page = await worker.get(f"/staff/cases/{case_id}")
     assert page.status_code == 200
     text_ = page.text
@@ -120,7 +96,7 @@ async def test_free_text_is_for_the_cases_service_and_the_hub_and_alerts_the_dut
     made, link = await invited(web, sessions, police, notifier)
     found = await invitation(sessions, made["id"])
     said = "Please call me, I am frightened he knows where I live"
-    await _answer(web, link, comments=said)
+    assert (await answer(web, link, comments=said)).status_code == 303
     case_path = f"/staff/cases/{found.case_id}"
     elsewhere = "sv-counselling" if found.service != "sv-counselling" else "rj"
     for roles, services, sees in [

@@ -27,10 +27,12 @@ from contact_support import (
 )
 from helpers import scalar
 from survey_support import (
+    answer,
     at_quiet_monday,
     close_cases,
     invitation,
     invitations_of,
+    open_link,
     sent_links,
     survey_body,
     survey_messages,
@@ -80,19 +82,6 @@ def _sent(sessions: Any, referral_id: str, count: int) -> Any:
     return check
 
 
-async def _page(web: Any, link: str) -> Any:
-    web.cookies.clear()
-    return await web.get(link, follow_redirects=False)
-
-
-async def _answer(web: Any, link: str, **answers: str) -> Any:
-    page = await _page(web, link)
-    assert page.status_code == 200, page.text
-    csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    web.cookies.clear()
-    return await web.post(link, data={"csrf_token": csrf, **answers}, follow_redirects=False)
-
-
 async def test_a_closed_case_runs_to_invitation_reminder_and_answer(
     web: Any, sessions: Any, police: dict[str, str]
 ) -> None:
@@ -134,7 +123,7 @@ async def test_a_closed_case_runs_to_invitation_reminder_and_answer(
         )
         == 0
     )
-    page = await _page(web, first)
+    page = await open_link(web, first)
     assert page.status_code == 200 and "Your feedback" in page.text
     assert page.headers["cache-control"] == "no-store"
     assert page.headers["referrer-policy"] == "no-referrer"
@@ -148,9 +137,9 @@ async def test_a_closed_case_runs_to_invitation_reminder_and_answer(
     assert reminder != first
     templates = [m.template for m in await survey_messages(sessions, made["id"])]
     assert templates == ["survey_invitation", "survey_reminder"]
-    assert (await _page(web, first)).status_code == 200
+    assert (await open_link(web, first)).status_code == 200
 
-    answered = await _answer(
+    answered = await answer(
         web,
         reminder,
         satisfaction="4",
@@ -175,7 +164,7 @@ async def test_a_closed_case_runs_to_invitation_reminder_and_answer(
     assert outcomes == {"wellbeing": 5, "safety": 3}
     # Used: neither link opens it again, and nothing more is sent.
     for link in (first, reminder):
-        assert (await _page(web, link)).status_code == 404
+        assert (await open_link(web, link)).status_code == 404
     await move_clock_to(sessions, invited.invited_at + timedelta(days=29))
     await eventually(_status_is(sessions, made["id"], "completed"), sweep=True)
     assert len(await survey_messages(sessions, made["id"])) == 2
@@ -197,10 +186,10 @@ async def test_an_invitation_expires_28_days_after_it_went_without_an_answer(
     await move_clock_to(sessions, invited.invited_at + timedelta(days=7, minutes=1))
     await eventually(_status_is(sessions, made["id"], "reminded"), sweep=True)
     await move_clock_to(sessions, invited.expires_at - timedelta(minutes=5))
-    assert (await _page(web, link)).status_code == 200  # still open just before
+    assert (await open_link(web, link)).status_code == 200  # still open just before
     await move_clock_to(sessions, invited.expires_at + timedelta(minutes=1))
     await eventually(_status_is(sessions, made["id"], "expired"), sweep=True, what="expiry")
-    page = await _page(web, link)
+    page = await open_link(web, link)
     assert page.status_code == 404 and "This link does not work" in page.text
 
 
@@ -356,24 +345,14 @@ async def _withdraw(sessions: Any, made: dict[str, Any], web: Any, police: dict[
     assert response.status_code in (200, 204), response.text
 
 
-async def _no_survey(sessions: Any, made: dict[str, Any], web: Any, police: dict[str, str]) -> None:
-    response = await web.patch(
-        f"/api/v1/referrals/{made['id']}",
-        json={"consent": {"to_survey": False}},
-        headers=police,
-    )
-    assert response.status_code == 200, response.text
+def _consent_taken_back(which: str) -> Any:
+    async def patch(sessions: Any, made: dict[str, Any], web: Any, police: dict[str, str]) -> None:
+        response = await web.patch(
+            f"/api/v1/referrals/{made['id']}", json={"consent": {which: False}}, headers=police
+        )
+        assert response.status_code == 200, response.text
 
-
-async def _no_contact(
-    sessions: Any, made: dict[str, Any], web: Any, police: dict[str, str]
-) -> None:
-    response = await web.patch(
-        f"/api/v1/referrals/{made['id']}",
-        json={"consent": {"to_contact": False}},
-        headers=police,
-    )
-    assert response.status_code == 200, response.text
+    return patch
 
 
 async def _wrong_number(
@@ -396,8 +375,8 @@ async def _wrong_number(
 STOPS = {
     "pause": _pause,
     "withdrawal": _withdraw,
-    "survey consent taken back": _no_survey,
-    "contact consent taken back": _no_contact,
+    "survey consent taken back": _consent_taken_back("to_survey"),
+    "contact consent taken back": _consent_taken_back("to_contact"),
     "wrong number": _wrong_number,
 }
 
@@ -414,7 +393,7 @@ async def test_a_stop_after_the_invitation_went_cancels_it_and_its_reminder(
     cancelled = await invitation(sessions, made["id"])
     assert cancelled.status == "cancelled" and cancelled.due_at is None
     # The link no longer opens, and no reminder is ever written.
-    assert (await _page(web, link)).status_code == 404
+    assert (await open_link(web, link)).status_code == 404
     await move_clock_to(sessions, invited.invited_at + timedelta(days=8))
     await eventually(_status_is(sessions, made["id"], "cancelled"), sweep=True)
     assert [m.template for m in await survey_messages(sessions, made["id"])] == [

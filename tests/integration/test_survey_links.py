@@ -14,51 +14,25 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from contact_support import move_clock_to, reset_clock
+from contact_support import move_clock_to
 from helpers import scalar
 from sqlalchemy import text
 from survey_support import (
     LEASE,
+    answer,
     due_now,
     invitation,
     invited,
+    open_link,
     survey_messages,
     sweep_surveys,
 )
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-async def clock(sessions: Any) -> AsyncIterator[None]:
-    await reset_clock(sessions)
-    yield
-    await reset_clock(sessions)
-
-
-@pytest.fixture
-def notifier(sessions: Any) -> Any:
-    from triage.services.notifier import OutboxNotifier
-
-    return OutboxNotifier(sessions)
-
-
-async def _get(web: Any, link: str) -> Any:
-    web.cookies.clear()
-    return await web.get(link, follow_redirects=False)
-
-
-async def _post(web: Any, link: str, **answers: str) -> Any:
-    page = await _get(web, link)
-    assert page.status_code == 200, page.text
-    csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    web.cookies.clear()
-    return await web.post(link, data={"csrf_token": csrf, **answers}, follow_redirects=False)
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("service_clock_reset")]
 
 
 def _neutral(html: str) -> str:
@@ -82,7 +56,7 @@ async def test_every_link_that_does_not_open_a_survey_answers_the_same_page(
 ) -> None:
     made, link = await invited(web, sessions, police, notifier)
     token = link.rsplit("/", 1)[1]
-    assert (await _get(web, link)).status_code == 200
+    assert (await open_link(web, link)).status_code == 200
     flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
     tries = {
         "wrong": f"/survey/{uuid.uuid4().hex}{uuid.uuid4().hex[:8]}",
@@ -95,7 +69,7 @@ async def test_every_link_that_does_not_open_a_survey_answers_the_same_page(
     }
     pages = {}
     for name, path in tries.items():
-        page = await _get(web, path)
+        page = await open_link(web, path)
         pages[name] = page
         assert page.status_code == 404, (name, page.status_code)
         assert "This link does not work" in page.text, name
@@ -108,12 +82,12 @@ async def test_every_link_that_does_not_open_a_survey_answers_the_same_page(
         f"/api/v1/referrals/{made['id']}", json={"consent": {"to_survey": False}}, headers=police
     )
     assert patched.status_code == 200, patched.text
-    cancelled = await _get(web, link)
+    cancelled = await open_link(web, link)
     assert cancelled.status_code == 404 and _neutral(cancelled.text) == reference
 
     used_made, used = await invited(web, sessions, police, notifier)
-    assert (await _post(web, used)).status_code == 303
-    page = await _get(web, used)
+    assert (await answer(web, used)).status_code == 303
+    page = await open_link(web, used)
     assert page.status_code == 404 and _neutral(page.text) == reference
     again = await _post_without_page(web, used)
     assert again.status_code == 404 and _neutral(again.text) == reference
@@ -122,7 +96,7 @@ async def test_every_link_that_does_not_open_a_survey_answers_the_same_page(
     expired_made, expiring = await invited(web, sessions, police, notifier)
     ends = (await invitation(sessions, expired_made["id"])).expires_at
     await move_clock_to(sessions, ends + timedelta(seconds=5))
-    page = await _get(web, expiring)
+    page = await open_link(web, expiring)
     assert page.status_code == 404 and _neutral(page.text) == reference
     # A POST to an expired link stores nothing either.
     assert (await _post_without_page(web, expiring)).status_code == 404
@@ -138,7 +112,7 @@ async def test_two_submits_at_once_store_one_answer(
     web: Any, sessions: Any, police: dict[str, str], notifier: Any
 ) -> None:
     made, link = await invited(web, sessions, police, notifier)
-    page = await _get(web, link)
+    page = await open_link(web, link)
     csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
     web.cookies.clear()
     sent = await asyncio.gather(
@@ -166,17 +140,17 @@ async def test_every_question_may_be_skipped(
     web: Any, sessions: Any, police: dict[str, str], notifier: Any
 ) -> None:
     made, link = await invited(web, sessions, police, notifier)
-    page = await _get(web, link)
+    page = await open_link(web, link)
     # No question is marked required, every one says it is optional.
     assert "required" not in page.text
     from triage.services.catalogues import current_catalogue
 
     for question in current_catalogue().surveys.questions:
         assert question.text in page.text
-    answered = await _post(web, link)
+    answered = await answer(web, link)
     assert answered.status_code == 303
     assert (await invitation(sessions, made["id"])).status == "completed"
-    thanks = await _get(web, answered.headers["location"])
+    thanks = await open_link(web, answered.headers["location"])
     assert thanks.status_code == 200 and "Thank you" in thanks.text
 
 
@@ -199,14 +173,14 @@ async def test_a_bad_answer_is_a_clear_error_that_stores_nothing(
     message: str,
 ) -> None:
     made, link = await invited(web, sessions, police, notifier)
-    refused = await _post(web, link, wellbeing="4", **answers)
+    refused = await answer(web, link, wellbeing="4", **answers)
     assert refused.status_code == 400, refused.text
     assert f'href="#{field}"' in refused.text and message in refused.text
     assert 'value="4" checked' in refused.text  # the answers given come back
     assert await _responses(sessions, made["id"]) == 0
     assert (await invitation(sessions, made["id"])).status == "invited"
     # Put right, it is taken.
-    assert (await _post(web, link, wellbeing="4")).status_code == 303
+    assert (await answer(web, link, wellbeing="4")).status_code == 303
 
 
 async def test_a_changed_csrf_value_is_refused(
@@ -226,7 +200,7 @@ async def test_free_text_with_a_safeguarding_word_alerts_the_duty_lead(
 ) -> None:
     made, link = await invited(web, sessions, police, notifier)
     said = "Thank you. I am still scared he will find out where I live."
-    assert (await _post(web, link, comments=said)).status_code == 303
+    assert (await answer(web, link, comments=said)).status_code == 303
     row = await scalar(
         sessions,
         """SELECT row(r.free_text, r.safeguarding)::text FROM survey_responses r
@@ -242,7 +216,9 @@ async def test_free_text_with_a_safeguarding_word_alerts_the_duty_lead(
     assert alert == "raised"
     # Words that only look alike raise nothing.
     other, second = await invited(web, sessions, police, notifier)
-    assert (await _post(web, second, comments="Skilled, kind and helpful staff")).status_code == 303
+    assert (
+        await answer(web, second, comments="Skilled, kind and helpful staff")
+    ).status_code == 303
     assert (
         await scalar(
             sessions,
@@ -271,7 +247,7 @@ async def test_a_reminder_waiting_for_the_provider_is_not_sent_once_answered(
     gate = _Gate(notifier)
     sending = asyncio.create_task(deliver(sessions, gate, current_catalogue(), claim))
     await asyncio.wait_for(gate.reached.wait(), 10)
-    assert (await _post(web, link, satisfaction="5")).status_code == 303
+    assert (await answer(web, link, satisfaction="5")).status_code == 303
     row = await scalar(sessions, "SELECT status FROM messages WHERE id = :m", m=reminder.id)
     assert row == "cancelled"  # stopped by the answer itself
     gate.release.set()
@@ -343,8 +319,8 @@ async def test_the_token_never_reaches_the_access_log(
     _, link = await invited(web, sessions, police, notifier)
     token = link.rsplit("/", 1)[1]
     capfd.readouterr()
-    await _get(web, link)
-    await _post(web, link, comments="fine")
+    await open_link(web, link)
+    await answer(web, link, comments="fine")
     out, err = capfd.readouterr()
     # The app's own access lines (JSON, one per request) say /survey/… and never the token.
     lines = [line for line in out.splitlines() if '"event":"request"' in line]
