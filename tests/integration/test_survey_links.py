@@ -73,6 +73,7 @@ async def test_every_link_that_does_not_open_a_survey_answers_the_same_page(
         pages[name] = page
         assert page.status_code == 404, (name, page.status_code)
         assert "This link does not work" in page.text, name
+        assert "Get support after a crime" not in page.text, name
         assert page.headers["cache-control"] == "no-store", name
     # Cancelled (the victim said no to surveys), then another victim's used and expired ones.
     reference = _neutral(pages["wrong"].text)
@@ -192,6 +193,8 @@ async def test_a_changed_csrf_value_is_refused(
         link, data={"csrf_token": "0" * 64, "satisfaction": "5"}, follow_redirects=False
     )
     assert refused.status_code == 403 and "Sorry, we could not take that" in refused.text
+    # Headed, like every survey page, with the neutral sender's name, never the service's.
+    assert "Get support after a crime" not in refused.text
     assert await _responses(sessions, made["id"]) == 0
 
 

@@ -119,7 +119,11 @@ UPDATE_REFERRAL = DOCS.operation(
     body_example=examples.REFERRAL_CHANGES,
     ok={
         200: Answer(
-            Referral, "The referral, triaged again if its facts changed", examples.UPDATED_REFERRAL
+            Referral,
+            "The referral, triaged again if its facts changed. A closed referral takes only a "
+            "change of consent (anything else: 409): taking back consent to contact or to a "
+            "survey stops any survey still to go",
+            examples.UPDATED_REFERRAL,
         )
     },
     errors=(*KEYED, *BODY, 404, 409),
@@ -132,7 +136,8 @@ WITHDRAW_REFERRAL = DOCS.operation(
     ok={
         200: Answer(
             Referral,
-            "The referral, withdrawn (also when it already was)",
+            "The referral, withdrawn (also when it already was). A closed referral may be "
+            "withdrawn too: a survey still to go is stopped",
             examples.WITHDRAWN_REFERRAL,
         )
     },

@@ -57,8 +57,9 @@ REFERRAL = Lifecycle(
         "triaged": frozenset({"in_contact", "closed", "withdrawn"}),
         "in_contact": frozenset({"closed", "withdrawn"}),
         # A case re-opened brings its closed referral back into contact (never a withdrawn
-        # one: a new referral is needed).
-        "closed": frozenset({"in_contact"}),
+        # one: a new referral is needed). A closed referral may still be withdrawn: a survey
+        # may yet be due to go, and a withdrawal must stop it (surveys.md).
+        "closed": frozenset({"in_contact", "withdrawn"}),
         "withdrawn": frozenset(),
     },
 )

@@ -7,6 +7,7 @@ appear exactly once and is filled only after the discreet-wording check (message
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 from triage.domain.catalogue_words import PLACEHOLDER, template_problems
 
 LINK_PLACEHOLDER = "survey_link"
+_KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 SURVEY_CHANNELS = ("sms", "email")  # a survey never goes by a call or a letter
 TEMPLATES = ("survey_invitation", "survey_reminder")
 
@@ -85,9 +87,12 @@ def parse_surveys(
         p.fail("surveys", "missing or not a mapping")
         raw = {}
     version = raw.get("version")
-    if not isinstance(version, str) or not version.strip():
+    if not isinstance(version, str) or not version.strip() or len(version) > 40:
         version = ""
-        p.fail("surveys.version", "the questions need a version (it is stored with each answer)")
+        p.fail(
+            "surveys.version",
+            "the questions need a version of at most 40 characters (stored with each answer)",
+        )
     channels = tuple(str(c) for c in p.items(raw.get("channels"), "surveys.channels"))
     for channel in channels:
         if channel not in SURVEY_CHANNELS:
@@ -198,6 +203,10 @@ def _questions(
         if not isinstance(item["key"], str) or not isinstance(item["text"], str):
             p.fail(where, "the key and the text are text")
             continue
+        if not _KEY.match(key):
+            # Stored as a measure's name (40 characters) and used as a form field's name.
+            p.fail(f"{where}.key", "lower-case letters, digits and _ only, at most 40")
+            continue
         if any(q.key == key for q in questions):
             p.fail(where, f"the key '{key}' is used twice")
         if item.get("free_text"):
@@ -223,8 +232,9 @@ def _questions(
         if any(value not in {o.value for o in options} for value in positive):
             p.fail(f"{where}.positive", "each must be a value of the question's scale")
         outcome = bool(item.get("outcome"))
-        if outcome and not all(isinstance(o.value, int) for o in options):
-            p.fail(where, "an outcome measure needs a numbered scale (its change is measured)")
+        if outcome and not all(isinstance(o.value, int) and 1 <= o.value <= 5 for o in options):
+            # case_outcomes holds scores 1 to 5 (its CHECK): a measure's change is measured.
+            p.fail(where, "an outcome measure needs a scale numbered 1 to 5")
         questions.append(
             Question(
                 key,

@@ -16,12 +16,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import or_, update
+import msgspec
+from sqlalchemy import and_, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import models
+from triage.domain.referral import Referral
 from triage.domain.statuses import ALERT, CASE, MESSAGE, STEP, SURVEY
+from triage.domain.surveys import contact_keys
+from triage.settings import get_settings
 
 # Alerts that only make sense while contact is still being attempted.
 CONTACT_ALERTS = ("p1_not_reached", "safe_window_after_deadline")
@@ -47,6 +52,7 @@ async def stop_messages(
     reason: str,
     channels: Sequence[str] | None = None,
     invitations: Sequence[uuid.UUID] | None = None,
+    purpose: str | None = None,
 ) -> None:
     """Cancel the referral's messages (of `channels`, of survey `invitations`, when given)
     whose provider call has not started; mark those whose call is under way `stopped_at`."""
@@ -55,6 +61,8 @@ async def stop_messages(
         mine.append(models.Message.channel.in_(list(channels)))
     if invitations is not None:
         mine.append(models.Message.survey_invitation_id.in_(list(invitations)))
+    if purpose is not None:
+        mine.append(models.Message.purpose == purpose)
     await db.execute(
         update(models.Message)
         .where(
@@ -114,7 +122,10 @@ async def stop_pending_contact(
             )
             .values(status="skipped", skip_reason=reason, updated_at=now, claimed_until=None)
         )
-    await stop_messages(db, referral_id, now, reason)
+    # Contact messages only: a survey is stopped with its invitation (cancel_invitations), never
+    # by the end of another case's contact, which would leave the invitation open and its
+    # reminder to go without the invitation ever having gone.
+    await stop_messages(db, referral_id, now, reason, purpose="contact")
     if cancel_alerts:
         await db.execute(
             update(models.Alert)
@@ -134,33 +145,41 @@ async def cancel_invitations(
     reason: str,
     *,
     case_id: uuid.UUID | None = None,
+    facts: dict[str, Any] | None = None,
+    phone_only: bool = False,
 ) -> list[uuid.UUID]:
     """Cancel the referral's open invitations (of one case, when given) and stop their
     messages not yet on their way: a pause, a withdrawal, a consent change, a wrong number, a
-    case re-opened. Part of the caller's transaction."""
-    mine = [
-        models.SurveyInvitation.referral_id == referral_id,
-        models.SurveyInvitation.status.in_(SURVEY.sources("cancelled")),
-    ]
+    case re-opened. With `facts` (the referral's), also every open invitation to the same phone
+    number (and, unless `phone_only`, the same email address) from any other referral: one
+    victim is one person whatever the referral, and "the perpetrator has her phone" must stop
+    the survey of an earlier case too. Part of the caller's transaction; called before the
+    contact stops, so every writer locks invitations before messages."""
+    whose: Any = models.SurveyInvitation.referral_id == referral_id
     if case_id is not None:
-        mine.append(models.SurveyInvitation.case_id == case_id)
-    cancelled = list(
-        (
-            await db.execute(
-                update(models.SurveyInvitation)
-                .where(*mine)
-                .values(
-                    status="cancelled",
-                    cancel_reason=reason,
-                    due_at=None,
-                    final_at=now,
-                    updated_at=now,
-                )
-                .returning(models.SurveyInvitation.id)
-                .execution_options(synchronize_session=False)
+        whose = and_(whose, models.SurveyInvitation.case_id == case_id)
+    if facts is not None:
+        phone_key, email_key = contact_keys(
+            msgspec.convert(facts, Referral), get_settings().secret_key
+        )
+        same = [models.SurveyInvitation.phone_key == phone_key] if phone_key else []
+        if email_key and not phone_only:
+            same.append(models.SurveyInvitation.email_key == email_key)
+        whose = or_(whose, *same)
+    cancelled = (
+        await db.execute(
+            update(models.SurveyInvitation)
+            .where(whose, models.SurveyInvitation.status.in_(SURVEY.sources("cancelled")))
+            .values(
+                status="cancelled", cancel_reason=reason, due_at=None, final_at=now, updated_at=now
             )
-        ).scalars()
-    )
-    if cancelled:
-        await stop_messages(db, referral_id, now, reason, invitations=cancelled)
-    return cancelled
+            .returning(models.SurveyInvitation.id, models.SurveyInvitation.referral_id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    by_referral: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for invitation_id, owner in cancelled:
+        by_referral.setdefault(owner, []).append(invitation_id)
+    for owner, ids in by_referral.items():
+        await stop_messages(db, owner, now, reason, invitations=ids)
+    return [invitation_id for invitation_id, _ in cancelled]

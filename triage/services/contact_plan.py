@@ -279,8 +279,12 @@ async def _record_outcome(
         return OutcomeResult(outcome, None)
     if outcome == "wrong_number":
         # Stop messages to that number at once.
-        await stop_messages(db, referral.id, now, "wrong_number", channels=PHONE_CHANNELS)
-        await cancel_invitations(db, referral.id, now, "wrong_number")
+        await cancel_invitations(
+            db, referral.id, now, "wrong_number", facts=referral.facts, phone_only=True
+        )
+        await stop_messages(
+            db, referral.id, now, "wrong_number", channels=PHONE_CHANNELS, purpose="contact"
+        )
     return OutcomeResult(outcome, await _plan_next(db, referral, catalogue, now))
 
 
@@ -294,10 +298,11 @@ async def pause_contact(
         return
     referral.contact_paused = True
     referral.updated_at = now
-    await stop_pending_contact(db, referral_id, now, "paused", pause=True)
     # A survey is not resumed with the contact: it could come long after the danger that
-    # paused it, and it is only ever a request.
-    await cancel_invitations(db, referral_id, now, "paused")
+    # paused it, and it is only ever a request. Every survey to this victim's phone or email
+    # stops, whatever the referral.
+    await cancel_invitations(db, referral_id, now, "paused", facts=referral.facts)
+    await stop_pending_contact(db, referral_id, now, "paused", pause=True)
     await record_event(db, actor, "contact.paused", referral_id)
     await db.commit()
 

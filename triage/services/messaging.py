@@ -262,25 +262,33 @@ _BEGIN_CALL = """
 """
 
 
-# A survey message's re-check: the same, and its invitation still open to answers and not
-# expired, and the victim's consent to be surveyed; the invitation's row held FOR SHARE too,
-# so an answer, an expiry or a cancellation being committed is seen (or finds the call
-# started). The referral may have closed: a survey follows the closure of support.
-_BEGIN_SURVEY_CALL = (
-    _BEGIN_CALL.replace(
-        "(r.status IN ('triaged', 'in_contact') OR (:closing AND r.status = 'closed'))",
-        "r.status IN ('triaged', 'in_contact', 'closed')"
-        " AND COALESCE(CAST(r.facts #>> '{consent,to_survey}' AS boolean), false)"
-        " AND i.status IN ('invited', 'reminded') AND i.expires_at > {now}",
-    )
-    .replace(
-        "SELECT r.id FROM referrals r\n",
-        "SELECT r.id FROM referrals r\n"
-        "        JOIN survey_invitations i ON i.id = :survey AND i.referral_id = r.id\n",
-    )
-    .replace("FOR SHARE", "FOR SHARE OF r, i")
-)
-assert "JOIN survey_invitations" in _BEGIN_SURVEY_CALL and "i.status" in _BEGIN_SURVEY_CALL
+# A survey message's re-check: the same, written out whole, with its invitation still open to
+# answers and not expired and the victim's consent to be surveyed; the invitation's row held FOR
+# SHARE too, so an answer, an expiry or a cancellation being committed is seen (or finds the
+# call started). The referral may have closed: a survey follows the closure of support.
+_BEGIN_SURVEY_CALL = """
+    UPDATE messages AS m SET call_started_at = {now}
+    FROM (
+        SELECT r.id, i.id AS invitation_id FROM referrals r
+        JOIN survey_invitations i ON i.id = :survey AND i.referral_id = r.id
+        WHERE r.id = :referral_id
+          AND r.updated_at = :seen
+          AND r.status IN ('triaged', 'in_contact', 'closed')
+          AND NOT r.contact_paused
+          AND COALESCE(CAST(r.facts #>> '{consent,to_contact}' AS boolean), true)
+          AND COALESCE(CAST(r.facts #>> '{consent,to_survey}' AS boolean), false)
+          AND (r.facts -> 'contact' -> 'channels') @> jsonb_build_array(CAST(:channel AS text))
+          AND (CAST(:channel AS text) NOT IN ('phone', 'sms') OR NOT EXISTS (
+                SELECT 1 FROM contact_steps s
+                WHERE s.referral_id = r.id AND s.outcome = 'wrong_number'))
+          AND i.status IN ('invited', 'reminded')
+          AND i.expires_at > {now}
+        FOR SHARE OF r, i
+    ) AS r
+    WHERE m.id = :id AND m.referral_id = r.id AND m.survey_invitation_id = r.invitation_id
+      AND m.status = 'sending' AND m.attempts = :attempts
+    RETURNING m.call_started_at
+"""
 
 
 def _begin_call_statement(survey: bool) -> Any:

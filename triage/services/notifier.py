@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import models
 from triage.domain.catalogue import Catalogue
+from triage.domain.catalogue_words import words_found
 from triage.settings import Settings
 
 T = TypeVar("T")
@@ -295,6 +296,14 @@ def check_notifier_settings(settings: Settings, catalogue: Catalogue) -> str | N
     uses, or None."""
     if settings.notifier not in ("notify", "outbox"):
         return "TRIAGE_NOTIFIER must be notify or outbox"
+    # Every survey link carries the service's address: it must be as discreet as the
+    # templates (the token after it is random letters and is not checked).
+    telling = words_found(settings.base_url, catalogue.contact.sensitive_words)
+    if telling:
+        return (
+            "TRIAGE_BASE_URL must not contain the sensitive word "
+            f"'{telling[0]}': every survey link sent to a victim carries it"
+        )
     if settings.notifier == "outbox":
         if settings.is_production:
             return "the outbox notifier is refused in production: set TRIAGE_NOTIFIER=notify"

@@ -13,13 +13,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import string
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exists, func, insert, or_, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from db import models
 from triage.domain.catalogue import Catalogue
@@ -54,6 +57,40 @@ def _wrong_number(referral_id: Any) -> Any:
     )
 
 
+_other = aliased(models.Referral)
+REMINDER_WAIT = timedelta(days=1)
+
+
+def _invitation_went() -> Any:
+    """The invitation message (by any channel) reached the provider."""
+    return exists().where(
+        models.Message.survey_invitation_id == models.SurveyInvitation.id,
+        models.Message.template == "survey_invitation",
+        models.Message.status.in_(("accepted", "delivered")),
+    )
+
+
+def _invitation_waiting() -> Any:
+    """The invitation message is still to go (queued, or claimed and not yet settled)."""
+    return exists().where(
+        models.Message.survey_invitation_id == models.SurveyInvitation.id,
+        models.Message.template == "survey_invitation",
+        models.Message.status.in_(("queued", "sending")),
+    )
+
+
+def _paused(referral: Any = models.Referral) -> Any:
+    """Contact paused for this victim: on this referral, or on any other with the same phone
+    number (a pause means someone else may hold the phone, whichever referral said so)."""
+    return or_(
+        referral.contact_paused.is_(True),
+        exists().where(
+            _other.victim_phone_digits == referral.victim_phone_digits,
+            _other.contact_paused.is_(True),
+        ),
+    )
+
+
 async def invite_on_closure(
     db: AsyncSession,
     case: models.Case,
@@ -71,7 +108,7 @@ async def invite_on_closure(
             select(
                 models.Referral.facts,
                 models.Referral.status,
-                models.Referral.contact_paused,
+                _paused().label("contact_paused"),
                 _wrong_number(models.Referral.id).label("wrong_number"),
             )
             .where(models.Referral.id == case.referral_id)
@@ -153,8 +190,10 @@ _CLAIM = (
         models.SurveyInvitation,
         models.Referral.facts,
         models.Referral.status.label("referral_status"),
-        models.Referral.contact_paused,
+        _paused().label("contact_paused"),
         _wrong_number(models.SurveyInvitation.referral_id).label("wrong_number"),
+        _invitation_went().label("went"),
+        _invitation_waiting().label("waiting"),
     )
     .join(models.Referral, models.Referral.id == models.SurveyInvitation.referral_id)
     .where(models.SurveyInvitation.status.in_(OPEN_SURVEY_STATUSES))
@@ -223,6 +262,16 @@ def _advance(
             now + timedelta(days=policy.remind_after_days), invitation.expires_at
         )
         return "invited"
+    # A reminder only follows an invitation that reached the provider: one still waiting (a
+    # provider outage, a long wait for a safe time) moves the reminder a day on; one that never
+    # went (every channel failed, or stopped) ends the invitation, rather than send a
+    # "reminder" of something the victim never had.
+    if not row.went:
+        if row.waiting:
+            invitation.due_at = min(now + REMINDER_WAIT, invitation.expires_at or now)
+            return "reminder_waits"
+        invitation.cancel_reason = "invitation_not_sent"
+        return _final(invitation, "cancelled", now)
     SURVEY.check(invitation.status, "reminded")
     invitation.status, invitation.reminded_at = "reminded", now
     invitation.due_at = invitation.expires_at
@@ -287,21 +336,32 @@ class OpenSurvey:
     service: str
 
 
+_TOKEN_ALPHABET = frozenset(string.ascii_letters + string.digits + "-_")
+
+
 def _well_formed(token: str) -> bool:
     # token_urlsafe's alphabet and length; anything else is not ours and never reaches SQL.
-    return 16 <= len(token) <= 64 and all(c.isalnum() or c in "-_" for c in token)
+    return 16 <= len(token) <= 64 and all(c in _TOKEN_ALPHABET for c in token)
 
 
 async def _find(
     db: AsyncSession, token: str, now: datetime, *, lock: bool
 ) -> models.SurveyInvitation | None:
+    """The invitation the token opens, while it takes answers (open, not expired); None for
+    anything else. With `lock`, the row is held FOR UPDATE and read afresh (a row this session
+    read before the lock, say by open_survey, would otherwise keep its older status)."""
     if not _well_formed(token):
         return None
     wanted = token_hash(token)
     query = (
         select(models.SurveyInvitation, models.SurveyToken.token_hash)
         .join(models.SurveyToken, models.SurveyToken.invitation_id == models.SurveyInvitation.id)
-        .where(models.SurveyToken.token_hash == wanted)
+        .where(
+            models.SurveyToken.token_hash == wanted,
+            models.SurveyInvitation.status.in_(ANSWERABLE_SURVEY_STATUSES),
+            models.SurveyInvitation.expires_at > now,
+        )
+        .execution_options(populate_existing=True)
     )
     if lock:
         query = query.with_for_update(of=models.SurveyInvitation)
@@ -311,10 +371,6 @@ async def _find(
     if row is None or not hmac.compare_digest(row.token_hash, wanted):
         return None
     invitation: models.SurveyInvitation = row[0]
-    if invitation.status not in ANSWERABLE_SURVEY_STATUSES:
-        return None
-    if invitation.expires_at is None or invitation.expires_at <= now:
-        return None
     return invitation
 
 
@@ -372,7 +428,18 @@ async def submit_survey(
         if q.key in answers.values
     ]
     if measures:
-        await db.execute(insert(models.CaseOutcome), measures)
+        # A case surveyed again (re-opened, closed again): the newest answer is its closure
+        # score from the survey.
+        statement = pg_insert(models.CaseOutcome).values(measures)
+        await db.execute(
+            statement.on_conflict_do_update(
+                index_elements=["case_id", "stage", "source", "measure"],
+                set_={
+                    "score": statement.excluded.score,
+                    "recorded_at": statement.excluded.recorded_at,
+                },
+            )
+        )
     if flagged:
         alert = alert_row(invitation.referral_id, SAFEGUARDING_ALERT, now)
         alert.update(status="raised", raised_at=now, reason="survey_free_text")

@@ -20,6 +20,7 @@ from triage.domain.planning import NextStep
 from triage.domain.policy import require
 from triage.domain.principals import Principal
 from triage.domain.problems import InvalidInput, Problem
+from triage.domain.referral import Referral
 from triage.domain.statuses import OPEN_CASE_STATUSES, OPEN_STEP_STATUSES, REFERRAL
 from triage.domain.validation import consent_given, validate_referral
 from triage.services.audit import record_event
@@ -94,8 +95,8 @@ async def _withdraw_locked(
     referral.status = "withdrawn"
     referral.withdrawn_reason = reason
     referral.updated_at = now
+    await cancel_invitations(db, referral.id, now, "withdrawn", facts=referral.facts)
     await stop_pending_contact(db, referral.id, now, "withdrawn", cancel_alerts=True)
-    await cancel_invitations(db, referral.id, now, "withdrawn")
     await close_open_cases(db, referral.id, "withdrawn", now)
     await record_event(db, actor, "referral.withdrawn", referral.id)
 
@@ -159,9 +160,12 @@ async def apply_update(
     require(principal, "referral.update")
     await record_catalogue(db, catalogue)
     referral = await _locked(db, principal, referral_id)
-    if referral.status in ("withdrawn", "closed"):
-        raise NotOpen(f"a {referral.status} referral cannot be changed")
+    if referral.status == "withdrawn":
+        raise NotOpen("a withdrawn referral cannot be changed")
     now = await service_now(db)
+    if referral.status == "closed":
+        await _update_closed(db, principal, referral, patch, catalogue, now)
+        return
     body = merge_patch(referral.facts, patch)
     if referral.referral_consent != "given":
         # Consent that policy defaulted is not consent given: the merged referral carries
@@ -257,16 +261,66 @@ async def apply_update(
 
     # Consent to contact or to a survey taken back: no survey goes (its messages not yet on
     # their way stop with it).
-    if not facts.consent.to_contact:
-        await cancel_invitations(db, referral.id, now, "no_contact_consent")
-    elif not facts.consent.to_survey:
-        await cancel_invitations(db, referral.id, now, "no_survey_consent")
+    await _consent_stops_surveys(db, referral.id, facts, now)
     if not facts.consent.to_contact:
         await stop_pending_contact(db, referral.id, now, "no_contact_consent", cancel_alerts=True)
         flags.add("no_contact_consent")  # also in the decision; kept explicit
     else:
         flags.discard("no_contact_consent")
         await _ensure_plan(db, referral, facts, catalogue, now)
+    referral.flags = sorted(flags)
+    referral.facts = facts_json(facts)
+    referral.content_hash = facts.content_hash()
+    referral.updated_at = now
+    await record_event(db, principal.actor, "referral.updated", referral.id)
+    await db.commit()
+
+
+async def _consent_stops_surveys(
+    db: AsyncSession, referral_id: uuid.UUID, facts: Referral, now: datetime
+) -> None:
+    """Consent to contact or to a survey taken back: no survey goes to this victim (its
+    messages not yet on their way stop with it), from this referral or any other to the same
+    phone number or email address."""
+    if not facts.consent.to_contact:
+        reason = "no_contact_consent"
+    elif not facts.consent.to_survey:
+        reason = "no_survey_consent"
+    else:
+        return
+    await cancel_invitations(db, referral_id, now, reason, facts=facts_json(facts))
+
+
+async def _update_closed(
+    db: AsyncSession,
+    principal: Principal,
+    referral: models.Referral,
+    patch: Any,
+    catalogue: Catalogue,
+    now: datetime,
+) -> None:
+    """A closed referral takes one change: its consent. Its cases are over, but a survey may
+    still be due to go, and the victim's "no" must stop it; consent to the referral taken back
+    withdraws it. Anything else is refused (409): a closed referral is not re-triaged."""
+    body = merge_patch(referral.facts, patch)
+    if set(_without_nulls(patch)) != {"consent"}:
+        raise NotOpen("a closed referral takes only a change of consent")
+    consent = body.get("consent")
+    if isinstance(consent, dict) and consent.get("to_referral") is False:
+        await _withdraw_locked(db, referral, "consent to referral withdrawn", now, principal.actor)
+        await db.commit()
+        return
+    facts = validate_referral(body, referral.source, referral.received_at, catalogue)
+    if facts.content_hash() == referral.content_hash:
+        await record_event(db, principal.actor, "referral.viewed", referral.id)
+        await db.commit()
+        return
+    await _consent_stops_surveys(db, referral.id, facts, now)
+    flags = set(referral.flags)
+    if facts.consent.to_contact:
+        flags.discard("no_contact_consent")
+    else:
+        flags.add("no_contact_consent")
     referral.flags = sorted(flags)
     referral.facts = facts_json(facts)
     referral.content_hash = facts.content_hash()

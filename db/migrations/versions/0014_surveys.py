@@ -21,6 +21,11 @@
   before the provider call reads the invitation's status).
 - The status CHECK, transitions rows and transition trigger that 0006 gives every record
   (triage/domain/statuses.py SURVEY).
+- A closed referral may now be withdrawn (`referrals` closed -> withdrawn): a survey may still
+  be due to go after the last case closed, and the referrer's or victim's withdrawal must
+  stop it.
+- `messages`' new foreign key and CHECK are added NOT VALID and validated afterwards, and its
+  index is built CONCURRENTLY, so the sweep is not held up by a scan of a large table.
 
 Revision ID: 0014
 Revises: 0013
@@ -187,41 +192,57 @@ def upgrade() -> None:
     op.add_column(
         "messages", sa.Column("survey_invitation_id", pg.UUID(as_uuid=True), nullable=True)
     )
-    op.create_foreign_key(
-        op.f("fk_messages_survey_invitation_id_survey_invitations"),
-        "messages",
-        "survey_invitations",
-        ["survey_invitation_id"],
-        ["id"],
-    )
-    op.create_index(
-        "ix_messages_survey_invitation_id",
-        "messages",
-        ["survey_invitation_id"],
-        postgresql_where=sa.text("survey_invitation_id IS NOT NULL"),
+    # NOT VALID, then validated: the check of existing rows takes a lock that lets the sweep
+    # go on writing (a plain ADD would hold every write for a scan of the whole table).
+    op.execute(
+        "ALTER TABLE messages ADD CONSTRAINT fk_messages_survey_invitation_id_survey_invitations "
+        "FOREIGN KEY (survey_invitation_id) REFERENCES survey_invitations (id) NOT VALID"
     )
     # A survey message always names its invitation; a contact message never does.
-    op.create_check_constraint(
-        op.f("ck_messages_survey_has_invitation"),
-        "messages",
-        "(purpose = 'survey') = (survey_invitation_id IS NOT NULL)",
+    op.execute(
+        "ALTER TABLE messages ADD CONSTRAINT ck_messages_survey_has_invitation "
+        "CHECK ((purpose = 'survey') = (survey_invitation_id IS NOT NULL)) NOT VALID"
     )
+    op.execute(
+        "ALTER TABLE messages VALIDATE CONSTRAINT "
+        "fk_messages_survey_invitation_id_survey_invitations"
+    )
+    op.execute("ALTER TABLE messages VALIDATE CONSTRAINT ck_messages_survey_has_invitation")
 
     for from_status, to_status in TRANSITIONS:
         op.execute(
             "INSERT INTO status_transitions (record, from_status, to_status) "
             f"VALUES ('survey_invitations', '{from_status}', '{to_status}')"
         )
+    op.execute(
+        "INSERT INTO status_transitions (record, from_status, to_status) "
+        "VALUES ('referrals', 'closed', 'withdrawn')"
+    )
     op.execute("""
         CREATE TRIGGER survey_invitations_status_transition
         BEFORE UPDATE OF status ON survey_invitations
         FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
         EXECUTE FUNCTION check_status_transition()
     """)
+    # Last, outside the migration's transaction (everything above is committed first):
+    # CONCURRENTLY never blocks the sweep's writes while a large table is read.
+    with op.get_context().autocommit_block():
+        op.create_index(
+            "ix_messages_survey_invitation_id",
+            "messages",
+            ["survey_invitation_id"],
+            postgresql_where=sa.text("survey_invitation_id IS NOT NULL"),
+            postgresql_concurrently=True,
+            if_not_exists=True,
+        )
 
 
 def downgrade() -> None:
     op.execute("DELETE FROM status_transitions WHERE record = 'survey_invitations'")
+    op.execute(
+        "DELETE FROM status_transitions "
+        "WHERE record = 'referrals' AND from_status = 'closed' AND to_status = 'withdrawn'"
+    )
     op.drop_constraint(op.f("ck_messages_survey_has_invitation"), "messages", type_="check")
     op.drop_index("ix_messages_survey_invitation_id", table_name="messages")
     op.drop_constraint(

@@ -23,7 +23,7 @@ from triage.web.public.referral import (
     ProfessionalReferralController,
     SelfReferralController,
 )
-from triage.web.public.survey import SurveyController
+from triage.web.public.survey import SurveyController, survey_layout
 
 Handler = Callable[[Request[Any, Any, Any], Any], Response[Any]]
 
@@ -42,7 +42,10 @@ _PAGES = {
 }
 
 
-def public_error_page(status: int, retry_after: str | None = None) -> Template:
+def public_error_page(
+    status: int, retry_after: str | None = None, layout: Mapping[str, Any] | None = None
+) -> Template:
+    """`layout`: the page's own heading (the survey's neutral sender name, no start link)."""
     title, advice = _PAGES.get(status, _PAGES[500])
     if status == 429 and retry_after and retry_after.isdigit():
         minutes = max(1, math.ceil(int(retry_after) / 60))
@@ -54,6 +57,7 @@ def public_error_page(status: int, retry_after: str | None = None) -> Template:
         title=title,
         advice=advice,
         code=status,
+        **(layout or {}),
     )
 
 
@@ -77,7 +81,8 @@ def public_errors(api_handler: Handler | None = None) -> Handler:
             if isinstance(exc, PermissionDeniedException | NotAuthorizedException):
                 status = 403
             retry = response.headers.get("Retry-After")
-        return public_error_page(status, retry)
+        layout = survey_layout(request) if request.url.path.startswith("/survey") else None
+        return public_error_page(status, retry, layout)
 
     return handle
 

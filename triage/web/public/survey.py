@@ -44,7 +44,7 @@ def _catalogue(request: Request[Any, Any, Any]) -> Catalogue:
     return request.app.state.catalogue  # type: ignore[no-any-return]
 
 
-def _layout(request: Request[Any, Any, Any]) -> dict[str, Any]:
+def survey_layout(request: Request[Any, Any, Any]) -> dict[str, Any]:
     # The sender's neutral name (the one the text message came from) heads the page, so a
     # browser's history shows "Your feedback – Kent Support Line", not a crime.
     return {
@@ -55,7 +55,10 @@ def _layout(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 def _gone(request: Request[Any, Any, Any]) -> Any:
     return render(
-        "public/survey_gone.html", status=404, title="This link does not work", **_layout(request)
+        "public/survey_gone.html",
+        status=404,
+        title="This link does not work",
+        **survey_layout(request),
     )
 
 
@@ -65,7 +68,7 @@ class SurveyController(Controller):
 
     @get("/thank-you")
     async def thank_you(self, request: Request[Any, Any, Any]) -> Any:
-        return render("public/survey_done.html", title="Thank you", **_layout(request))
+        return render("public/survey_done.html", title="Thank you", **survey_layout(request))
 
     # `path`, not `str`: any address under /survey (an extra segment, an encoded slash) is the
     # same neutral page, never the site's "Page not found".
@@ -106,5 +109,5 @@ class SurveyController(Controller):
             csrf=_csrf(request, token),
             action=f"/survey/{token}",
             error_summary=form.summary if form.errors else None,
-            **_layout(request),
+            **survey_layout(request),
         )
