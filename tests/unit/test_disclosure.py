@@ -47,12 +47,11 @@ def test_percentages_and_statistics() -> None:
     assert statistic(12.34, 3, exact=True).text == "12.3 h"
 
 
-def _candidates(shown: str) -> range:
-    """Every exact count that shows as `shown`."""
-    if shown == "<5":
-        return range(0, 5)
-    value = int(shown.replace(",", ""))
-    return range(max(5, value - 2), value + 3)
+def _candidates(shown: str) -> list[int]:
+    """Every exact count that shows as `shown`, found by the rules themselves (an attacker
+    knows them)."""
+    top = 5 if shown == "<5" else int(shown.replace(",", "")) + 10
+    return [n for n in range(top + 1) if count(n, exact=False).text == shown]
 
 
 # Referrals per service (rows) and month of one quarter (columns), with counts under 5 in
