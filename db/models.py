@@ -137,6 +137,12 @@ class Referral(Base):
     contact_paused: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     first_contact_at: Mapped[datetime | None]
     withdrawn_reason: Mapped[str | None] = mapped_column(Text)
+    # What reports read (migration 0015): written with the referral, kept after erasure.
+    offence_category: Mapped[str] = mapped_column(String(40), server_default=text("'other'"))
+    age_band: Mapped[str] = mapped_column(String(12), server_default=text("'unknown'"))
+    enhanced_rights: Mapped[list[str]] = mapped_column(server_default=text("'{}'"))
+    signposts: Mapped[list[str]] = mapped_column(server_default=text("'{}'"))
+    first_contact_working_minutes: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(server_default=_now())
     updated_at: Mapped[datetime] = mapped_column(server_default=_now())
     # The victim's details as search and duplicate detection compare them, computed by
@@ -174,6 +180,7 @@ class Referral(Base):
     __table_args__ = (
         # Idempotency is the index's job, not a read-then-write race.
         UniqueConstraint("client_id", "external_ref", name="uq_referrals_client_external_ref"),
+        Index("ix_referrals_received_at", "received_at"),
         # The status feed: a client's referrals changed since a time, keyset by (updated_at, id).
         Index("ix_referrals_client_updated", "client_id", "updated_at", "id"),
         # The staff queue: by priority, then deadline (none last), then id, as its ORDER BY
@@ -280,6 +287,8 @@ class Case(Base):
     needs: Mapped[dict[str, Any] | None]
     __table_args__ = (
         UniqueConstraint("referral_id", "service", name="uq_cases_referral_service"),
+        Index("ix_cases_service_opened", "service", "opened_at"),
+        Index("ix_cases_closed_at", "closed_at", postgresql_where=text("closed_at IS NOT NULL")),
         Index("ix_cases_service_status", "service", "status"),
         # Open cases by service, oldest first, covering the caseload and the queue's service
         # filter (index-only): a few percent of all cases.

@@ -118,6 +118,25 @@ class WorkingCalendar:
         """The `count`-th working day after `day` (`day` itself never counts)."""
         return _add_working_days(self.country, self.subdivision, day, count)
 
+    def working_minutes(
+        self, start: datetime, end: datetime, day_start: time, day_end: time
+    ) -> int:
+        """Minutes of working time (`day_start` to `day_end`, local, on working days) between
+        two instants: how long a victim waited for first contact in the hub's hours."""
+        if end <= start:
+            return 0
+        total = 0.0
+        day = local_date(start, self.zone)
+        last = local_date(end, self.zone)
+        while day <= last:
+            if self.is_working_day(day):
+                opens = local_to_utc(day, day_start, self.zone)
+                closes = local_to_utc(day, day_end, self.zone)
+                overlap = (min(closes, end) - max(opens, start)).total_seconds()
+                total += max(0.0, overlap)
+            day += timedelta(days=1)
+        return int(total // 60)
+
     def end_of_working_day(self, received_at: datetime, working_days: int, end: time) -> datetime:
         """End (`end`, local) of the `working_days`-th working day after the day of receipt."""
         received_day = local_date(received_at, self.zone)
@@ -167,6 +186,25 @@ def parse_clock(text: str) -> time:
     if h > 23 or m > 59:
         raise ValueError("must be a time as HH:MM between 00:00 and 23:59")
     return time(h, m)
+
+
+# The hub's working day starts at 09:00 (it ends at the catalogue's end_of_working_day).
+WORKING_DAY_START = time(9)
+AGE_BANDS = ("under_18", "18_24", "25_64", "65_plus", "unknown")
+
+
+def age_band(date_of_birth: date | None, received_at: datetime, zone: ZoneInfo = LONDON) -> str:
+    """The victim's age band on the day of receipt (reports keep the band, never the date)."""
+    if date_of_birth is None:
+        return "unknown"
+    age = age_on(date_of_birth, local_date(received_at, zone))
+    if age < 18:
+        return "under_18"
+    if age < 25:
+        return "18_24"
+    if age < 65:
+        return "25_64"
+    return "65_plus"
 
 
 def age_on(date_of_birth: date, day: date) -> int:

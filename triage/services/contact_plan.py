@@ -16,6 +16,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import models
+from triage.domain.calendar import WORKING_DAY_START
 from triage.domain.catalogue import Catalogue
 from triage.domain.planning import (
     PHONE_CHANNELS,
@@ -251,6 +252,10 @@ async def _record_outcome(
         # Contact: the victim was spoken to. The plan ends; pending contact stops.
         if referral.first_contact_at is None:
             referral.first_contact_at = now
+            # The wait in the hub's working hours, for the reports (kept after erasure).
+            referral.first_contact_working_minutes = catalogue.calendar.working_minutes(
+                referral.received_at, now, WORKING_DAY_START, catalogue.end_of_working_day
+            )
         if referral.status == "triaged":
             referral.status = "in_contact"
         await db.execute(

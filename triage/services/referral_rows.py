@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from triage.domain.calendar import age_band
 from triage.domain.decision import Decision
 from triage.domain.planning import NextStep
 from triage.domain.referral import Referral
@@ -38,6 +39,17 @@ class RowSet:
 
 def facts_json(referral: Referral) -> dict[str, Any]:
     return msgspec.to_builtins(referral)  # type: ignore[no-any-return]
+
+
+def report_facts(referral: Referral, decision: Decision, received_at: datetime) -> dict[str, Any]:
+    """The referral's columns reports read (migration 0015): written with it, and again when
+    its facts change, never derived from personal data later (it may be erased by then)."""
+    return {
+        "offence_category": referral.offence.category,
+        "age_band": age_band(referral.victim.date_of_birth, received_at),
+        "enhanced_rights": list(decision.enhanced_rights),
+        "signposts": [s.code for s in decision.signposts],
+    }
 
 
 def add_referral_rows(
@@ -68,6 +80,7 @@ def add_referral_rows(
             "contact_due_by": decision.contact_due_by,
             "area": decision.area.code,
             "flags": list(decision.flags),
+            **report_facts(referral, decision, received_at),
             "created_at": received_at,
             "updated_at": received_at,
         }

@@ -32,6 +32,10 @@ _REFERRAL_COLUMNS = (
     "contact_due_by",
     "area",
     "flags",
+    "offence_category",
+    "age_band",
+    "enhanced_rights",
+    "signposts",
     "created_at",
     "updated_at",
 )

@@ -29,7 +29,7 @@ from triage.services.clock import service_now
 from triage.services.closures import cancel_invitations, close_open_cases, stop_pending_contact
 from triage.services.contact_plan import insert_step
 from triage.services.overrides import overrides_of
-from triage.services.referral_rows import case_row, facts_json, p1_alert_row
+from triage.services.referral_rows import case_row, facts_json, p1_alert_row, report_facts
 from triage.services.scoping import referrals_visible_to
 from triage.services.staff_views import rows_for_referral
 
@@ -258,6 +258,8 @@ async def apply_update(
         )
     referral.contact_due_by = due
     referral.area = decision.area.code
+    for column, value in report_facts(facts, decision, referral.received_at).items():
+        setattr(referral, column, value)
 
     # Consent to contact or to a survey taken back: no survey goes (its messages not yet on
     # their way stop with it).
