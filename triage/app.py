@@ -30,6 +30,7 @@ from triage.api.problems import EXCEPTION_HANDLERS, problem
 from triage.api.rate_limits import FailedKeyChecks, RateLimiter
 from triage.api.referral_updates import ReferralUpdateController
 from triage.api.referrals import ReferralController
+from triage.api.reports import read_report
 from triage.logs import RequestLogMiddleware, configure_logging
 from triage.services.api_keys import KeyDirectory
 from triage.services.catalogues import current_catalogue
@@ -161,6 +162,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ReferralController,
             ReferralUpdateController,
             AppropriateAdultController,
+            read_report,
             notify_callback,
             staff_router(),
             public_router(EXCEPTION_HANDLERS),

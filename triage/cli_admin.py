@@ -91,7 +91,9 @@ def clients_group() -> None:
 
 @clients_group.command("create")
 @click.argument("name")
-@click.option("--source", type=click.Choice(["police", "professional"]), required=True)
+@click.option(
+    "--source", type=click.Choice(["police", "professional", "commissioner"]), required=True
+)
 def clients_create(name: str, source: str) -> None:
     """Create an API client."""
     from triage.services.api_keys import create_client

@@ -43,6 +43,7 @@ OPERATIONS: dict[tuple[str, str], tuple[set[int], set[int], str | None]] = {
         "AppropriateAdultRequest",
     ),
     ("post", "/api/v1/notify/callback"): ({200}, {400, 401, 413, 422, 503}, "DeliveryReceipt"),
+    ("get", "/api/v1/reports"): ({200}, KEYED | {422}, None),
 }
 
 

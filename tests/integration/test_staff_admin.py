@@ -90,7 +90,14 @@ async def test_every_admin_page_renders_with_its_navigation(admin: Any) -> None:
         assert html.find("h1").get_text(strip=True) == heading
         assert html.title.get_text().startswith(heading)
         nav = [a.get_text() for a in html.select(".moj-side-navigation a")]
-        assert nav == ["Users", "API clients", "Catalogue", "Audit trail", "Your account"]
+        assert nav == [
+            "Users",
+            "API clients",
+            "Catalogue",
+            "Audit trail",
+            "Reports",
+            "Your account",
+        ]
         assert page.headers["cache-control"] == "no-store"
         # Every form posts somewhere and carries the session's CSRF token.
         for form in html.select("form[method=post]"):

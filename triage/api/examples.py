@@ -271,3 +271,44 @@ INVALID_REFERRAL: dict[str, Any] = {
         },
     ],
 }
+
+_SHOWN = {"value": 35.0, "text": "35"}
+REPORT = {
+    "service": "isva",
+    "from": "2026-07",
+    "to": "2026-09",
+    "periods": {
+        "current": {"from": "2026-07", "to": "2026-09"},
+        "previous": {"from": "2026-04", "to": "2026-06"},
+        "year_earlier": {"from": "2025-07", "to": "2025-09"},
+    },
+    "disclosure_control": True,
+    "sections": [
+        {
+            "name": "received",
+            "title": "Referrals received",
+            "figures": [
+                {
+                    "name": "received",
+                    "label": "Referrals received",
+                    "current": _SHOWN,
+                    "previous": {"value": 40.0, "text": "40"},
+                    "year_earlier": {"value": None, "text": "<5"},
+                }
+            ],
+        },
+        {
+            "name": "deadline",
+            "title": "First contact within the contract deadline",
+            "figures": [
+                {
+                    "name": "in_time_percent",
+                    "label": "First contacted by the deadline",
+                    "current": {"value": 91.0, "text": "91%"},
+                    "previous": {"value": 88.0, "text": "88%"},
+                    "year_earlier": {"value": None, "text": "suppressed"},
+                }
+            ],
+        },
+    ],
+}

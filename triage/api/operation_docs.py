@@ -27,6 +27,7 @@ from triage.api.wire_answers import (
     ReceiptAnswer,
     Referral,
     ReferralPage,
+    ReportAnswer,
 )
 from triage.api.wire_requests import (
     AppropriateAdultRequest,
@@ -168,4 +169,20 @@ RECEIVE_RECEIPT = DOCS.operation(
     ok={200: Answer(ReceiptAnswer, "Applied, or ignored", examples.RECEIPT_ANSWER)},
     errors=(400, 401, 413, 422, 503),
     security=NOTIFY_TOKEN,
+)
+
+READ_REPORT = DOCS.operation(
+    ok={200: Answer(ReportAnswer, "The report, with disclosure control", examples.REPORT)},
+    errors=(*KEYED, 422),
+    parameters=[
+        query_parameter("service", {"type": "string"}, "A service's code, or `all` (the default)"),
+        query_parameter(
+            "from", {"type": "string", "pattern": r"^\d{4}-\d{2}$"}, "The first month, YYYY-MM"
+        ),
+        query_parameter(
+            "to",
+            {"type": "string", "pattern": r"^\d{4}-\d{2}$"},
+            "The last month, YYYY-MM (the default: the first month)",
+        ),
+    ],
 )

@@ -156,3 +156,47 @@ class ProblemDetails(Struct, kw_only=True):
     status: Annotated[int, Meta(ge=400, le=599)]
     detail: str
     errors: list[FieldProblem]
+
+
+# Reports (issue 13): the commissioner's own tools read the same report as the pages, with
+# disclosure control (a count under 5 is `<5`, others rounded to the nearest 5, percentages,
+# medians and percentiles only with 10 people behind them).
+class ReportValue(Struct, kw_only=True):
+    value: Annotated[
+        float | None, Meta(description="The figure as shown; null when suppressed or under 5")
+    ]
+    text: Annotated[str, Meta(description="As a table shows it: `<5`, `suppressed`, `35`, `91%`")]
+
+
+class ReportFigure(Struct, kw_only=True):
+    name: Annotated[str, Meta(description="Stable name, such as `received` or `source:police`")]
+    label: str
+    current: ReportValue
+    previous: ReportValue
+    year_earlier: ReportValue
+
+
+class ReportSection(Struct, kw_only=True):
+    name: str
+    title: str
+    figures: list[ReportFigure]
+
+
+class ReportPeriod(Struct, kw_only=True, rename={"start": "from", "end": "to"}):
+    start: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}$", description="First month, YYYY-MM")]
+    end: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}$", description="Last month, YYYY-MM")]
+
+
+class ReportPeriods(Struct, kw_only=True):
+    current: ReportPeriod
+    previous: ReportPeriod
+    year_earlier: ReportPeriod
+
+
+class ReportAnswer(Struct, kw_only=True, rename={"start": "from", "end": "to"}):
+    service: Annotated[str, Meta(description="A service's code, or `all`")]
+    start: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}$")]
+    end: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}$")]
+    periods: ReportPeriods
+    disclosure_control: bool
+    sections: list[ReportSection]

@@ -49,9 +49,12 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "search",
         }
     ),
-    "duty_lead": _HUB | frozenset({"alert.view", "case.reassign", "case.work", "caseload.view"}),
+    "duty_lead": _HUB
+    | frozenset({"alert.view", "case.reassign", "case.work", "caseload.view", "report.view"}),
     "commissioner": frozenset({"report.view"}),
-    "admin": frozenset({"user.manage", "client.manage", "catalogue.view", "audit.view"}),
+    "admin": frozenset(
+        {"user.manage", "client.manage", "catalogue.view", "audit.view", "report.view"}
+    ),
     # API key scopes, as api.md names them.
     "referrals:write": frozenset({"referral.create", "referral.update", "referral.withdraw"}),
     "referrals:read": frozenset({"referral.view"}),

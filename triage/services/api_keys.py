@@ -28,7 +28,11 @@ SCOPES = ("referrals:write", "referrals:read", "aa:write", "reports:read")
 DEFAULT_SCOPES = {
     "police": ("referrals:write", "referrals:read", "aa:write"),
     "professional": ("referrals:write", "referrals:read"),
+    # The commissioner's own tools read reports, with disclosure control, and nothing else.
+    "commissioner": ("reports:read",),
 }
+# Sources whose keys may carry no scope beyond their defaults.
+ONLY_DEFAULT_SCOPES = frozenset({"commissioner"})
 _ALPHABET = string.ascii_letters + string.digits
 
 
@@ -69,7 +73,7 @@ async def create_client(
     db: AsyncSession, name: str, source: str, *, actor: str = OPERATOR
 ) -> ApiClient:
     if source not in DEFAULT_SCOPES:
-        raise KeyError_("source must be police or professional")
+        raise KeyError_(f"source must be one of {', '.join(DEFAULT_SCOPES)}")
     if (await db.execute(select(ApiClient).where(ApiClient.name == name))).scalar():
         raise KeyError_(f"a client named {name!r} already exists")
     client = ApiClient(id=uuid.uuid4(), name=name, source=source)
@@ -126,6 +130,11 @@ async def create_key(
     for scope in scopes:
         if scope not in SCOPES:
             raise KeyError_(f"unknown scope {scope!r} (one of {', '.join(SCOPES)})")
+        if client.source in ONLY_DEFAULT_SCOPES and scope not in DEFAULT_SCOPES[client.source]:
+            raise KeyError_(
+                f"a {client.source} client's keys carry only "
+                + ", ".join(DEFAULT_SCOPES[client.source])
+            )
     prefix = _random(8)
     key = f"trg_{prefix}_{_random(32)}"
     granted = list(scopes or DEFAULT_SCOPES[client.source])

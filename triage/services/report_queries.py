@@ -313,9 +313,12 @@ async def overrides(db: AsyncSession, periods: Sequence[Period], service: str | 
     )
     out = _empty(periods)
     for row in rows:
-        key = f"override:{row.kind}" + (f":{row.service}" if row.service else "")
-        out[row.idx][key] = row.n
-        out[row.idx]["overrides"] = int(out[row.idx].get("overrides") or 0) + row.n
+        figures = out[row.idx]
+        if row.service:
+            figures[f"override:{row.kind}:{row.service}"] = row.n
+        kind = f"override:{row.kind}"
+        figures[kind] = int(figures.get(kind) or 0) + row.n
+        figures["overrides"] = int(figures.get("overrides") or 0) + row.n
     return out
 
 
@@ -405,7 +408,7 @@ async def appropriate_adults(db: AsyncSession, periods: Sequence[Period]) -> ByP
                count(*) FILTER (WHERE a.status = 'attended' AND a.updated_at <= a.attend_by)
                    AS attended_in_time
         FROM {values_sql}
-        JOIN appropriate_adult_requests a
+        JOIN aa_requests a
              ON a.received_at >= p.start_at AND a.received_at < p.end_at
         GROUP BY p.idx
         """),

@@ -19,6 +19,8 @@ PAGES = (
     ("/staff/admin/clients", "API clients", "client.manage"),
     ("/staff/admin/catalogue", "Catalogue", "catalogue.view"),
     ("/staff/admin/audit", "Audit trail", "audit.view"),
+    # Last: a commissioner lands here; staff who also read reports land on their own work.
+    ("/staff/reports", "Reports", "report.view"),
 )
 
 

@@ -11,6 +11,7 @@ from triage.web.staff.casework import CaseworkController
 from triage.web.staff.finding import FindingController
 from triage.web.staff.guards import staff_guard
 from triage.web.staff.phone import PhoneReferralController
+from triage.web.staff.reports import ReportsController
 from triage.web.staff.work import WorkController
 
 
@@ -24,6 +25,7 @@ def staff_router() -> Router:
             PhoneReferralController,
             FindingController,
             AdminController,
+            ReportsController,
         ],
         guards=[staff_guard],
         include_in_schema=False,
