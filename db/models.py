@@ -143,6 +143,13 @@ class Referral(Base):
     enhanced_rights: Mapped[list[str]] = mapped_column(server_default=text("'{}'"))
     signposts: Mapped[list[str]] = mapped_column(server_default=text("'{}'"))
     first_contact_working_minutes: Mapped[int | None] = mapped_column(Integer)
+    # Retention (migration 0016): the final state's time (a trigger keeps it), the erasure,
+    # and an admin's legal hold that stops it.
+    final_at: Mapped[datetime | None]
+    erased_at: Mapped[datetime | None]
+    legal_hold_reason: Mapped[str | None] = mapped_column(Text)
+    legal_hold_at: Mapped[datetime | None]
+    legal_hold_by: Mapped[str | None] = mapped_column(String(60))
     created_at: Mapped[datetime] = mapped_column(server_default=_now())
     updated_at: Mapped[datetime] = mapped_column(server_default=_now())
     # The victim's details as search and duplicate detection compare them, computed by
@@ -181,6 +188,15 @@ class Referral(Base):
         # Idempotency is the index's job, not a read-then-write race.
         UniqueConstraint("client_id", "external_ref", name="uq_referrals_client_external_ref"),
         Index("ix_referrals_received_at", "received_at"),
+        Index(
+            "ix_referrals_erasure_due",
+            "status",
+            "final_at",
+            postgresql_where=text(
+                "erased_at IS NULL AND legal_hold_reason IS NULL "
+                "AND status IN ('closed', 'withdrawn')"
+            ),
+        ),
         # The status feed: a client's referrals changed since a time, keyset by (updated_at, id).
         Index("ix_referrals_client_updated", "client_id", "updated_at", "id"),
         # The staff queue: by priority, then deadline (none last), then id, as its ORDER BY
@@ -462,6 +478,7 @@ class AppropriateAdultRequest(Base):
     flags: Mapped[list[str]]
     catalogue_version: Mapped[str] = mapped_column(ForeignKey("catalogue_versions.version"))
     updated_at: Mapped[datetime] = mapped_column(server_default=_now())
+    erased_at: Mapped[datetime | None]
     __table_args__ = (
         UniqueConstraint("client_id", "external_ref", name="uq_aa_requests_client_external_ref"),
     )

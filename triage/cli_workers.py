@@ -298,6 +298,85 @@ def surveys_send_due() -> None:
         click.echo(f"{part}: {said}")
 
 
+@click.group("retention")
+def retention_group() -> None:
+    """Retention and erasure (retention.md): preview, erase what is due, legal holds."""
+
+
+@retention_group.command("preview")
+def retention_preview() -> None:
+    """How many records each rule would erase today and in the next 30 days."""
+    from triage.services.catalogues import current_catalogue
+    from triage.services.retention import preview
+
+    for found in run_with_session(lambda db: preview(db, current_catalogue())):
+        click.echo(f"{found.rule}: {found.today} today, {found.next_30_days} more in 30 days")
+
+
+@retention_group.command("erase-due")
+def retention_erase_due() -> None:
+    """What the daily job does, now: erase what is past its retention."""
+    from triage.services.retention import erase_due
+    from workers.runtime import run, runtime, shutdown
+
+    rt = runtime()
+    try:
+        erased = run(erase_due(rt.sessions, rt.catalogue))
+    finally:
+        shutdown()
+    click.echo(f"erased: {erased}")
+
+
+@retention_group.command("hold")
+@click.argument("reference")
+@click.option("--reason", required=True, help="Why (a court case, a complaint): kept with it.")
+def retention_hold(reference: str, reason: str) -> None:
+    """A legal hold: REFERENCE is not erased until the hold is lifted."""
+    from triage.services.retention import RetentionRefused, set_hold
+
+    try:
+        run_with_session(lambda db: set_hold(db, reference, reason, "operator:cli"))
+    except RetentionRefused as refused:
+        raise click.ClickException(str(refused)) from None
+    click.echo(f"legal hold set on {reference}")
+
+
+@retention_group.command("release")
+@click.argument("reference")
+def retention_release(reference: str) -> None:
+    """Lift REFERENCE's legal hold (it is erased when due)."""
+    from triage.services.retention import RetentionRefused, lift_hold
+
+    try:
+        run_with_session(lambda db: lift_hold(db, reference, "operator:cli"))
+    except RetentionRefused as refused:
+        raise click.ClickException(str(refused)) from None
+    click.echo(f"legal hold lifted on {reference}")
+
+
+@click.command("export")
+@click.argument("reference")
+def export_command(reference: str) -> None:
+    """Subject access: everything held about REFERENCE's victim as JSON on stdout, third-party
+    data marked for review (a data protection officer reviews it before release). Audited."""
+    from triage.services.retention import RetentionRefused, export_referral
+
+    try:
+        exported = run_with_session(lambda db: export_referral(db, reference, "operator:cli"))
+    except RetentionRefused as refused:
+        raise click.ClickException(str(refused)) from None
+    click.echo(json.dumps(exported, indent=2, default=str, ensure_ascii=False))
+
+
 def register(main: Any) -> None:
-    for command in (worker, beat, outbox_group, audit_group, contacts_group, surveys_group):
+    for command in (
+        worker,
+        beat,
+        outbox_group,
+        audit_group,
+        contacts_group,
+        surveys_group,
+        retention_group,
+        export_command,
+    ):
         main.add_command(command)

@@ -44,6 +44,13 @@ def make_celery() -> Celery:
                 "schedule": 60.0,
                 "options": {"expires": 60.0},
             },
+            # Daily: personal data past its retention (retention.md); rows claimed with SKIP
+            # LOCKED, so a second run at once finds nothing left to do.
+            "erase-due": {
+                "task": "triage.retention.erase",
+                "schedule": 86400.0,
+                "options": {"expires": 3600.0},
+            },
             # Every 5 minutes: a public form's draft is deleted soon after its 60 minutes.
             "purge-rendered": {
                 "task": "triage.retention.purge",

@@ -18,6 +18,7 @@ from triage.logs import describe_error
 from triage.services import audit
 from triage.services.messaging import claim_message, deliver
 from triage.services.public_referrals import purge_expired
+from triage.services.retention import erase_due
 from triage.services.setup_emails import send_setup_email
 from triage.services.sweeper import purge_rendered, run_step, sweep
 from triage.services.units import in_session
@@ -141,6 +142,15 @@ def seal_audit_task() -> int:
     if report.ids_went_back:
         audit_log.error("audit_transaction_ids_behind_the_chain", **report.log_fields())
     return report.sealed
+
+
+@celery_app.task(name="triage.retention.erase", **RETRY)
+@guarded
+def erase_task() -> int:
+    """Daily: referrals and Appropriate Adult requests past their retention (retention.md),
+    each referral erased in a transaction of its own."""
+    rt = runtime()
+    return run(erase_due(rt.sessions, rt.catalogue))
 
 
 @celery_app.task(name="triage.retention.purge", **RETRY)

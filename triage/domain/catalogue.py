@@ -25,6 +25,7 @@ from triage.domain.facts import (
     FACT_VALUES,
     VICTIM_FACTS,
 )
+from triage.domain.retention_catalogue import RetentionPolicy, parse_retention
 from triage.domain.rules import Condition, Named, RuleContext, RuleError, compile_condition
 from triage.domain.safe_times import DAY_INDEX, SafeTimes, SafeWindow
 from triage.domain.statuses import CLOSURE_REASONS
@@ -149,6 +150,7 @@ class Catalogue:
     flag_rules: tuple[Rule, ...]
     contact: ContactPolicy
     surveys: SurveyPolicy
+    retention: RetentionPolicy
     appropriate_adult: AppropriateAdultPolicy
     raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
 
@@ -475,6 +477,7 @@ def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
 
     contact = _parse_contact(p, data.get("contact"), zone)
     surveys = parse_surveys(p, data.get("surveys"), contact.placeholders, contact.sensitive_words)
+    retention = parse_retention(p, data.get("retention"))
     # Survey templates are sent by the same messaging as contact templates (the link filled
     # in last, messages.render_message); a contact plan cannot name them (checked above).
     contact = replace(contact, templates={**contact.templates, **surveys.templates})
@@ -505,6 +508,7 @@ def parse_catalogue(data: Any, source: str = "catalogue") -> Catalogue:
         flag_rules=tuple(flag_rules),
         contact=contact,
         surveys=surveys,
+        retention=retention,
         appropriate_adult=aa,
         raw=data,
     )
