@@ -31,8 +31,10 @@ SYSTEM_ACTOR = "system:retention"
 # Due referrals: final, not erased, not held, past their years (by their final state).
 _DUE = """
     r.erased_at IS NULL AND r.legal_hold_reason IS NULL
-    AND ((r.status = 'closed' AND r.final_at < :until - make_interval(years => :closed))
-      OR (r.status = 'withdrawn' AND r.final_at < :until - make_interval(years => :withdrawn)))
+    AND ((r.status = 'closed'
+          AND r.final_at < CAST(:until AS timestamptz) - make_interval(years => :closed))
+      OR (r.status = 'withdrawn'
+          AND r.final_at < CAST(:until AS timestamptz) - make_interval(years => :withdrawn)))
 """
 
 
@@ -133,7 +135,8 @@ async def erase_due_requests(db: AsyncSession, catalogue: Catalogue, limit: int 
             text("""UPDATE aa_requests SET person = '{}'::jsonb, erased_at = :now
                     WHERE id IN (SELECT id FROM aa_requests
                                  WHERE erased_at IS NULL AND attend_by IS NOT NULL
-                                   AND attend_by < :now - make_interval(years => :years)
+                                   AND attend_by < CAST(:now AS timestamptz)
+                                                   - make_interval(years => :years)
                                  LIMIT :limit FOR UPDATE SKIP LOCKED)
                     RETURNING id"""),
             {"now": now, "years": years, "limit": limit},
@@ -194,7 +197,8 @@ async def preview(db: AsyncSession, catalogue: Catalogue) -> list[Preview]:
             int(
                 await db.scalar(
                     text("""SELECT count(*) FROM aa_requests WHERE erased_at IS NULL
-                            AND attend_by < :until - make_interval(years => :years)"""),
+                            AND attend_by < CAST(:until AS timestamptz)
+                                            - make_interval(years => :years)"""),
                     {"until": until, "years": aa_years},
                 )
                 or 0
@@ -205,7 +209,7 @@ async def preview(db: AsyncSession, catalogue: Catalogue) -> list[Preview]:
     stale = int(
         await db.scalar(
             text("""SELECT count(*) FROM referrals WHERE status IN ('triaged', 'in_contact')
-                    AND updated_at < :now - make_interval(years => :years)"""),
+                    AND updated_at < CAST(:now AS timestamptz) - make_interval(years => :years)"""),
             {"now": now, "years": review_years},
         )
         or 0
@@ -274,7 +278,9 @@ async def export_referral(db: AsyncSession, reference: str, actor: str) -> dict[
     rid = referral.id
 
     async def rows(sql: str) -> list[dict[str, Any]]:
-        return [dict(r._mapping) for r in await db.execute(text(sql), {"id": rid})]
+        # The id as text too: the audit trail keeps record ids as text.
+        found = await db.execute(text(sql), {"id": rid, "text_id": str(rid)})
+        return [dict(r._mapping) for r in found]
 
     facts = dict(referral.facts or {})
     referrer = facts.pop("referrer", None)
@@ -319,7 +325,7 @@ async def export_referral(db: AsyncSession, reference: str, actor: str) -> dict[
         ),
         "audit_events": await rows(
             "SELECT at, actor AS staff_for_review, action FROM audit_events "
-            "WHERE record_id = CAST(:id AS text) ORDER BY id"
+            "WHERE record_id = :text_id ORDER BY id"
         ),
     }
     await record_event(db, actor, "referral.exported", rid)
