@@ -76,8 +76,7 @@ def upgrade() -> None:
         "referrals",
         ["status", "final_at"],
         postgresql_where=sa.text(
-            "erased_at IS NULL AND legal_hold_reason IS NULL "
-            "AND status IN ('closed', 'withdrawn')"
+            "erased_at IS NULL AND legal_hold_reason IS NULL AND status IN ('closed', 'withdrawn')"
         ),
     )
 
