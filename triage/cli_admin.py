@@ -204,10 +204,52 @@ def demo_group() -> None:
 @demo_group.command("load")
 @click.option("--referrals", "count", default=200, show_default=True, type=click.IntRange(0))
 @click.option("--client", "client_name", default="Demo Police", show_default=True)
-def demo_load(count: int, client_name: str) -> None:
-    """Load COUNT demo referrals through the intake service as CLIENT (dev and test only)."""
+@click.option(
+    "--year-like",
+    type=click.Choice(["kent-2022"]),
+    default=None,
+    help="Instead: a past year shaped like the seed's (Kent 2022-23), as history.",
+)
+@click.option(
+    "--scale",
+    default=0.01,
+    show_default=True,
+    type=click.FloatRange(0.0001, 1.0),
+    help="With --year-like: the share of the year's 103,650 referrals to write.",
+)
+def demo_load(count: int, client_name: str, year_like: str | None, scale: float) -> None:
+    """Load COUNT demo referrals through the intake service as CLIENT (dev and test only), or
+    with --year-like a past year's referrals with their contact, closures and surveys."""
     refuse_in_production("triage demo load")
+    if year_like:
+        click.echo(load_year_like(year_like, scale, client_name))
+        return
     click.echo(load_demo(count, client_name))
+
+
+def load_year_like(shape: str, scale: float, client_name: str) -> str:
+    from db.pool import make_pool
+    from triage.demo_history import load_year
+    from triage.services.catalogues import current_catalogue
+
+    url = _database_url()
+
+    async def go() -> dict[str, int]:
+        pool = await make_pool(url, 1)
+        try:
+            client = await pool.fetchrow(
+                "SELECT id, source FROM api_clients WHERE name = $1", client_name
+            )
+            if client is None:
+                raise click.ClickException(f"no client named {client_name!r}")
+            return await load_year(
+                pool, current_catalogue(), client["id"], client["source"], shape, scale
+            )
+        finally:
+            await pool.close()
+
+    counts = asyncio.run(go())
+    return f"{shape} history: " + ", ".join(f"{n} {k}" for k, n in counts.items())
 
 
 def refuse_in_production(what: str) -> None:
