@@ -170,7 +170,9 @@ async def test_disclosure_control_for_the_commissioner(data: dict[str, Any], ses
     received = figures["received"]
     assert (received["current"]["text"], received["previous"]["text"]) == ("15", "<5")
     assert received["year_earlier"]["text"] == "5"
-    assert figures["source:self"]["current"]["text"] == "<5"
+    # A breakdown with a count under 5 is suppressed whole (secondary suppression).
+    assert figures["source:self"]["current"]["text"] == "suppressed"
+    assert figures["source:police"]["current"]["text"] == "suppressed"
     assert figures["in_time"]["current"]["text"] == "10"
     # 10 (rounded 11) of 15 (rounded 17): from the rounded counts.
     assert figures["in_time_percent"]["current"]["text"] == "67%"
@@ -216,7 +218,8 @@ async def test_a_commissioner_client_reaches_reports_and_nothing_else(
 
     name, key = await make_key("commissioner")
     headers = bearer(key)
-    assert (await web.get("/api/v1/reports?from=2019-04", headers=headers)).status_code == 200
+    quarter = "/api/v1/reports?from=2019-04&to=2019-06"
+    assert (await web.get(quarter, headers=headers)).status_code == 200
     for method, path in [
         ("GET", "/api/v1/referrals?external_ref=x"),
         ("POST", "/api/v1/referrals"),
@@ -231,8 +234,11 @@ async def test_a_commissioner_client_reaches_reports_and_nothing_else(
     for query, field in [
         ("from=2019-13", "from"),
         ("from=2019-04&to=2019-01", "to"),
-        ("service=nope&from=2019-04", "service"),
+        ("service=nope&from=2019-04&to=2019-06", "service"),
         ("", "from"),
+        # A month, or months that are not a quarter: never for the commissioner.
+        ("from=2019-04", "from"),
+        ("from=2019-05&to=2019-07", "from"),
     ]:
         answer = await web.get(f"/api/v1/reports?{query}", headers=headers)
         assert answer.status_code == 422, (query, answer.text)

@@ -134,3 +134,52 @@ def test_no_count_under_5_is_recovered_by_differencing() -> None:
 
 def test_rounding_is_to_the_nearest_5() -> None:
     assert [rounded(n) for n in range(5, 16)] == [5, 5, 5, 10, 10, 10, 10, 10, 15, 15, 15]
+
+
+def test_months_beside_their_quarter_would_give_a_count_away() -> None:
+    """Why the commissioner never sees months: `<5`, `5`, `5` beside a quarter of `20` leave
+    one table only, 4, 7 and 7 (so the rule keeps months off the commissioner's reports)."""
+    shown = [count(n, exact=False).text for n in (4, 7, 7)]
+    quarter = count(18, exact=False).text
+    assert (shown, quarter) == (["<5", "5", "5"], "20")
+    fits = [
+        parts
+        for parts in itertools.product(*(_candidates(t) for t in shown))
+        if count(sum(parts), exact=False).text == quarter
+    ]
+    assert fits == [(4, 7, 7)]
+
+
+def test_a_year_of_four_quarters_never_gives_a_count_under_5_away() -> None:
+    """Every year of four quarters (each 0 to 14 referrals): the published quarters and year
+    always leave each quarter under 5 with at least two possible values."""
+    texts = {n: count(n, exact=False).text for n in range(0, 80)}
+    for quarters in itertools.product(range(15), repeat=4):
+        shown = [texts[n] for n in quarters]
+        if "<5" not in shown:
+            continue
+        year = texts[sum(quarters)]
+        options = [_candidates(t) for t in shown]
+        for index, n in enumerate(quarters):
+            if n >= 5:
+                continue
+            others = [o for i, o in enumerate(options) if i != index]
+            lows = sum(min(o) for o in others)
+            highs = sum(max(o) for o in others)
+            possible = {
+                v
+                for v in options[index]
+                if any(texts.get(v + rest) == year for rest in range(lows, highs + 1))
+            }
+            assert len(possible) >= 2, (quarters, index, possible)
+
+
+def test_a_breakdown_with_a_count_under_5_is_suppressed_whole() -> None:
+    from triage.domain.disclosure import SUPPRESSED, suppress_groups
+
+    rows = [[count(n, exact=False) for n in period] for period in ([3, 20], [12, 30], [6, 2])]
+    [police, professional, self_] = suppress_groups({"source": rows})["source"]
+    # The first period has a 3, the second a 2: both columns hidden for every part.
+    assert all(value is SUPPRESSED for value in (*police, *professional, *self_))
+    untouched = suppress_groups({"age": [[count(9, exact=False)], [count(12, exact=False)]]})
+    assert [row[0].text for row in untouched["age"]] == ["10", "10"]

@@ -23,9 +23,9 @@ from triage.services import reports
     summary="A report of one service or all services over whole months",
     operation_id="read_report",
     operation_class=READ_REPORT,
-    description="`?service=CODE|all&from=YYYY-MM&to=YYYY-MM` (whole months, at most 60): "
-    "the figures of the period beside the period before it and the same period a year "
-    "earlier, with disclosure control.",
+    description="`?service=CODE|all&from=YYYY-MM&to=YYYY-MM`: a whole calendar quarter or a "
+    "financial year (April to March), beside the period before it and the same period a "
+    "year earlier, with disclosure control (over time by quarter, never by month).",
 )
 async def read_report(
     request: Request[Any, Any, Any],
@@ -50,7 +50,10 @@ async def read_report(
             problems.append(Problem("to" if to and "ends" in str(error) else "from", str(error)))
     if problems or period is None:
         raise InvalidInput(problems)
-    report = await reports.build_report(
-        db, caller.principal, catalogue, None if code == "all" else code, period
-    )
+    try:
+        report = await reports.build_report(
+            db, caller.principal, catalogue, None if code == "all" else code, period
+        )
+    except reports.PeriodRefused as refused:
+        raise InvalidInput([Problem("from", str(refused))]) from None
     return reports.as_json(report)

@@ -12,12 +12,21 @@ count, a percentage, a median or a percentile when its reader may see no persona
 
 Staff roles see exact figures (`exact=True`): they may see personal data anyway.
 
-Why rounding holds against differencing (totals minus parts, all services minus the others, a
-quarter minus its months): every published count is only known to within 5 (a rounded 10 is
-any of 8 to 12), so the difference of two published counts is known to within 9, and a count
-under 5 recovered from one always has at least two candidates. tests/unit/test_disclosure.py
-tries each attack on hand-built figures by enumerating every exact data set the published
-figures allow.
+Rounding alone does not stop differencing where published parts add up to a published whole:
+three months shown as `<5`, `5`, `5` beside a quarter of `20` force the months to be 4, 7 and
+7 (a `<5` is at most 4, a `5` at most 7, a `20` at least 18). So, for the commissioner:
+
+- periods are whole calendar quarters or financial years only, and a report's breakdown over
+  time is by quarter (a financial year of four quarters: four parts whose bounds never meet a
+  total's exactly, whatever is suppressed; checked in the test), never by month;
+- a breakdown (by source, priority, age band, offence, area, closure reason, ...) whose parts
+  include a count under 5 in a period is suppressed whole in that period (secondary
+  suppression), so its parts never stand beside the total they add up to.
+
+tests/unit/test_disclosure.py tries the attacks (totals minus parts, all services minus the
+others, a year minus its quarters) by enumerating every exact data set the published figures
+allow, including the month counter-example above, which the quarter-only rule keeps from ever
+being published.
 """
 
 from __future__ import annotations
@@ -81,3 +90,17 @@ def statistic(value: float | None, people: int, *, exact: bool, unit: str = "h")
     if not exact and people < MIN_PEOPLE:
         return SUPPRESSED
     return Shown(round(value, 1), f"{value:,.1f} {unit}")
+
+
+def suppress_groups(
+    groups: dict[str, list[list[Shown]]],
+) -> dict[str, list[list[Shown]]]:
+    """Secondary suppression: for each group of rows that are parts of one whole, in each
+    column (period), every part is suppressed when any is under 5 (`groups` maps a group's
+    name to its rows, each a list of one Shown per column)."""
+    out: dict[str, list[list[Shown]]] = {}
+    for name, rows in groups.items():
+        columns = len(rows[0]) if rows else 0
+        hidden = [any(row[c] is UNDER_FIVE for row in rows) for c in range(columns)]
+        out[name] = [[SUPPRESSED if hidden[c] else row[c] for c in range(columns)] for row in rows]
+    return out

@@ -87,6 +87,21 @@ class Period:
         return [add_months(self.first, i) for i in range(self.months)]
 
     @property
+    def is_quarter(self) -> bool:
+        return self.months == 3 and self.first.month in (1, 4, 7, 10)
+
+    @property
+    def is_financial_year(self) -> bool:
+        return self.months == 12 and self.first.month == 4
+
+    def quarters(self) -> list[Period]:
+        """The calendar quarters of a period made of whole quarters."""
+        return [
+            Period(add_months(self.first, 3 * i), add_months(self.first, 3 * i + 2))
+            for i in range(self.months // 3)
+        ]
+
+    @property
     def label(self) -> str:
         if self.months == 1:
             return self.first.strftime("%B %Y")

@@ -426,12 +426,14 @@ async def appropriate_adults(db: AsyncSession, periods: Sequence[Period]) -> ByP
     return out
 
 
-async def monthly(db: AsyncSession, period: Period, service: str | None) -> list[Figures]:
-    """Per month of the period: referrals received and first contacts within the deadline
-    (for the charts: bars over time, the deadline percentage against its target)."""
-    months = [Period(m, m) for m in period.month_starts()]
-    received_by = await received(db, months, service)
-    deadline_by = await deadlines(db, months, service)
+async def over_time(
+    db: AsyncSession, steps: Sequence[Period], service: str | None
+) -> list[Figures]:
+    """Per step of the period (months, or quarters): referrals received and first contacts
+    within the deadline (for the charts: bars over time, the deadline percentage against its
+    target)."""
+    received_by = await received(db, steps, service)
+    deadline_by = await deadlines(db, steps, service)
     return [
         {
             "received": r.get("received", 0),

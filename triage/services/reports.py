@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from triage.domain import vocabulary as v
 from triage.domain.catalogue import Catalogue
-from triage.domain.disclosure import Shown, count, percentage, statistic
+from triage.domain.disclosure import Shown, count, percentage, statistic, suppress_groups
 from triage.domain.periods import Period
 from triage.domain.policy import require
 from triage.domain.principals import Principal
@@ -34,6 +34,12 @@ class Row:
     name: str  # stable, for the CSV and the API
     label: str
     values: tuple[Shown, Shown, Shown]  # the period, the one before, a year earlier
+    group: str | None = None  # rows that are parts of one whole (secondary suppression)
+
+
+class PeriodRefused(ValueError):
+    """The commissioner's reports are for whole quarters or financial years (disclosure.py
+    says why)."""
 
 
 @dataclass
@@ -78,12 +84,20 @@ class _Rows:
     def __init__(self, section: Section, figures: Sequence[q.Figures], exact: bool) -> None:
         self.section, self.figures, self.exact = section, figures, exact
 
-    def _add(self, name: str, label: str, make: Callable[[q.Figures], Shown]) -> None:
+    def _add(
+        self,
+        name: str,
+        label: str,
+        make: Callable[[q.Figures], Shown],
+        group: str | None = None,
+    ) -> None:
         values = tuple(make(f) for f in self.figures)
-        self.section.rows.append(Row(name, label, (values[0], values[1], values[2])))
+        self.section.rows.append(Row(name, label, (values[0], values[1], values[2]), group))
 
     def count(self, name: str, label: str) -> None:
-        self._add(name, label, lambda f: count(int(f.get(name) or 0), exact=self.exact))
+        # A name like `source:police` is a part of its group (`source`).
+        group = name.split(":", 1)[0] if ":" in name else None
+        self._add(name, label, lambda f: count(int(f.get(name) or 0), exact=self.exact), group)
 
     def percent(self, name: str, label: str, part: str, whole: str) -> None:
         self._add(
@@ -116,6 +130,11 @@ async def build_report(
     if service is not None and service not in catalogue.services:
         raise LookupError(service)
     exact = sees_exact_figures(principal)
+    if not exact and not (period.is_quarter or period.is_financial_year):
+        raise PeriodRefused(
+            "Choose a whole quarter (January, April, July or October to the end of its third "
+            "month) or a financial year (April to March)"
+        )
     periods = [period, period.previous(), period.year_earlier()]
     sections = [
         await _received(db, catalogue, periods, service, exact),
@@ -127,18 +146,20 @@ async def build_report(
     ]
     if service in (None, catalogue.appropriate_adult.service):
         sections.append(await _appropriate_adults(db, periods, exact))
+    # Over time: by month for staff; by quarter for the commissioner (never months beside
+    # their quarter: disclosure.py).
+    steps = [Period(f, f) for f in period.month_starts()] if exact else period.quarters()
     months = [
         Month(
-            month.first.strftime("%b %Y"),
+            step.first.strftime("%b %Y") if exact else step.label,
             count(int(m["received"] or 0), exact=exact),
             percentage(int(m["in_time"] or 0), int(m["with_deadline"] or 0), exact=exact),
         )
-        for month, m in zip(
-            [Period(f, f) for f in period.month_starts()],
-            await q.monthly(db, period, service),
-            strict=True,
-        )
+        for step, m in zip(steps, await q.over_time(db, steps, service), strict=True)
     ]
+    if not exact:
+        for section in sections:
+            _suppress_groups(section)
     breaches = await q.breach_list(db, period, service) if exact else None
     await record_event(
         db,
@@ -338,6 +359,23 @@ async def _appropriate_adults(db: AsyncSession, periods: list[Period], exact: bo
         "aa_attended",
     )
     return section
+
+
+def _suppress_groups(section: Section) -> None:
+    """Secondary suppression of each group of parts with a count under 5 (disclosure.py)."""
+    groups: dict[str, list[int]] = {}
+    for index, row in enumerate(section.rows):
+        if row.group is not None:
+            groups.setdefault(row.group, []).append(index)
+    suppressed = suppress_groups(
+        {name: [list(section.rows[i].values) for i in rows] for name, rows in groups.items()}
+    )
+    for name, rows in groups.items():
+        for index, values in zip(rows, suppressed[name], strict=True):
+            row = section.rows[index]
+            section.rows[index] = Row(
+                row.name, row.label, (values[0], values[1], values[2]), row.group
+            )
 
 
 def csv_rows(report: Report) -> list[list[str]]:

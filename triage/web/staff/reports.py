@@ -25,16 +25,17 @@ from triage.web.staff.charts import bar_chart
 from triage.web.staff.work import _staff
 
 
-def _presets(today: date) -> list[tuple[str, Period]]:
-    """Quick choices: last month, last quarter, the last whole financial year."""
+def _presets(today: date, exact: bool) -> list[tuple[str, Period]]:
+    """Quick choices: last month (staff only: the commissioner's reports are by quarter or
+    financial year), last quarter, the last whole financial year."""
     this_month = date(today.year, today.month, 1)
     last_month = add_months(this_month, -1)
     year_start = today.year - 1 if today.month < 4 else today.year
-    return [
-        ("Last month", Period(last_month, last_month)),
+    presets = [
         ("Last quarter", last_quarter(today)),
         ("Last financial year", Period.financial_year(year_start - 1)),
     ]
+    return [("Last month", Period(last_month, last_month)), *presets] if exact else presets
 
 
 async def _period(
@@ -74,9 +75,12 @@ class ReportsController(Controller):
         period, today = await _period(db, form, start, end)
         report = None
         if period is not None and not form.errors:
-            report = await reports.build_report(
-                db, staff.principal, catalogue, None if code == "all" else code, period
-            )
+            try:
+                report = await reports.build_report(
+                    db, staff.principal, catalogue, None if code == "all" else code, period
+                )
+            except reports.PeriodRefused as refused:
+                form.error("from", str(refused))
         return render(
             "staff/reports.html",
             status=400 if form.errors else 200,
@@ -87,7 +91,7 @@ class ReportsController(Controller):
             error_summary=form.summary if form.errors else None,
             report=report,
             services=sorted((c, s.name) for c, s in catalogue.services.items()),
-            presets=_presets(today),
+            presets=_presets(today, reports.sees_exact_figures(staff.principal)),
             received_chart=_received_chart(report),
             deadline_chart=_deadline_chart(report),
             csv_query=_query(code, period) if report else "",
@@ -108,12 +112,17 @@ class ReportsController(Controller):
         form = Form()
         code = service or "all"
         period, _ = await _period(db, form, start, end)
-        if period is None or (code != "all" and code not in catalogue.services):
+        report = None
+        if period is not None and (code == "all" or code in catalogue.services):
+            try:
+                report = await reports.build_report(
+                    db, staff.principal, catalogue, None if code == "all" else code, period
+                )
+            except reports.PeriodRefused:
+                report = None
+        if report is None or period is None:
             # The page says what is wrong (a CSV cannot).
             return Redirect(f"/staff/reports?{request.url.query}")
-        report = await reports.build_report(
-            db, staff.principal, catalogue, None if code == "all" else code, period
-        )
         out = io.StringIO()
         csv.writer(out).writerows(reports.csv_rows(report))
         filename = f"triage-report-{code}-{period.first:%Y-%m}-to-{period.last:%Y-%m}.csv"
