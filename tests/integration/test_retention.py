@@ -231,3 +231,103 @@ async def test_subject_access_export_marks_third_parties_and_is_audited(
         )
         == 1
     )
+
+
+async def test_erasure_cuts_decisions_down_and_goes_on_until_none_is_due(
+    web: Any, sessions: Any, police: dict[str, str]
+) -> None:
+    from triage.services.catalogues import current_catalogue
+    from triage.services.retention import erase_due
+
+    made = [await _closed_long_ago(web, sessions, police) for _ in range(3)]
+    # One at a time: the job goes on claiming until none is due.
+    await erase_due(sessions, current_catalogue(), limit=1)
+    for referral in made:
+        row = await scalar(
+            sessions,
+            """SELECT json_build_object('erased', r.erased_at IS NOT NULL,
+                   'decisions', (SELECT json_agg(json_build_object('d', d.decision,
+                                                                   'e', d.explanation))
+                                 FROM triage_decisions d WHERE d.referral_id = r.id))
+               FROM referrals r WHERE r.id = :r""",
+            r=referral["id"],
+        )
+        assert row["erased"] is True
+        for decision in row["decisions"]:
+            assert decision["e"] == {}
+            assert decision["d"]["area"]["district"] is None
+            assert all("reasons" not in s for s in decision["d"]["services"])
+            assert decision["d"]["services"]  # the services themselves are kept
+
+
+async def test_an_erased_referral_takes_nothing_new(
+    web: Any, sessions: Any, police: dict[str, str]
+) -> None:
+    from triage.domain.principals import staff
+    from triage.services import case_work, staff_actions
+    from triage.services.clock import service_now
+    from triage.services.staff_actions import ActionRefused
+
+    made = await _closed_long_ago(web, sessions, police)
+    await _erase_due(sessions)
+    withdrawn = await web.post(
+        f"/api/v1/referrals/{made['id']}/withdraw", json={"reason": "x"}, headers=police
+    )
+    assert withdrawn.status_code == 409
+    patched = await web.patch(
+        f"/api/v1/referrals/{made['id']}", json={"consent": {"to_survey": False}}, headers=police
+    )
+    assert patched.status_code == 409
+    lead = staff(uuid.uuid4(), frozenset({"duty_lead"}), frozenset())
+    case_id = await scalar(sessions, "SELECT id FROM cases WHERE referral_id = :r", r=made["id"])
+    async with sessions() as db:
+        with pytest.raises(ActionRefused):
+            await case_work.reopen(db, lead, case_id, "more", await service_now(db))
+    async with sessions() as db:
+        with pytest.raises(ActionRefused):
+            await staff_actions.add_note(db, lead, uuid.UUID(made["id"]), "she said ...")
+
+
+async def test_appropriate_adult_requests_are_erased_whole_a_year_on(
+    web: Any, sessions: Any, police: dict[str, str]
+) -> None:
+    ids = []
+    async with sessions() as db:
+        client_id = await db.scalar(text("SELECT id FROM api_clients LIMIT 1"))
+        version = await db.scalar(text("SELECT version FROM catalogue_versions LIMIT 1"))
+        for status, attend_by in (
+            ("allocated", "now() - interval '2 years'"),
+            ("signposted", "NULL"),
+        ):
+            request_id = uuid.uuid4()
+            ids.append(request_id)
+            await db.execute(
+                text(f"""INSERT INTO aa_requests (id, reference, client_id, external_ref,
+                            custody_suite, person, request, content_hash, received_at,
+                            status, attend_by, reasons, flags, catalogue_version)
+                        VALUES (:id, :ref, :c, :ext, 'Medway',
+                            '{{"first_name": "Kit"}}',
+                            '{{"person": {{"first_name": "Kit"}},
+                               "requester": {{"name": "Sgt Rowe"}}}}',
+                            'x', now() - interval '2 years', :status, {attend_by},
+                            ARRAY['aged 15'], '{{}}', :v)"""),
+                {
+                    "id": request_id,
+                    "ref": f"AAT-{request_id.hex[:10]}",
+                    "c": client_id,
+                    "ext": request_id.hex,
+                    "status": status,
+                    "v": version,
+                },
+            )
+        await db.commit()
+    await _erase_due(sessions)
+    for request_id in ids:
+        row = await scalar(
+            sessions,
+            """SELECT row_to_json(a) FROM (SELECT person, request, reasons, erased_at, status
+               FROM aa_requests WHERE id = :i) a""",
+            i=request_id,
+        )
+        assert row["erased_at"] is not None and row["person"] == {} and row["request"] == {}
+        assert row["reasons"] == [] and "Kit" not in json.dumps(row)

@@ -258,6 +258,10 @@ async def reopen(
     referral = await db.get(models.Referral, case.referral_id, with_for_update=True)
     if referral is None or referral.status == "withdrawn":
         raise ActionRefused("reopen_reason", "The referral was withdrawn: a new referral is needed")
+    if referral.erased_at is not None:
+        raise ActionRefused(
+            "reopen_reason", "The referral's personal data was erased: a new referral is needed"
+        )
     if case.closure_reason in ("duplicate", "withdrawn"):
         raise ActionRefused(
             "reopen_reason", "A case closed as a duplicate or withdrawn stays closed"

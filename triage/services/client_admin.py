@@ -136,11 +136,16 @@ async def create_client(
     return made.id
 
 
-def check_scopes(scopes: list[str]) -> list[ClientProblem]:
+def check_scopes(scopes: list[str], source: str | None = None) -> list[ClientProblem]:
     if not scopes:
         return [ClientProblem("scopes", "Select at least one scope")]
     if any(scope not in SCOPES for scope in scopes):
         return [ClientProblem("scopes", "Select scopes from the list")]
+    if source in api_keys.ONLY_DEFAULT_SCOPES and any(
+        scope not in api_keys.DEFAULT_SCOPES[source] for scope in scopes
+    ):
+        allowed = ", ".join(api_keys.DEFAULT_SCOPES[source])
+        return [ClientProblem("scopes", f"A {source} client's keys carry only {allowed}")]
     return []
 
 
@@ -153,7 +158,7 @@ async def create_key(
 ) -> str:
     """A new key with these scopes: the key itself is returned once and never stored."""
     found = await client(db, principal, client_id)
-    problems = check_scopes(scopes)
+    problems = check_scopes(scopes, found.source)
     if problems:
         raise problems[0]
     ordered = tuple(s for s in SCOPES if s in scopes)

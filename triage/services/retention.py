@@ -12,6 +12,7 @@ catalogue's years is listed for staff review)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -120,6 +121,20 @@ async def erase_referral(
                 WHERE referral_id = :id"""),
         {"id": referral_id},
     )
+    # The decisions keep their services, signposts, priority, groups and area code, never
+    # their reasons (which can name an age, a gender, a vulnerability or a motivation), the
+    # postcode district or the explanation.
+    await db.execute(
+        text("""UPDATE triage_decisions SET explanation = '{}'::jsonb,
+                    decision = jsonb_set(jsonb_set(jsonb_set(decision,
+                        '{area,district}', 'null'::jsonb),
+                        '{services}', COALESCE((SELECT jsonb_agg(s - 'reasons')
+                            FROM jsonb_array_elements(decision -> 'services') s), '[]')),
+                        '{signposts}', COALESCE((SELECT jsonb_agg(s - 'reasons')
+                            FROM jsonb_array_elements(decision -> 'signposts') s), '[]'))
+                WHERE referral_id = :id"""),
+        {"id": referral_id},
+    )
     await record_event(db, actor, "referral.erased", referral_id)
     await db.commit()
     return True
@@ -132,11 +147,16 @@ async def erase_due_requests(db: AsyncSession, catalogue: Catalogue, limit: int 
     ids = [
         row.id
         for row in await db.execute(
-            text("""UPDATE aa_requests SET person = '{}'::jsonb, erased_at = :now
+            # The request keeps its suite, times, status and signpost; the person, the whole
+            # request as sent (the person again, the requester) and the reasons (an age) go.
+            # A signposted request has no attend_by: its year runs from its receipt.
+            text("""UPDATE aa_requests SET person = '{}'::jsonb, request = '{}'::jsonb,
+                        reasons = '{}', erased_at = :now
                     WHERE id IN (SELECT id FROM aa_requests
-                                 WHERE erased_at IS NULL AND attend_by IS NOT NULL
-                                   AND attend_by < CAST(:now AS timestamptz)
-                                                   - make_interval(years => :years)
+                                 WHERE erased_at IS NULL
+                                   AND COALESCE(attend_by, received_at)
+                                       < CAST(:now AS timestamptz)
+                                         - make_interval(years => :years)
                                  LIMIT :limit FOR UPDATE SKIP LOCKED)
                     RETURNING id"""),
             {"now": now, "years": years, "limit": limit},
@@ -149,15 +169,31 @@ async def erase_due_requests(db: AsyncSession, catalogue: Catalogue, limit: int 
 
 
 async def erase_due(
-    sessions: async_sessionmaker[AsyncSession], catalogue: Catalogue, limit: int = 100
+    sessions: async_sessionmaker[AsyncSession],
+    catalogue: Catalogue,
+    limit: int = 100,
+    budget: timedelta = timedelta(minutes=20),
 ) -> int:
-    """The daily job: due referrals, each erased in a transaction of its own, then due
-    Appropriate Adult requests."""
+    """The daily job: due referrals, each erased in a transaction of its own, a claim of
+    `limit` at a time until none is due (or the time `budget` is spent: the next run goes on),
+    then due Appropriate Adult requests likewise."""
     erased = 0
-    for referral_id in await in_session(sessions, due_referrals, catalogue, limit):
-        if await in_session(sessions, erase_referral, referral_id, catalogue):
-            erased += 1
-    return erased + await in_session(sessions, erase_due_requests, catalogue)
+    ends = time.monotonic() + budget.total_seconds()
+    while time.monotonic() < ends:
+        due = await in_session(sessions, due_referrals, catalogue, limit)
+        done = 0
+        for referral_id in due:
+            if await in_session(sessions, erase_referral, referral_id, catalogue):
+                done += 1
+        erased += done
+        if len(due) < limit or done == 0:
+            break
+    while time.monotonic() < ends:
+        requests = await in_session(sessions, erase_due_requests, catalogue)
+        erased += requests
+        if requests == 0:
+            break
+    return erased
 
 
 @dataclass(frozen=True)
@@ -197,7 +233,7 @@ async def preview(db: AsyncSession, catalogue: Catalogue) -> list[Preview]:
             int(
                 await db.scalar(
                     text("""SELECT count(*) FROM aa_requests WHERE erased_at IS NULL
-                            AND attend_by < CAST(:until AS timestamptz)
+                            AND COALESCE(attend_by, received_at) < CAST(:until AS timestamptz)
                                             - make_interval(years => :years)"""),
                     {"until": until, "years": aa_years},
                 )

@@ -81,7 +81,10 @@ async def add_note(
 ) -> int:
     """An append-only note on the referral, or on one of its cases the principal works on."""
     require(principal, "referral.note")
-    await visible_referral(db, principal, referral_id)
+    referral = await visible_referral(db, principal, referral_id)
+    if referral.erased_at is not None:
+        # Its personal data was erased: nothing new is written about the victim.
+        raise ActionRefused("note", "This referral's personal data was erased: no new notes")
     text_value = person_text(
         body,
         missing="Enter the note",

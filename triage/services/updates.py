@@ -76,6 +76,9 @@ async def withdraw(
 ) -> None:
     require(principal, "referral.withdraw")
     referral = await _locked(db, principal, referral_id)
+    if referral.erased_at is not None:
+        # Erased: nothing more is recorded about the victim (not even a reason).
+        raise NotOpen("an erased referral cannot be changed")
     if referral.status == "withdrawn":
         # Already done: the same request twice has the effect of once. Its answer is the
         # referral, read: audited as a reading.
@@ -160,8 +163,11 @@ async def apply_update(
     require(principal, "referral.update")
     await record_catalogue(db, catalogue)
     referral = await _locked(db, principal, referral_id)
-    if referral.status == "withdrawn":
-        raise NotOpen("a withdrawn referral cannot be changed")
+    if referral.status == "withdrawn" or referral.erased_at is not None:
+        raise NotOpen(
+            f"a {'withdrawn' if referral.erased_at is None else 'erased'} referral "
+            "cannot be changed"
+        )
     now = await service_now(db)
     if referral.status == "closed":
         await _update_closed(db, principal, referral, patch, catalogue, now)

@@ -285,7 +285,7 @@ class AdminController(Controller):
         _untouched(form, "once")
         found = await _client(db, staff, target)
         scopes = form.many("scopes")
-        for problem in client_admin.check_scopes(scopes):
+        for problem in client_admin.check_scopes(scopes, found.source):
             form.error(problem.field, problem.message)
         if form.errors:
             return await _client_page(request, db, target, key_form=form)
