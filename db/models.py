@@ -187,7 +187,8 @@ class Referral(Base):
     __table_args__ = (
         # Idempotency is the index's job, not a read-then-write race.
         UniqueConstraint("client_id", "external_ref", name="uq_referrals_client_external_ref"),
-        Index("ix_referrals_received_at", "received_at"),
+        # BRIN: ranges of months for reports, and no order a search could scan backwards.
+        Index("ix_referrals_received_brin", "received_at", postgresql_using="brin"),
         Index(
             "ix_referrals_erasure_due",
             "status",
@@ -303,7 +304,7 @@ class Case(Base):
     needs: Mapped[dict[str, Any] | None]
     __table_args__ = (
         UniqueConstraint("referral_id", "service", name="uq_cases_referral_service"),
-        Index("ix_cases_service_opened", "service", "opened_at"),
+        Index("ix_cases_opened_brin", "opened_at", postgresql_using="brin"),
         Index("ix_cases_closed_at", "closed_at", postgresql_where=text("closed_at IS NOT NULL")),
         Index("ix_cases_service_status", "service", "status"),
         # Open cases by service, oldest first, covering the caseload and the queue's service
