@@ -159,7 +159,9 @@ async def test_exact_figures_for_staff(data: dict[str, Any], sessions: Any) -> N
     assert values("in_time_percent")[0] == pytest.approx(100 * 11 / 17, abs=0.1)
     # Waits of 1..11 h and three of 96 h: median of 14 values is 7.5 h.
     assert values("median_hours")[0] == pytest.approx(7.5, abs=0.01)
-    assert values("breaches")[0] == 1 and values("breaches_paused")[0] == 1
+    # Three contacted late and three never (one of them while paused): from the referrals'
+    # own times, the paused one counted apart.
+    assert values("breaches")[0] == 5 and values("breaches_paused")[0] == 1
     assert values("closed:supported")[0] == 8 and values("closed:declined")[0] == 2
 
 

@@ -193,11 +193,18 @@ WORKING_DAY_START = time(9)
 AGE_BANDS = ("under_18", "18_24", "25_64", "65_plus", "unknown")
 
 
-def age_band(date_of_birth: date | None, received_at: datetime, zone: ZoneInfo = LONDON) -> str:
-    """The victim's age band on the day of receipt (reports keep the band, never the date)."""
-    if date_of_birth is None:
+def age_band(
+    date_of_birth: date | None,
+    received_at: datetime,
+    zone: ZoneInfo = LONDON,
+    age: int | None = None,
+) -> str:
+    """The victim's age band on the day of receipt (reports keep the band, never the date): by
+    the date of birth, else by the age the referrer gave."""
+    if date_of_birth is not None:
+        age = age_on(date_of_birth, local_date(received_at, zone))
+    if age is None:
         return "unknown"
-    age = age_on(date_of_birth, local_date(received_at, zone))
     if age < 18:
         return "under_18"
     if age < 25:

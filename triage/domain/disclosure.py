@@ -77,6 +77,8 @@ def percentage(part: int, whole: int, *, exact: bool) -> Shown:
     if exact:
         value = 100 * part / whole
         return Shown(round(value, 1), f"{value:.1f}%")
+    # "At least 10 people": the exact count (reports.md). Whether a percentage shows does
+    # narrow a count shown as 10 (8 to 12) to 8 or 9, or 10 to 12: never to one value.
     if whole < MIN_PEOPLE or part < SMALL:
         return SUPPRESSED
     value = 100 * rounded(part) / rounded(whole)

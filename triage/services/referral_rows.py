@@ -46,7 +46,7 @@ def report_facts(referral: Referral, decision: Decision, received_at: datetime) 
     its facts change, never derived from personal data later (it may be erased by then)."""
     return {
         "offence_category": referral.offence.category,
-        "age_band": age_band(referral.victim.date_of_birth, received_at),
+        "age_band": age_band(referral.victim.date_of_birth, received_at, age=referral.victim.age),
         "enhanced_rights": list(decision.enhanced_rights),
         "signposts": [s.code for s in decision.signposts],
     }

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from triage.domain.periods import Period
 from triage.domain.survey_catalogue import SurveyPolicy
+from triage.services.clock import service_now
 
 Figures = dict[str, float | int | None]
 ByPeriod = list[Figures]
@@ -144,11 +145,12 @@ async def contact(db: AsyncSession, periods: Sequence[Period], service: str | No
 
 
 async def deadlines(db: AsyncSession, periods: Sequence[Period], service: str | None) -> ByPeriod:
-    """First contact within the contract deadline: of the referrals received in the period
-    with a deadline, how many were first contacted by it; the wait to first contact (median
-    and 90th percentile, calendar and working hours); breaches: deadlines passed without
-    contact, of which contact was paused, and those whose victim's safe times fell after the
-    deadline (counted apart, never hidden)."""
+    """First contact within the contract deadline, of the referrals received in the period
+    whose deadline has come (or that were contacted), leaving out those withdrawn before it
+    (no contact was owed): how many were first contacted by it; the wait to first contact
+    (median and 90th percentile, calendar and working hours); breaches, from the referral's
+    own times (a deadline set after intake counts too), counted apart when the victim's safe
+    times fell after the deadline or contact was paused, never hidden."""
     values_sql, params = _periods_sql(periods)
     scope, more = _scope(service)
     rows = await db.execute(
@@ -157,6 +159,7 @@ async def deadlines(db: AsyncSession, periods: Sequence[Period], service: str | 
                count(*) AS with_deadline,
                count(*) FILTER (WHERE r.first_contact_at <= r.contact_due_by) AS in_time,
                count(r.first_contact_at) AS contacted,
+               count(r.first_contact_working_minutes) AS contacted_working,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY
                    extract(epoch FROM r.first_contact_at - r.received_at) / 3600)
                    AS median_hours,
@@ -166,21 +169,28 @@ async def deadlines(db: AsyncSession, periods: Sequence[Period], service: str | 
                    r.first_contact_working_minutes / 60.0) AS median_working_hours,
                percentile_cont(0.9) WITHIN GROUP (ORDER BY
                    r.first_contact_working_minutes / 60.0) AS p90_working_hours,
-               count(*) FILTER (WHERE b.reason = 'missed') AS breaches,
-               count(*) FILTER (WHERE b.reason = 'paused') AS breaches_paused,
-               count(*) FILTER (WHERE 'safe_window_after_deadline' = ANY(r.flags))
+               count(*) FILTER (WHERE x.breach AND NOT x.safe_window AND NOT x.paused)
+                   AS breaches,
+               count(*) FILTER (WHERE x.breach AND x.paused AND NOT x.safe_window)
+                   AS breaches_paused,
+               count(*) FILTER (WHERE x.breach AND x.safe_window)
                    AS safe_window_after_deadline
         FROM {values_sql}
         JOIN referrals r ON r.received_at >= p.start_at AND r.received_at < p.end_at
-        LEFT JOIN LATERAL (
-            SELECT a.reason FROM alerts a
-            WHERE a.referral_id = r.id AND a.kind = 'deadline_breach' AND a.status = 'raised'
-            LIMIT 1
-        ) b ON true
+        CROSS JOIN LATERAL (
+            SELECT (r.first_contact_at IS NULL OR r.first_contact_at > r.contact_due_by)
+                       AS breach,
+                   'safe_window_after_deadline' = ANY(r.flags) AS safe_window,
+                   EXISTS (SELECT 1 FROM alerts a WHERE a.referral_id = r.id
+                           AND a.kind = 'deadline_breach' AND a.reason = 'paused') AS paused
+        ) x
         WHERE r.contact_due_by IS NOT NULL AND {scope}
+          AND (r.contact_due_by < :now OR r.first_contact_at IS NOT NULL)
+          AND NOT (r.status = 'withdrawn' AND r.final_at <= r.contact_due_by
+                   AND r.first_contact_at IS NULL)
         GROUP BY p.idx
         """),
-        {**params, **more},
+        {**params, **more, "now": await _now(db)},
     )
     out = _empty(periods)
     for row in rows:
@@ -188,6 +198,7 @@ async def deadlines(db: AsyncSession, periods: Sequence[Period], service: str | 
             "with_deadline": row.with_deadline,
             "in_time": row.in_time,
             "contacted": row.contacted,
+            "contacted_working": row.contacted_working,
             "median_hours": row.median_hours,
             "p90_hours": row.p90_hours,
             "median_working_hours": row.median_working_hours,
@@ -197,6 +208,10 @@ async def deadlines(db: AsyncSession, periods: Sequence[Period], service: str | 
             "safe_window_after_deadline": row.safe_window_after_deadline,
         }
     return out
+
+
+async def _now(db: AsyncSession) -> Any:
+    return await service_now(db)
 
 
 async def breach_list(

@@ -239,16 +239,18 @@ async def _deadlines(
 ) -> Section:
     section = Section("deadline", "First contact within the contract deadline")
     rows = _Rows(section, await q.deadlines(db, periods, service), exact)
-    rows.count("with_deadline", "Referrals with a deadline")
+    rows.count("with_deadline", "Referrals whose deadline has come")
     rows.count("in_time", "First contacted by the deadline")
     rows.percent("in_time_percent", "First contacted by the deadline", "in_time", "with_deadline")
     rows.hours("median_hours", "Median wait to first contact (calendar hours)", "contacted")
     rows.hours("p90_hours", "90th percentile wait (calendar hours)", "contacted")
-    rows.hours("median_working_hours", "Median wait (working hours)", "contacted")
-    rows.hours("p90_working_hours", "90th percentile wait (working hours)", "contacted")
+    rows.hours("median_working_hours", "Median wait (working hours)", "contacted_working")
+    rows.hours("p90_working_hours", "90th percentile wait (working hours)", "contacted_working")
     rows.count("breaches", "Deadlines missed")
     rows.count("breaches_paused", "Deadlines missed while contact was paused")
-    rows.count("safe_window_after_deadline", "Victim's safe times fell after the deadline")
+    rows.count(
+        "safe_window_after_deadline", "Deadlines missed: the victim's safe times fell after them"
+    )
     return section
 
 

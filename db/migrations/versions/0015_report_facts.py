@@ -70,6 +70,12 @@ def upgrade() -> None:
         UPDATE referrals r SET
             offence_category = COALESCE(NULLIF(r.facts -> 'offence' ->> 'category', ''), 'other'),
             age_band = CASE
+                WHEN r.victim_dob IS NULL AND (r.facts -> 'victim' ->> 'age') ~ '^[0-9]{1,3}$'
+                    THEN CASE
+                        WHEN (r.facts -> 'victim' ->> 'age')::int < 18 THEN 'under_18'
+                        WHEN (r.facts -> 'victim' ->> 'age')::int < 25 THEN '18_24'
+                        WHEN (r.facts -> 'victim' ->> 'age')::int < 65 THEN '25_64'
+                        ELSE '65_plus' END
                 WHEN r.victim_dob IS NULL THEN 'unknown'
                 WHEN r.victim_dob > (r.received_at AT TIME ZONE 'Europe/London')::date
                     - interval '18 years' THEN 'under_18'
