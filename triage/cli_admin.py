@@ -237,11 +237,7 @@ def load_year_like(shape: str, scale: float, client_name: str) -> str:
     async def go() -> dict[str, int]:
         pool = await make_pool(url, 1)
         try:
-            client = await pool.fetchrow(
-                "SELECT id, source FROM api_clients WHERE name = $1", client_name
-            )
-            if client is None:
-                raise click.ClickException(f"no client named {client_name!r}")
+            client = await _client_row(pool, client_name)
             return await load_year(
                 pool, current_catalogue(), client["id"], client["source"], shape, scale
             )
@@ -258,6 +254,14 @@ def refuse_in_production(what: str) -> None:
         sys.exit(1)
 
 
+async def _client_row(pool: Any, client_name: str) -> Any:
+    """The demo's API client by name (its referrals arrive as the client's)."""
+    client = await pool.fetchrow("SELECT id, source FROM api_clients WHERE name = $1", client_name)
+    if client is None:
+        raise click.ClickException(f"no client named {client_name!r}")
+    return client
+
+
 def load_demo(count: int, client_name: str) -> str:
     from db.pool import make_pool
     from triage.demo import demo_referrals
@@ -271,11 +275,7 @@ def load_demo(count: int, client_name: str) -> str:
     async def go() -> dict[str, int]:
         pool = await make_pool(url, 1)
         try:
-            client = await pool.fetchrow(
-                "SELECT id, source FROM api_clients WHERE name = $1", client_name
-            )
-            if client is None:
-                raise click.ClickException(f"no client named {client_name!r}")
+            client = await _client_row(pool, client_name)
             # The demo's referrals arrive as the client's, as a key of it would send them.
             caller = client_principal(
                 client["id"], frozenset({"referrals:write"}), client["source"]

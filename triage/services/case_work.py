@@ -14,7 +14,6 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import models
@@ -28,7 +27,7 @@ from triage.services.closures import cancel_invitations, stop_pending_contact
 from triage.services.scoping import cases_visible_to
 from triage.services.staff_actions import ActionRefused, person_text
 from triage.services.staff_views import NotInScope
-from triage.services.surveys import invite_on_closure
+from triage.services.surveys import invite_on_closure, save_outcomes
 
 STAFF_CLOSURE_REASONS = ("supported", "declined", "unable_to_contact", "not_eligible", "moved_area")
 TEXT_MAX = 8000
@@ -164,17 +163,7 @@ async def record_outcomes(
     if not rows:
         first = catalogue.surveys.outcome_measures[0].key
         raise ActionRefused(first, "Select a score for at least one measure")
-    statement = pg_insert(models.CaseOutcome).values(rows)
-    await db.execute(
-        statement.on_conflict_do_update(
-            index_elements=["case_id", "stage", "source", "measure"],
-            set_={
-                "score": statement.excluded.score,
-                "recorded_at": statement.excluded.recorded_at,
-                "recorded_by": statement.excluded.recorded_by,
-            },
-        )
-    )
+    await save_outcomes(db, rows)
     await record_event(
         db,
         principal.actor,

@@ -19,6 +19,7 @@ from triage.domain.disclosure import Shown, count, percentage, statistic, suppre
 from triage.domain.periods import Period
 from triage.domain.policy import require
 from triage.domain.principals import Principal
+from triage.domain.statuses import CLOSURE_REASONS
 from triage.services import report_queries as q
 from triage.services.audit import record_event
 
@@ -261,15 +262,7 @@ async def _cases(
     rows = _Rows(section, await q.cases(db, periods, service), exact)
     rows.count("opened", "Cases opened")
     rows.count("closed", "Cases closed")
-    for reason in (
-        "supported",
-        "declined",
-        "unable_to_contact",
-        "not_eligible",
-        "moved_area",
-        "duplicate",
-        "withdrawn",
-    ):
+    for reason in CLOSURE_REASONS:
         rows.count(f"closed:{reason}", "Closed: " + reason.replace("_", " "))
     rows.count("open_at_end", "Open at the end of the period")
     return section

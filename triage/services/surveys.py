@@ -430,16 +430,7 @@ async def submit_survey(
     if measures:
         # A case surveyed again (re-opened, closed again): the newest answer is its closure
         # score from the survey.
-        statement = pg_insert(models.CaseOutcome).values(measures)
-        await db.execute(
-            statement.on_conflict_do_update(
-                index_elements=["case_id", "stage", "source", "measure"],
-                set_={
-                    "score": statement.excluded.score,
-                    "recorded_at": statement.excluded.recorded_at,
-                },
-            )
-        )
+        await save_outcomes(db, measures)
     if flagged:
         alert = alert_row(invitation.referral_id, SAFEGUARDING_ALERT, now)
         alert.update(status="raised", raised_at=now, reason="survey_free_text")
@@ -451,6 +442,22 @@ async def submit_survey(
     await record_event(db, SYSTEM_ACTOR, "survey.completed", invitation.id, "survey_invitation")
     await db.commit()
     return True
+
+
+async def save_outcomes(db: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Outcome scores (the caseworker's or the survey's): a measure recorded again at the same
+    stage by the same source replaces the score, so the newest counts."""
+    statement = pg_insert(models.CaseOutcome).values(rows)
+    await db.execute(
+        statement.on_conflict_do_update(
+            index_elements=["case_id", "stage", "source", "measure"],
+            set_={
+                "score": statement.excluded.score,
+                "recorded_at": statement.excluded.recorded_at,
+                "recorded_by": statement.excluded.recorded_by,
+            },
+        )
+    )
 
 
 # --- the case page ---------------------------------------------------------------------

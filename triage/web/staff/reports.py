@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 
@@ -54,6 +55,43 @@ async def _period(
         return None, today
 
 
+@dataclass
+class _Asked:
+    """A report as asked for by the query string: the form (with its errors), the service's
+    code, the period and the report when nothing was wrong, and today by the service clock."""
+
+    form: Form
+    code: str
+    period: Period | None
+    report: reports.Report | None
+    today: date
+
+
+async def _asked(
+    request: Request[Any, Any, Any],
+    db: Db,
+    service: str | None,
+    start: str | None,
+    end: str | None,
+) -> _Asked:
+    staff = _staff(request)
+    catalogue = request.app.state.catalogue
+    form = Form(values={"service": service or "all", "from": start or "", "to": end or ""})
+    code = service or "all"
+    if code != "all" and code not in catalogue.services:
+        form.error("service", "Select a service")
+    period, today = await _period(db, form, start, end)
+    report = None
+    if period is not None and not form.errors:
+        try:
+            report = await reports.build_report(
+                db, staff.principal, catalogue, None if code == "all" else code, period
+            )
+        except reports.PeriodRefused as refused:
+            form.error("from", str(refused))
+    return _Asked(form, code, period, report, today)
+
+
 class ReportsController(Controller):
     path = "/staff"
 
@@ -67,20 +105,8 @@ class ReportsController(Controller):
         end: Annotated[str | None, Parameter(query="to")] = None,
     ) -> Any:
         staff = _staff(request)
-        catalogue = request.app.state.catalogue
-        form = Form(values={"service": service or "all", "from": start or "", "to": end or ""})
-        code = service or "all"
-        if code != "all" and code not in catalogue.services:
-            form.error("service", "Select a service")
-        period, today = await _period(db, form, start, end)
-        report = None
-        if period is not None and not form.errors:
-            try:
-                report = await reports.build_report(
-                    db, staff.principal, catalogue, None if code == "all" else code, period
-                )
-            except reports.PeriodRefused as refused:
-                form.error("from", str(refused))
+        asked = await _asked(request, db, service, start, end)
+        report, form = asked.report, asked.form
         return render(
             "staff/reports.html",
             status=400 if form.errors else 200,
@@ -90,11 +116,11 @@ class ReportsController(Controller):
             form=form,
             error_summary=form.summary if form.errors else None,
             report=report,
-            services=sorted((c, s.name) for c, s in catalogue.services.items()),
-            presets=_presets(today, reports.sees_exact_figures(staff.principal)),
+            services=sorted((c, s.name) for c, s in request.app.state.catalogue.services.items()),
+            presets=_presets(asked.today, reports.sees_exact_figures(staff.principal)),
             received_chart=_received_chart(report),
             deadline_chart=_deadline_chart(report),
-            csv_query=_query(code, period) if report else "",
+            csv_query=_query(asked.code, asked.period) if report else "",
             columns=reports.COLUMNS,
         )
 
@@ -107,19 +133,8 @@ class ReportsController(Controller):
         start: Annotated[str | None, Parameter(query="from")] = None,
         end: Annotated[str | None, Parameter(query="to")] = None,
     ) -> Any:
-        staff = _staff(request)
-        catalogue = request.app.state.catalogue
-        form = Form()
-        code = service or "all"
-        period, _ = await _period(db, form, start, end)
-        report = None
-        if period is not None and (code == "all" or code in catalogue.services):
-            try:
-                report = await reports.build_report(
-                    db, staff.principal, catalogue, None if code == "all" else code, period
-                )
-            except reports.PeriodRefused:
-                report = None
+        asked = await _asked(request, db, service, start, end)
+        report, period, code = asked.report, asked.period, asked.code
         if report is None or period is None:
             # The page says what is wrong (a CSV cannot).
             return Redirect(f"/staff/reports?{request.url.query}")
