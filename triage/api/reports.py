@@ -47,7 +47,7 @@ async def read_report(
         try:
             period = Period.of_months(start, to)
         except PeriodError as error:
-            problems.append(Problem("to" if to and "ends" in str(error) else "from", str(error)))
+            problems.append(Problem(error.field, str(error)))
     if problems or period is None:
         raise InvalidInput(problems)
     try:

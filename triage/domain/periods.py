@@ -15,17 +15,21 @@ _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
 class PeriodError(ValueError):
-    pass
+    """A period that cannot be reported on; `field` is the query's `from` or `to`. The message
+    never repeats what was sent (it could be anything a person typed)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
-def parse_month(text: str) -> date:
+def parse_month(text: str, field: str = "from") -> date:
     """`YYYY-MM` -> the first day of that month."""
     found = _MONTH.match(text.strip()) if isinstance(text, str) else None
-    if not found:
-        raise PeriodError(f"'{text}' is not a month: give YYYY-MM")
-    year, month = int(found.group(1)), int(found.group(2))
+    year, month = (int(found.group(1)), int(found.group(2))) if found else (0, 0)
     if not 1 <= month <= 12 or not 2000 <= year <= 2100:
-        raise PeriodError(f"'{text}' is not a month: give YYYY-MM")
+        which = "first" if field == "from" else "last"
+        raise PeriodError(field, f"Enter the {which} month as YYYY-MM, like 2026-07")
     return date(year, month, 1)
 
 
@@ -43,13 +47,13 @@ class Period:
 
     @classmethod
     def of_months(cls, start: str, end: str | None = None) -> Period:
-        first = parse_month(start)
-        last = parse_month(end) if end else first
+        first = parse_month(start, "from")
+        last = parse_month(end, "to") if end else first
         if last < first:
-            raise PeriodError("the period ends before it starts")
+            raise PeriodError("to", "The last month must be the first month or after it")
         period = cls(first, last)
         if period.months > MAX_MONTHS:
-            raise PeriodError(f"a report covers at most {MAX_MONTHS} months")
+            raise PeriodError("to", f"A report covers at most {MAX_MONTHS} months")
         return period
 
     @classmethod

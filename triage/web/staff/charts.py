@@ -40,7 +40,8 @@ def bar_chart(
     """`points`: (label, value or None when suppressed, text). `top`: the scale's maximum
     (100 for percentages), else the largest value rounded up."""
     values = [v for _, v, _ in points if v is not None]
-    ceiling = top or _nice(max(values, default=0) or 1)
+    # At least 10: a scale of 0 to 1 would label its middle "0" (and a count's bars are whole).
+    ceiling = top or _nice(max(max(values, default=0), 10))
     plot_height = HEIGHT - BOTTOM - TOP
     slot = (WIDTH - LEFT) / max(len(points), 1)
     bars = []

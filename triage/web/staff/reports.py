@@ -51,7 +51,7 @@ async def _period(
     try:
         return Period.of_months(start, end or None), today
     except PeriodError as error:
-        form.error("to" if "ends" in str(error) else "from", str(error).capitalize())
+        form.error(error.field, str(error))
         return None, today
 
 
@@ -117,6 +117,7 @@ class ReportsController(Controller):
             error_summary=form.summary if form.errors else None,
             report=report,
             services=sorted((c, s.name) for c, s in request.app.state.catalogue.services.items()),
+            exact=reports.sees_exact_figures(staff.principal),
             presets=_presets(asked.today, reports.sees_exact_figures(staff.principal)),
             received_chart=_received_chart(report),
             deadline_chart=_deadline_chart(report),
