@@ -199,7 +199,7 @@ async def deadlines(db: AsyncSession, periods: Sequence[Period], service: str | 
                    AND r.first_contact_at IS NULL)
         GROUP BY p.idx
         """),
-        {**params, **more, "now": await _now(db)},
+        {**params, **more, "now": await service_now(db)},
     )
     out = _empty(periods)
     for row in rows:
@@ -217,10 +217,6 @@ async def deadlines(db: AsyncSession, periods: Sequence[Period], service: str | 
             "safe_window_after_deadline": row.safe_window_after_deadline,
         }
     return out
-
-
-async def _now(db: AsyncSession) -> Any:
-    return await service_now(db)
 
 
 async def breach_list(
@@ -280,23 +276,6 @@ async def cases(db: AsyncSession, periods: Sequence[Period], service: str | None
         out[row.idx][f"closed:{row.closure_reason}"] = row.n
         out[row.idx]["closed"] = int(out[row.idx].get("closed") or 0) + row.n
     return out
-
-
-async def waiting_list(db: AsyncSession, service: str | None) -> Figures:
-    """Now (not per period: the list has no history): cases waiting, and the longest wait in
-    days."""
-    service_filter = "service = :service" if service else "true"
-    row = (
-        await db.execute(
-            text(f"""
-            SELECT count(*) AS waiting,
-                   max(extract(epoch FROM now() - opened_at) / 86400) AS longest_days
-            FROM cases WHERE status = 'waiting_list' AND {service_filter}
-            """),
-            {"service": service} if service else {},
-        )
-    ).one()
-    return {"waiting": row.waiting, "longest_wait_days": row.longest_days}
 
 
 async def signposts(db: AsyncSession, periods: Sequence[Period], service: str | None) -> ByPeriod:
